@@ -1,0 +1,19 @@
+//! hark: a realtime sound-event daemon.
+//!
+//! The modules follow the data's path through the daemon:
+//! capture → (ring) → pipeline (resample, window) → frontend → model → smoothing → decision
+//! → publish / hooks. Offline commands (`classify`, `features`) reuse the same stages on files.
+//! See ARCHITECTURE.md for the map and the invariants each module keeps.
+
+pub mod audio;
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod decision;
+pub mod frontend;
+pub mod hooks;
+pub mod model;
+pub mod pipeline;
+pub mod publish;
+pub mod record;
+pub mod smoothing;

@@ -1,0 +1,116 @@
+//! The records hark emits: predictions, sound events and status.
+//!
+//! These are plain data. They are printed by `hark run --print json`, published on the
+//! socket and handed to hooks, always in the same JSON shape (one object per line).
+//! Only this module and `publish` know field names on the wire.
+
+use serde::{Deserialize, Serialize};
+
+/// One label with its (smoothed) score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f32,
+}
+
+/// Everything the pipeline reports. `start` is seconds since the stream began (for a file,
+/// the position in the file); `time` is the wall clock in RFC 3339.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// Smoothed top-K scores of one window.
+    Prediction {
+        start: f64,
+        end: f64,
+        time: String,
+        top: Vec<LabelScore>,
+        /// RMS level of the window in dBFS.
+        level_db: f32,
+        /// True when the level gate skipped inference for this window (`top` is then empty).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gated: bool,
+    },
+    /// A sound began.
+    EventStart {
+        id: u64,
+        label: String,
+        start: f64,
+        time: String,
+        score: f32,
+    },
+    /// A sound ended. `peak` is the highest smoothed score it reached.
+    EventEnd {
+        id: u64,
+        label: String,
+        start: f64,
+        end: f64,
+        time: String,
+        peak: f32,
+    },
+    /// Periodic health of the pipeline.
+    Status {
+        start: f64,
+        time: String,
+        /// Samples the capture ring could not take (the consumer was too slow).
+        overruns: u64,
+        /// Windows the consumer skipped to catch up.
+        skipped_windows: u64,
+        /// Mean inference time per window since the last status, in milliseconds.
+        inference_ms: f32,
+        /// Level of the last window, in dBFS.
+        level_db: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+impl Record {
+    /// The record's `type` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Prediction { .. } => "prediction",
+            Record::EventStart { .. } => "event_start",
+            Record::EventEnd { .. } => "event_end",
+            Record::Status { .. } => "status",
+        }
+    }
+
+    /// The label of an event record, if it is one.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Record::EventStart { label, .. } | Record::EventEnd { label, .. } => Some(label),
+            _ => None,
+        }
+    }
+
+    /// One JSON line, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("records always serialize")
+    }
+}
+
+/// The wall clock now, as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_start_serializes_with_type_tag() {
+        let r = Record::EventStart {
+            id: 3,
+            label: "Knock".into(),
+            start: 1.5,
+            time: "2026-01-01T00:00:00.000Z".into(),
+            score: 0.8,
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["type"], "event_start");
+        assert_eq!(v["label"], "Knock");
+        assert_eq!(v["id"], 3);
+        assert_eq!(r.kind(), "event_start");
+    }
+}
