@@ -1,0 +1,997 @@
+//! Audio in: decoding files, raw PCM from stdin, channel downmix and sample-rate conversion.
+//!
+//! This module owns turning bytes that claim to be audio into `f32` samples in `[-1, 1]` at the
+//! rate the rest of hark wants: [`decode_file`] (WAV through hound, everything else through
+//! symphonia), [`RawFormat`] for headerless PCM, [`downmix`], the offline [`resample`] and the
+//! streaming [`StreamResampler`] used by the realtime pipeline. Both resamplers share one
+//! engine, so offline tools and the daemon see identical samples.
+//!
+//! It must not know about features, models or events, and must not touch audio devices; its
+//! only I/O is reading the file it is given. Errors name that file and say what to do.
+
+use std::cell::Cell;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::str::FromStr;
+
+use rubato::{FftFixedInOut, Resampler as _};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use tracing::{debug, warn};
+
+/// Highest sample rate accepted anywhere in this module. 768 kHz is the fastest rate common
+/// converters offer; anything above it in a file header is far more likely damage than audio,
+/// and it bounds the FFT sizes the resampler may allocate.
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+
+/// Errors from reading, decoding or converting audio.
+///
+/// Every variant about a file names it, says what is wrong and what to do about it, so the
+/// message can be shown to the user as is.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The path does not exist.
+    #[error("audio file `{}` does not exist; check the path (relative paths start from the working directory)", .path.display())]
+    NotFound { path: PathBuf },
+
+    /// The file exists but could not be read (permissions, a directory, an I/O fault).
+    #[error("cannot read audio file `{}`: {source}; check that it is a readable regular file", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file has zero bytes.
+    #[error("audio file `{}` is empty (0 bytes); re-record or re-export it", .path.display())]
+    Empty { path: PathBuf },
+
+    /// The contents match no audio container hark can read, whatever the extension says.
+    #[error("`{}` is not an audio file hark recognises: its contents match none of WAV, FLAC, Ogg, MP3, AAC, AIFF, CAF, MP4/M4A or MKV/WebM (the extension is not trusted); convert it, e.g. `sox INPUT -b 16 OUTPUT.wav`", .path.display())]
+    NotAudio { path: PathBuf },
+
+    /// A recognised container holding an encoding hark cannot decode.
+    #[error("`{}` uses an encoding hark cannot decode ({detail}); convert it to PCM WAV or FLAC, e.g. `sox INPUT -b 16 OUTPUT.wav`", .path.display())]
+    UnsupportedCodec { path: PathBuf, detail: String },
+
+    /// The header of a recognised container is malformed.
+    #[error("`{}` has a malformed header ({detail}); the file is damaged or mislabelled, re-export it", .path.display())]
+    BadHeader { path: PathBuf, detail: String },
+
+    /// The header parsed but declares an impossible stream: zero channels, a zero or absurd rate.
+    #[error("`{}` declares an impossible audio format ({detail}); the header is damaged, re-export the file", .path.display())]
+    InvalidSpec { path: PathBuf, detail: String },
+
+    /// The stream ends early or its packets do not decode.
+    #[error("`{}` is truncated or corrupt ({detail}); re-export or re-download it", .path.display())]
+    Corrupt { path: PathBuf, detail: String },
+
+    /// A container with no audio track in it (e.g. video-only or metadata-only).
+    #[error("`{}` contains no audio track; pick a file that has sound in it", .path.display())]
+    NoAudioTrack { path: PathBuf },
+
+    /// The file is well formed but holds zero sample frames.
+    #[error("`{}` contains no audio samples (0 frames); re-record or re-export it", .path.display())]
+    NoSamples { path: PathBuf },
+
+    /// A sample rate given to a resampler is zero or above [`MAX_SAMPLE_RATE`].
+    #[error("sample rate {rate} Hz is out of range; hark handles 1 to {MAX_SAMPLE_RATE} Hz — check the configured or detected rate")]
+    RateOutOfRange { rate: u32 },
+
+    /// rubato refused to build a resampler (not expected once rates are validated).
+    #[error("cannot build a resampler from {from} Hz to {to} Hz: {source}")]
+    Resampler {
+        from: u32,
+        to: u32,
+        #[source]
+        source: rubato::ResamplerConstructionError,
+    },
+
+    /// A `--format` name that is not one of [`RawFormat`]'s.
+    #[error("unknown raw sample format `{given}`; allowed: {}", RawFormat::NAMES)]
+    UnknownRawFormat { given: String },
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, AudioError>;
+
+/// Decoded audio as read from a file, before conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// Frames per second of `samples`, as the file declares it; always in 1..=[`MAX_SAMPLE_RATE`].
+    pub sample_rate: u32,
+    /// Interleaving stride of `samples`; always at least 1.
+    pub channels: u16,
+    /// Interleaved samples in `[-1, 1]`; always a whole number of frames.
+    pub samples: Vec<f32>,
+}
+
+impl Decoded {
+    /// Number of sample frames (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.samples.len() / usize::from(self.channels.max(1))
+    }
+
+    /// Length in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.frames() as f64 / f64::from(self.sample_rate.max(1))
+    }
+}
+
+/// Decode a whole audio file to interleaved `f32`.
+///
+/// The container is chosen from the file's first bytes, never from its extension alone.
+/// RIFF/WAVE goes to hound (8/16/24/32-bit integer PCM, 32-bit float, WAVE_FORMAT_EXTENSIBLE);
+/// WAV variants hound refuses (64-bit float, A-law, ADPCM, …) and every other container (FLAC,
+/// Ogg Vorbis, MP3, AAC, AIFF, CAF, MP4, MKV) go to symphonia.
+///
+/// A stream that ends before its header says it should (a WAV whose data chunk is cut short, a
+/// recording that was never finalised) is decoded up to where the bytes stop, with a warning,
+/// rather than rejected: the audio that is there is usually what the user wants. Float samples
+/// outside `[-1, 1]` are clamped and non-finite ones become 0, so later stages can rely on range.
+pub fn decode_file(path: &Path) -> Result<Decoded> {
+    let mut file = open(path)?;
+    let mut head = [0u8; 16];
+    let head_len = read_head(&mut file, &mut head).map_err(|e| io_error(path, e))?;
+    if head_len == 0 {
+        return Err(AudioError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let container = sniff(&head[..head_len]);
+    debug!(path = %path.display(), ?container, "probed audio container");
+    // Both decoders expect the container from its first byte.
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| io_error(path, e))?;
+    let decoded = match container {
+        Container::Wav => decode_wav(path, file)?,
+        Container::Other => decode_symphonia(path, file)?,
+        Container::Unknown => {
+            return Err(AudioError::NotAudio {
+                path: path.to_owned(),
+            })
+        }
+    };
+    if decoded.samples.is_empty() {
+        return Err(AudioError::NoSamples {
+            path: path.to_owned(),
+        });
+    }
+    Ok(decoded)
+}
+
+/// Average interleaved channels to mono.
+///
+/// A trailing partial frame is ignored. `channels == 0` yields an empty vector, since there is
+/// no frame to average.
+pub fn downmix(interleaved: &[f32], channels: u16) -> Vec<f32> {
+    match channels {
+        0 => Vec::new(),
+        1 => interleaved.to_vec(),
+        n => {
+            let n = usize::from(n);
+            let scale = 1.0 / n as f32;
+            interleaved
+                .chunks_exact(n)
+                .map(|frame| frame.iter().sum::<f32>() * scale)
+                .collect()
+        }
+    }
+}
+
+/// Resample a whole mono buffer from `from` Hz to `to` Hz.
+///
+/// Returns exactly `round(len * to / from)` samples, time-aligned with the input: the
+/// resampler's delay is cut from the front and the tail is flushed with silence, so sample `k`
+/// of the output is the signal at time `k / to`. Equal rates return a copy.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    check_rate(from)?;
+    check_rate(to)?;
+    if from == to {
+        return Ok(samples.to_vec());
+    }
+    let target = output_len(samples.len(), from, to);
+    if target == 0 {
+        return Ok(Vec::new());
+    }
+    let mut engine = FftEngine::new(from, to)?;
+    let delay = engine.delay();
+    let mut out = Vec::with_capacity(delay + target + engine.chunk_out());
+    engine.push(samples, &mut out);
+    // Silence pushes the delayed tail out of the filter; one chunk of it at a time.
+    let silence = vec![0.0; engine.chunk_in()];
+    while out.len() < delay + target {
+        engine.push(&silence, &mut out);
+    }
+    out.drain(..delay);
+    out.truncate(target);
+    Ok(out)
+}
+
+/// Decode, downmix and resample: mono `f32` at `rate` Hz.
+pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
+    // Checked before decoding so a bad setting does not cost a whole decode first.
+    check_rate(rate)?;
+    let decoded = decode_file(path)?;
+    let mono = downmix(&decoded.samples, decoded.channels);
+    resample(&mono, decoded.sample_rate, rate)
+}
+
+/// Streaming resampler for the realtime pipeline.
+///
+/// Push chunks of any size of mono samples at `from` Hz, get mono samples at `to` Hz appended
+/// to a caller-owned vector. Input is buffered internally until a full block is available, so
+/// output arrives in bursts of a fixed size. Its samples are identical to what [`resample`]
+/// produces for the same input, shifted by [`delay`](Self::delay).
+///
+/// Equal rates pass samples straight through with no delay.
+pub struct StreamResampler {
+    /// `None` when the rates are equal: nothing to do, and no latency to add.
+    engine: Option<FftEngine>,
+}
+
+impl StreamResampler {
+    /// Build a resampler; allocates all buffers up front.
+    pub fn new(from: u32, to: u32) -> Result<Self> {
+        check_rate(from)?;
+        check_rate(to)?;
+        let engine = if from == to {
+            None
+        } else {
+            Some(FftEngine::new(from, to)?)
+        };
+        Ok(StreamResampler { engine })
+    }
+
+    /// Resample `input` and append the samples that became ready to `out`.
+    ///
+    /// Reuses internal buffers; the only allocation is `out` growing.
+    pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        match &mut self.engine {
+            Some(engine) => engine.push(input, out),
+            None => out.extend_from_slice(input),
+        }
+    }
+
+    /// Latency in output samples: output sample `k` corresponds to input time
+    /// `(k - delay) / to` seconds. Callers subtract it to align timestamps.
+    ///
+    /// This is the filter's delay only; input also waits in the internal block buffer, which
+    /// delays when output appears but not which instant it describes.
+    pub fn delay(&self) -> usize {
+        self.engine.as_ref().map_or(0, FftEngine::delay)
+    }
+}
+
+impl fmt::Debug for StreamResampler {
+    // rubato's resamplers are not Debug; show the shape that matters instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.engine {
+            Some(e) => f
+                .debug_struct("StreamResampler")
+                .field("chunk_in", &e.chunk_in())
+                .field("chunk_out", &e.chunk_out())
+                .field("pending", &e.pending.len())
+                .field("delay", &e.delay())
+                .finish(),
+            None => f.write_str("StreamResampler(passthrough)"),
+        }
+    }
+}
+
+/// Sample formats of headerless PCM on stdin (`--format`): the common outputs of
+/// `ffmpeg -f <fmt>` and `arecord -f <FMT>`. All little-endian and interleaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFormat {
+    /// Signed 16-bit (`s16le`, arecord `S16_LE`).
+    S16Le,
+    /// Signed 24-bit packed in 3 bytes (`s24le`, arecord `S24_3LE`). arecord's `S24_LE`
+    /// (24 bits in a 4-byte container) is a different layout and deliberately not accepted.
+    S24Le,
+    /// Signed 32-bit (`s32le`, arecord `S32_LE`).
+    S32Le,
+    /// 32-bit IEEE float (`f32le`, arecord `FLOAT_LE`).
+    F32Le,
+    /// Unsigned 8-bit with 128 as silence (`u8`, arecord `U8`).
+    U8,
+}
+
+impl RawFormat {
+    /// The canonical names, as listed in error messages.
+    pub const NAMES: &'static str = "s16le, s24le (3-byte), s32le, f32le, u8";
+
+    /// Bytes in one sample of one channel.
+    pub fn bytes_per_sample(self) -> usize {
+        match self {
+            RawFormat::S16Le => 2,
+            RawFormat::S24Le => 3,
+            RawFormat::S32Le | RawFormat::F32Le => 4,
+            RawFormat::U8 => 1,
+        }
+    }
+
+    /// Append the samples in `bytes` to `out` as `f32` in `[-1, 1]`.
+    ///
+    /// Only whole samples are decoded; trailing bytes that do not make a full sample are
+    /// ignored, so a caller reading a pipe must carry them over to the next call.
+    pub fn decode(self, bytes: &[u8], out: &mut Vec<f32>) {
+        let width = self.bytes_per_sample();
+        let chunks = bytes.chunks_exact(width);
+        out.reserve(chunks.len());
+        match self {
+            RawFormat::S16Le => {
+                out.extend(chunks.map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0))
+            }
+            RawFormat::S24Le => out.extend(chunks.map(|b| {
+                // Place the 3 bytes in the top of an i32 so the shift back sign-extends.
+                let v = i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8;
+                v as f32 / 8_388_608.0
+            })),
+            RawFormat::S32Le => out
+                .extend(chunks.map(|b| {
+                    i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
+                })),
+            RawFormat::F32Le => {
+                out.extend(chunks.map(|b| sanitize(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))))
+            }
+            RawFormat::U8 => out.extend(chunks.map(|b| (f32::from(b[0]) - 128.0) / 128.0)),
+        }
+    }
+
+    /// Canonical name, the one [`FromStr`] and ffmpeg use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RawFormat::S16Le => "s16le",
+            RawFormat::S24Le => "s24le",
+            RawFormat::S32Le => "s32le",
+            RawFormat::F32Le => "f32le",
+            RawFormat::U8 => "u8",
+        }
+    }
+}
+
+impl fmt::Display for RawFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RawFormat {
+    type Err = AudioError;
+
+    /// Accepts ffmpeg's names and arecord's, case-insensitively.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "s16le" | "s16_le" => Ok(RawFormat::S16Le),
+            "s24le" | "s24_3le" => Ok(RawFormat::S24Le),
+            "s32le" | "s32_le" => Ok(RawFormat::S32Le),
+            "f32le" | "float_le" => Ok(RawFormat::F32Le),
+            "u8" => Ok(RawFormat::U8),
+            _ => Err(AudioError::UnknownRawFormat {
+                given: s.to_owned(),
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resampling engine
+
+/// Smallest block, in both input and output samples, the FFT resampler works on. The block
+/// length is also the anti-aliasing filter's length, so this sets the quality floor: 512 taps
+/// keep the passband flat to well within 1% and the transition band narrow, at ~32 ms of
+/// block latency for 16 kHz output.
+const MIN_BLOCK: u64 = 512;
+
+/// rubato's synchronous FFT resampler plus the input buffer that lets callers push any amount.
+///
+/// The FFT resampler was chosen over the sinc one because it is exact for rational ratios (so
+/// output length tracks input length forever without drift), cheap per sample, and sizes its
+/// filter to the ratio, which matters for large down-sampling ratios such as 192 kHz → 16 kHz.
+struct FftEngine {
+    resampler: FftFixedInOut<f32>,
+    /// Input samples waiting for a full block.
+    pending: Vec<f32>,
+    /// rubato writes into this (one channel) and we copy out, so pushes do not allocate.
+    block_out: Vec<Vec<f32>>,
+}
+
+impl FftEngine {
+    fn new(from: u32, to: u32) -> Result<Self> {
+        // Ask for a block of at least MIN_BLOCK on both sides; rubato rounds it up to a multiple
+        // of the reduced ratio.
+        let wanted_in = MIN_BLOCK.max(MIN_BLOCK * u64::from(from) / u64::from(to));
+        let resampler =
+            FftFixedInOut::<f32>::new(from as usize, to as usize, wanted_in as usize, 1)
+                .map_err(|source| AudioError::Resampler { from, to, source })?;
+        let pending = Vec::with_capacity(resampler.input_frames_max());
+        let block_out = resampler.output_buffer_allocate(true);
+        debug!(
+            from,
+            to,
+            chunk_in = resampler.input_frames_max(),
+            chunk_out = resampler.output_frames_max(),
+            delay = resampler.output_delay(),
+            "built FFT resampler"
+        );
+        Ok(FftEngine {
+            resampler,
+            pending,
+            block_out,
+        })
+    }
+
+    fn chunk_in(&self) -> usize {
+        self.resampler.input_frames_max()
+    }
+
+    fn chunk_out(&self) -> usize {
+        self.resampler.output_frames_max()
+    }
+
+    fn delay(&self) -> usize {
+        self.resampler.output_delay()
+    }
+
+    fn push(&mut self, mut input: &[f32], out: &mut Vec<f32>) {
+        let chunk = self.chunk_in();
+        while !input.is_empty() {
+            if self.pending.is_empty() && input.len() >= chunk {
+                // Whole blocks straight from the caller's slice: no copy into `pending`.
+                let (block, rest) = input.split_at(chunk);
+                self.run_block(block, out);
+                input = rest;
+                continue;
+            }
+            let take = (chunk - self.pending.len()).min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.pending.len() == chunk {
+                let block = std::mem::take(&mut self.pending);
+                self.run_block(&block, out);
+                self.pending = block;
+                self.pending.clear();
+            }
+        }
+    }
+
+    fn run_block(&mut self, block: &[f32], out: &mut Vec<f32>) {
+        let (_, written) = self
+            .resampler
+            .process_into_buffer(&[block], &mut self.block_out, None)
+            .expect("block and output buffer are sized from the resampler's own frame counts");
+        out.extend_from_slice(&self.block_out[0][..written]);
+    }
+}
+
+fn check_rate(rate: u32) -> Result<()> {
+    if rate == 0 || rate > MAX_SAMPLE_RATE {
+        return Err(AudioError::RateOutOfRange { rate });
+    }
+    Ok(())
+}
+
+/// `round(len * to / from)` without overflow or float error.
+fn output_len(len: usize, from: u32, to: u32) -> usize {
+    let (len, from, to) = (len as u128, u128::from(from), u128::from(to));
+    ((len * to + from / 2) / from) as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    /// RIFF/WAVE: hound first.
+    Wav,
+    /// Some other container symphonia can probe.
+    Other,
+    /// No known signature.
+    Unknown,
+}
+
+/// Recognise a container from its leading bytes.
+///
+/// Only signatures at the very start count. symphonia's own probe scans deep into a file for a
+/// sync word, and in arbitrary bytes it finds MP3 frame syncs often enough to "decode" noise;
+/// anchoring at offset 0 rejects text and random data reliably.
+fn sniff(head: &[u8]) -> Container {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        return Container::Wav;
+    }
+    let other = at(0, b"RIFX")
+        || at(0, b"RF64")
+        || at(0, b"fLaC")
+        || at(0, b"OggS")
+        || at(0, b"ID3")
+        || (at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")))
+        || at(0, b"caff")
+        || at(4, b"ftyp")
+        || at(0, &[0x1A, 0x45, 0xDF, 0xA3])
+        // MPEG audio / ADTS frame sync: 11 set bits.
+        || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0);
+    if other {
+        Container::Other
+    } else {
+        Container::Unknown
+    }
+}
+
+fn open(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    // File::open succeeds on directories on Unix; reading them fails with a confusing EISDIR.
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if meta.is_dir() {
+        return Err(io_error(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
+        ));
+    }
+    Ok(file)
+}
+
+fn io_error(path: &Path, source: io::Error) -> AudioError {
+    if source.kind() == io::ErrorKind::NotFound {
+        AudioError::NotFound {
+            path: path.to_owned(),
+        }
+    } else {
+        AudioError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Fill `buf` as far as the file allows; returns the byte count (short only at end of file).
+fn read_head(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn sanitize(x: f32) -> f32 {
+    if x.is_finite() {
+        x.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn check_spec(path: &Path, channels: u32, rate: u32) -> Result<()> {
+    let detail = if channels == 0 {
+        "0 channels".to_owned()
+    } else if channels > u32::from(u16::MAX) {
+        format!("{channels} channels")
+    } else if rate == 0 {
+        "sample rate 0 Hz".to_owned()
+    } else if rate > MAX_SAMPLE_RATE {
+        format!("sample rate {rate} Hz, above the {MAX_SAMPLE_RATE} Hz hark accepts")
+    } else {
+        return Ok(());
+    };
+    Err(AudioError::InvalidSpec {
+        path: path.to_owned(),
+        detail,
+    })
+}
+
+/// Decode RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
+fn decode_wav(path: &Path, file: File) -> Result<Decoded> {
+    let hit_eof = Rc::new(Cell::new(false));
+    let watched = EofWatch {
+        inner: file,
+        hit_eof: Rc::clone(&hit_eof),
+    };
+    let reader = match hound::WavReader::new(BufReader::new(watched)) {
+        Ok(reader) => reader,
+        Err(err) => return wav_fallback(path, err, hit_eof.get()),
+    };
+    let spec = reader.spec();
+    check_spec(path, u32::from(spec.channels), spec.sample_rate)?;
+    let (samples, truncated) = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => {
+            read_wav_samples(path, reader, &hit_eof, |s: f32| sanitize(s))?
+        }
+        (hound::SampleFormat::Int, bits @ 1..=32) => {
+            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+            read_wav_samples(path, reader, &hit_eof, |s: i32| s as f32 * scale)?
+        }
+        _ => return wav_fallback(path, hound::Error::Unsupported, false),
+    };
+    let channels = spec.channels;
+    let mut samples = samples;
+    samples.truncate(samples.len() - samples.len() % usize::from(channels));
+    if truncated {
+        warn!(
+            path = %path.display(),
+            frames = samples.len() / usize::from(channels),
+            "WAV data ends before the length its header declares; using the samples present"
+        );
+    }
+    Ok(Decoded {
+        sample_rate: spec.sample_rate,
+        channels,
+        samples,
+    })
+}
+
+/// Records whether the wrapped reader reached end of file. hound reports running out of bytes
+/// as a generic `ErrorKind::Other`, so this is how a cut-short file is told apart from a failing
+/// disk without matching on hound's message text.
+struct EofWatch<R> {
+    inner: R,
+    hit_eof: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for EofWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof.set(true);
+        }
+        Ok(n)
+    }
+}
+
+/// Read every sample, stopping quietly where the data runs out. Returns the samples and
+/// whether the data ended early.
+fn read_wav_samples<R: Read, S: hound::Sample>(
+    path: &Path,
+    reader: hound::WavReader<R>,
+    hit_eof: &Cell<bool>,
+    convert: impl Fn(S) -> f32,
+) -> Result<(Vec<f32>, bool)> {
+    // The header's length is only a hint: it may be a lie (truncated or streamed files), and
+    // trusting it would let a damaged header request gigabytes up front.
+    let declared = reader.len() as usize;
+    let mut samples = Vec::with_capacity(declared.min(1 << 24));
+    for sample in reader.into_samples::<S>() {
+        match sample {
+            Ok(s) => samples.push(convert(s)),
+            Err(hound::Error::IoError(_)) if hit_eof.get() => return Ok((samples, true)),
+            Err(hound::Error::IoError(e)) => return Err(io_error(path, e)),
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok((samples, false))
+}
+
+/// hound refused the file: let symphonia try (it reads 64-bit float, A-law, µ-law, ADPCM and
+/// looser headers). If it cannot either, report hound's reason, which is the more specific.
+fn wav_fallback(path: &Path, hound_err: hound::Error, hit_eof: bool) -> Result<Decoded> {
+    debug!(path = %path.display(), error = %hound_err, "hound cannot read this WAV, trying symphonia");
+    let file = open(path)?;
+    match decode_symphonia(path, file) {
+        Ok(decoded) => Ok(decoded),
+        Err(sym_err) => {
+            debug!(path = %path.display(), error = %sym_err, "symphonia cannot read this WAV either");
+            Err(match hound_err {
+                hound::Error::IoError(_) if hit_eof => AudioError::Corrupt {
+                    path: path.to_owned(),
+                    detail: "the file ends inside its WAV header".to_owned(),
+                },
+                hound::Error::IoError(e) => io_error(path, e),
+                hound::Error::Unsupported => AudioError::UnsupportedCodec {
+                    path: path.to_owned(),
+                    detail: format!("WAV sample format not supported: {sym_err}"),
+                },
+                other => AudioError::BadHeader {
+                    path: path.to_owned(),
+                    detail: other.to_string(),
+                },
+            })
+        }
+    }
+}
+
+/// Decode any container symphonia knows, first audio track only.
+fn decode_symphonia(path: &Path, file: File) -> Result<Decoded> {
+    let corrupt = |detail: String| AudioError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let format_opts = FormatOptions {
+        // Trim encoder delay and padding (MP3/AAC) so durations match the source.
+        enable_gapless: true,
+        ..Default::default()
+    };
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &format_opts, &MetadataOptions::default())
+        .map_err(|e| match e {
+            // The signature matched, so running out of bytes while probing means the stream
+            // behind it is missing or cut off.
+            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => corrupt(
+                "its signature matches a known format, but no valid stream follows before the end of the file"
+                    .to_owned(),
+            ),
+            SymphoniaError::IoError(e) => io_error(path, e),
+            SymphoniaError::Unsupported(what) => AudioError::UnsupportedCodec {
+                path: path.to_owned(),
+                detail: format!("the container variant is not supported: {what}"),
+            },
+            other => AudioError::BadHeader {
+                path: path.to_owned(),
+                detail: other.to_string(),
+            },
+        })?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| AudioError::NoAudioTrack {
+            path: path.to_owned(),
+        })?;
+    let track_id = track.id;
+    if let Some(rate) = track.codec_params.sample_rate {
+        check_spec(path, 1, rate)?;
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| AudioError::UnsupportedCodec {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+
+    let mut samples = Vec::new();
+    let mut spec_seen: Option<(u32, u16)> = None;
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    let (mut good_packets, mut bad_packets) = (0usize, 0usize);
+    let mut first_error: Option<String> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            // symphonia signals the normal end of a stream as an unexpected EOF; a truncated
+            // stream looks the same and is decoded as far as it goes.
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::ResetRequired) => {
+                // A chained stream (e.g. concatenated Ogg) whose parameters change; hark takes
+                // the first part rather than splice two formats together.
+                warn!(path = %path.display(), "stream changes format midway; using the first part");
+                break;
+            }
+            Err(SymphoniaError::IoError(e)) => return Err(io_error(path, e)),
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // A bad packet is skipped, as symphonia recommends; too many fail the file below.
+            Err(SymphoniaError::DecodeError(msg)) => {
+                bad_packets += 1;
+                first_error.get_or_insert_with(|| msg.to_owned());
+                continue;
+            }
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::Unsupported(what)) => {
+                return Err(AudioError::UnsupportedCodec {
+                    path: path.to_owned(),
+                    detail: what.to_owned(),
+                })
+            }
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        good_packets += 1;
+        let spec = *decoded.spec();
+        let channels = spec.channels.count() as u32;
+        match spec_seen {
+            None => {
+                check_spec(path, channels, spec.rate)?;
+                spec_seen = Some((spec.rate, channels as u16));
+            }
+            Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
+            Some((rate, ch)) => {
+                return Err(AudioError::UnsupportedCodec {
+                    path: path.to_owned(),
+                    detail: format!(
+                        "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
+                        spec.rate
+                    ),
+                })
+            }
+        }
+        if decoded.frames() == 0 {
+            continue;
+        }
+        // Reused across packets; regrown only if a packet is larger than any before it.
+        let frames = decoded.capacity();
+        if buffer
+            .as_ref()
+            .is_none_or(|b| b.capacity() < frames * channels as usize)
+        {
+            buffer = Some(SampleBuffer::new(frames as u64, spec));
+        }
+        let buf = buffer.as_mut().expect("filled just above");
+        buf.copy_interleaved_ref(decoded);
+        samples.extend(buf.samples().iter().map(|&s| sanitize(s)));
+    }
+
+    // Noise that happens to start with a sync word yields mostly failed packets; a real file
+    // with a damaged patch yields mostly good ones.
+    if bad_packets > 0 && bad_packets >= good_packets {
+        return Err(corrupt(format!(
+            "{bad_packets} of {} packets failed to decode, first: {}",
+            bad_packets + good_packets,
+            first_error.unwrap_or_default()
+        )));
+    }
+    if bad_packets > 0 {
+        warn!(path = %path.display(), bad_packets, good_packets, "skipped undecodable packets");
+    }
+    let Some((sample_rate, channels)) = spec_seen else {
+        return Err(AudioError::NoSamples {
+            path: path.to_owned(),
+        });
+    };
+    Ok(Decoded {
+        sample_rate,
+        channels,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downmix_averages_frames_and_drops_partial_tail() {
+        let stereo = [1.0, 0.0, 0.5, -0.5, 0.25];
+        assert_eq!(downmix(&stereo, 2), vec![0.5, 0.0]);
+        assert_eq!(downmix(&stereo, 1), stereo.to_vec());
+        assert!(downmix(&stereo, 0).is_empty());
+        let six = [0.6f32; 12];
+        for s in downmix(&six, 6) {
+            assert!((s - 0.6).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn raw_formats_parse_ffmpeg_and_arecord_names() {
+        for (name, want) in [
+            ("s16le", RawFormat::S16Le),
+            ("S16_LE", RawFormat::S16Le),
+            ("s24le", RawFormat::S24Le),
+            ("S24_3LE", RawFormat::S24Le),
+            ("s32le", RawFormat::S32Le),
+            ("f32le", RawFormat::F32Le),
+            ("FLOAT_LE", RawFormat::F32Le),
+            ("u8", RawFormat::U8),
+        ] {
+            assert_eq!(name.parse::<RawFormat>().unwrap(), want, "{name}");
+        }
+        for f in [
+            RawFormat::S16Le,
+            RawFormat::S24Le,
+            RawFormat::S32Le,
+            RawFormat::F32Le,
+            RawFormat::U8,
+        ] {
+            assert_eq!(f.name().parse::<RawFormat>().unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn unknown_raw_format_error_lists_allowed_names() {
+        // S24_LE is a 4-byte container; silently reading it as packed 3-byte would be garbage.
+        for bad in ["S24_LE", "mp3", ""] {
+            let msg = bad.parse::<RawFormat>().unwrap_err().to_string();
+            for name in ["s16le", "s24le", "s32le", "f32le", "u8"] {
+                assert!(msg.contains(name), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn raw_decode_scales_extremes_and_ignores_partial_samples() {
+        let mut out = Vec::new();
+        RawFormat::S16Le.decode(&[0x00, 0x80, 0xff, 0x7f, 0x00, 0x00, 0x12], &mut out);
+        assert_eq!(out, vec![-1.0, 32767.0 / 32768.0, 0.0]);
+
+        out.clear();
+        RawFormat::S24Le.decode(
+            &[0x00, 0x00, 0x80, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![-1.0, 8_388_607.0 / 8_388_608.0, -1.0 / 8_388_608.0]
+        );
+
+        out.clear();
+        RawFormat::S32Le.decode(&[0, 0, 0, 0x80, 0, 0, 0, 0x40], &mut out);
+        assert_eq!(out, vec![-1.0, 0.5]);
+
+        out.clear();
+        let mut bytes = Vec::new();
+        for v in [0.25f32, -2.0, f32::NAN] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        RawFormat::F32Le.decode(&bytes, &mut out);
+        assert_eq!(out, vec![0.25, -1.0, 0.0]);
+
+        out.clear();
+        RawFormat::U8.decode(&[0, 128, 192], &mut out);
+        assert_eq!(out, vec![-1.0, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn output_len_rounds_to_nearest() {
+        assert_eq!(output_len(44_100, 44_100, 16_000), 16_000);
+        assert_eq!(output_len(3, 3, 2), 2);
+        assert_eq!(output_len(1, 3, 1), 0);
+        assert_eq!(output_len(2, 3, 1), 1);
+        assert!(output_len(usize::MAX / 4, 1, MAX_SAMPLE_RATE) > 0);
+    }
+
+    #[test]
+    fn resample_rejects_zero_and_absurd_rates() {
+        for (from, to) in [(0, 16_000), (16_000, 0), (MAX_SAMPLE_RATE + 1, 16_000)] {
+            assert!(matches!(
+                resample(&[0.0; 10], from, to),
+                Err(AudioError::RateOutOfRange { .. })
+            ));
+            assert!(StreamResampler::new(from, to).is_err());
+        }
+    }
+
+    #[test]
+    fn equal_rates_pass_through_without_delay() {
+        let input: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+        assert_eq!(resample(&input, 16_000, 16_000).unwrap(), input);
+        let mut s = StreamResampler::new(16_000, 16_000).unwrap();
+        let mut out = Vec::new();
+        s.process(&input, &mut out);
+        assert_eq!(out, input);
+        assert_eq!(s.delay(), 0);
+    }
+
+    #[test]
+    fn resample_handles_empty_and_tiny_inputs() {
+        assert!(resample(&[], 48_000, 16_000).unwrap().is_empty());
+        assert_eq!(resample(&[0.5; 3], 48_000, 16_000).unwrap().len(), 1);
+        assert_eq!(resample(&[0.5; 1], 8_000, 16_000).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn sniff_anchors_signatures_at_offset_zero() {
+        assert_eq!(sniff(b"RIFF\0\0\0\0WAVEfmt "), Container::Wav);
+        assert_eq!(sniff(b"fLaC\0\0\0\x22"), Container::Other);
+        assert_eq!(sniff(b"OggS\0\x02"), Container::Other);
+        assert_eq!(sniff(b"ID3\x04\0"), Container::Other);
+        assert_eq!(sniff(&[0xFF, 0xFB, 0x90, 0x64]), Container::Other);
+        assert_eq!(sniff(b"hello, this is text"), Container::Unknown);
+        assert_eq!(sniff(b"xxxxRIFF\0\0\0\0WAVE"), Container::Unknown);
+        assert_eq!(sniff(b"R"), Container::Unknown);
+    }
+}

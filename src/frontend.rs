@@ -1,0 +1,1273 @@
+//! The log-mel feature front end: audio samples in, `[n_mels, frames]` log-mel features out,
+//! reproducing librosa (`stft` → `filters.mel` → `power_to_db`/`amplitude_to_db` or `log`) and,
+//! for YAMNet, TensorFlow's framing and mel matrix, to well within 1e-3.
+//!
+//! It owns the feature spec (the keys a model's front end is described by), its validation,
+//! the mel filter bank, the STFT and the whole-window steps (top-dB clipping, normalisation), in
+//! batch ([`MelFrontend::compute`]) and streaming ([`StreamingFrontend`]) form. Everything is
+//! computed in f64 and handed out as f32. It must not do I/O beyond [`FeatureSpec::from_file`],
+//! must not resample or know where samples come from, and must not know about models: the
+//! sample rate in the spec is a promise the caller keeps.
+//!
+//! Streaming and batch agree frame for frame: with `center = false` a streamed signal yields
+//! exactly the frames of [`MelFrontend::compute`] (before the whole-window steps). With
+//! `center = true` the stream is taken to start at sample 0, so the left padding is applied once
+//! at stream start; the right padding is never applied (a stream has no end), so the streamed
+//! frames equal the batch frames that do not reach into the right padding.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong describing or loading a front end.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    /// A key of the feature spec has a value the front end cannot honour.
+    #[error(
+        "{}feature spec: {key} = {value} {problem}; {allowed}",
+        .file.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default()
+    )]
+    InvalidSpec {
+        /// The spec file, when the spec came from one.
+        file: Option<PathBuf>,
+        key: &'static str,
+        value: String,
+        problem: String,
+        allowed: String,
+    },
+    #[error("cannot read feature spec file {path}")]
+    ReadSpec {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("feature spec file {path} is not a valid TOML feature spec")]
+    ParseToml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("feature spec file {path} is not a valid JSON feature spec")]
+    ParseJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = FrontendError> = std::result::Result<T, E>;
+
+/// Analysis window. Only the periodic Hann window (`scipy.signal.get_window("hann", N)`,
+/// `0.5 - 0.5 cos(2πn/N)`) is needed by the models hark runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Hann,
+}
+
+/// How `center = true` pads the signal's ends (as `numpy.pad` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PadMode {
+    /// Zeros.
+    Constant,
+    /// Mirror without repeating the edge sample (`[3 2 | 1 2 3 4]`).
+    Reflect,
+}
+
+/// Where a frame's samples and window sit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// librosa: frames are `n_fft` samples with the `win_length` window centred inside them;
+    /// frames = 1 + (N - n_fft) / hop.
+    #[default]
+    Librosa,
+    /// TensorFlow (`tf.signal.stft`): frames are `win_length` samples, windowed from their first
+    /// sample and zero-padded on the right to `n_fft`; frames = 1 + (N - win_length) / hop.
+    Tf,
+}
+
+/// Mel scale and filter construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MelScale {
+    /// librosa's default (Slaney's Auditory Toolbox): linear below 1 kHz, logarithmic above.
+    Slaney,
+    /// librosa with `htk=True`: 2595 log10(1 + f/700); triangles linear in Hz.
+    Htk,
+    /// `tf.signal.linear_to_mel_weight_matrix`: 1127 ln(1 + f/700), triangles linear in mel,
+    /// DC bin zeroed. Never area-normalised, so it requires `mel_norm = "none"`.
+    HtkTf,
+}
+
+/// Area normalisation of the mel triangles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MelNorm {
+    /// Each triangle scaled by 2 / (its width in Hz), librosa's `norm="slaney"`.
+    Slaney,
+    /// Peak 1, librosa's `norm=None`.
+    None,
+}
+
+/// How mel energies become log features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogKind {
+    /// Decibels as librosa: `power_to_db` for power 2, `amplitude_to_db` for power 1, using
+    /// `db_ref`, `db_amin` and `db_top`.
+    Db,
+    /// Natural log: ln(mel + ln_offset).
+    Ln,
+}
+
+/// Normalisation over a whole window of features (all bands and frames together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    #[default]
+    None,
+    /// `x -= min(x); x /= max(|x|) + 1` (ml-sound-classifier's "samplewise" normalisation).
+    SamplewiseMinmax,
+    /// `(x - mean) / (std + 1e-8)`, population std.
+    Zscore,
+}
+
+fn default_db_ref() -> f64 {
+    1.0
+}
+fn default_db_amin() -> f64 {
+    1e-10
+}
+fn default_ln_offset() -> f64 {
+    1e-6
+}
+
+/// Everything that defines a model's feature front end. Field names are the keys of the spec
+/// file (and of the golden `cases.json` configs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// Hz; samples handed to the front end must already be at this rate.
+    pub sample_rate: u32,
+    /// FFT size; the spectrum has n_fft/2 + 1 bins.
+    pub n_fft: usize,
+    /// Window length in samples, <= n_fft.
+    pub win_length: usize,
+    /// Samples between frame starts.
+    pub hop_length: usize,
+    pub window: Window,
+    /// Pad n_fft/2 samples on each side so frame t is centred on sample t·hop (librosa's
+    /// `center`). Streaming applies only the left padding, once, at stream start.
+    pub center: bool,
+    pub pad_mode: PadMode,
+    #[serde(default)]
+    pub framing: Framing,
+    pub n_mels: usize,
+    /// Lowest mel edge, Hz.
+    pub fmin: f64,
+    /// Highest mel edge, Hz; at most sample_rate / 2.
+    pub fmax: f64,
+    pub mel_scale: MelScale,
+    pub mel_norm: MelNorm,
+    /// Exponent applied to the STFT magnitude: 1 (magnitude) or 2 (power).
+    pub power: f64,
+    pub log: LogKind,
+    /// `log = "db"`: reference the dB values are relative to (librosa's `ref`), in the units of
+    /// the mel energies (power or amplitude). Default 1.0.
+    #[serde(default = "default_db_ref")]
+    pub db_ref: f64,
+    /// `log = "db"`: floor applied to the mel energies (and to `db_ref`) before the log, in their
+    /// units (librosa's `amin`). Default 1e-10, i.e. -100 dB for power.
+    #[serde(default = "default_db_amin")]
+    pub db_amin: f64,
+    /// `log = "db"`: clip everything more than this many dB below the window's maximum
+    /// (librosa's `top_db`). Absent or null: no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_top: Option<f64>,
+    /// `log = "ln"`: offset added before the natural log so silence stays finite. Default 1e-6,
+    /// far below any real mel energy; YAMNet uses 0.001 and its spec says so.
+    #[serde(default = "default_ln_offset")]
+    pub ln_offset: f64,
+    #[serde(default)]
+    pub normalize: Normalize,
+}
+
+impl FeatureSpec {
+    /// Checks that every key has a value the front end can honour. The error names the key, the
+    /// value given and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &'static str, value: String, problem: String, allowed: String| {
+            Err(FrontendError::InvalidSpec {
+                file: None,
+                key,
+                value,
+                problem,
+                allowed,
+            })
+        };
+        let positive = |key: &'static str, value: usize| {
+            if value == 0 {
+                bad(
+                    key,
+                    "0".into(),
+                    "is zero".into(),
+                    "use a positive whole number".into(),
+                )
+            } else {
+                Ok(())
+            }
+        };
+        positive("sample_rate", self.sample_rate as usize)?;
+        positive("n_fft", self.n_fft)?;
+        positive("win_length", self.win_length)?;
+        positive("hop_length", self.hop_length)?;
+        positive("n_mels", self.n_mels)?;
+        if self.win_length > self.n_fft {
+            return bad(
+                "win_length",
+                self.win_length.to_string(),
+                format!("is longer than n_fft = {}", self.n_fft),
+                format!("use a value between 1 and {} (n_fft)", self.n_fft),
+            );
+        }
+        let nyquist = f64::from(self.sample_rate) / 2.0;
+        if !self.fmin.is_finite() || self.fmin < 0.0 {
+            return bad(
+                "fmin",
+                self.fmin.to_string(),
+                "is not a frequency".into(),
+                format!("use a value >= 0 and below fmax = {}", self.fmax),
+            );
+        }
+        if !self.fmax.is_finite() || self.fmax <= 0.0 {
+            return bad(
+                "fmax",
+                self.fmax.to_string(),
+                "is not a positive frequency".into(),
+                format!("use a value above fmin and <= {nyquist} (sample_rate / 2)"),
+            );
+        }
+        if self.fmax > nyquist {
+            return bad(
+                "fmax",
+                self.fmax.to_string(),
+                format!("is above the Nyquist frequency {nyquist} (sample_rate / 2)"),
+                format!("use a value <= {nyquist}"),
+            );
+        }
+        if self.fmin >= self.fmax {
+            return bad(
+                "fmin",
+                self.fmin.to_string(),
+                format!("is not below fmax = {}", self.fmax),
+                format!("use a value >= 0 and below {}", self.fmax),
+            );
+        }
+        if self.power != 1.0 && self.power != 2.0 {
+            return bad(
+                "power",
+                self.power.to_string(),
+                "is not supported".into(),
+                "use 1 (magnitude) or 2 (power)".into(),
+            );
+        }
+        if self.mel_scale == MelScale::HtkTf && self.mel_norm != MelNorm::None {
+            return bad(
+                "mel_norm",
+                "\"slaney\"".into(),
+                "cannot be combined with mel_scale = \"htk_tf\" (TensorFlow's mel matrix is never area-normalised)".into(),
+                "use mel_norm = \"none\"".into(),
+            );
+        }
+        if !(self.db_ref.is_finite() && self.db_ref > 0.0) {
+            return bad(
+                "db_ref",
+                self.db_ref.to_string(),
+                "is not a positive number".into(),
+                "use a value > 0 (librosa's default is 1.0)".into(),
+            );
+        }
+        if !(self.db_amin.is_finite() && self.db_amin > 0.0) {
+            return bad(
+                "db_amin",
+                self.db_amin.to_string(),
+                "is not a positive number".into(),
+                "use a small value > 0 such as 1e-10".into(),
+            );
+        }
+        if let Some(top) = self.db_top {
+            if !(top.is_finite() && top >= 0.0) {
+                return bad(
+                    "db_top",
+                    top.to_string(),
+                    "is not a non-negative number".into(),
+                    "use a value >= 0 (such as 80), or leave it out for no clipping".into(),
+                );
+            }
+        }
+        if !(self.ln_offset.is_finite() && self.ln_offset > 0.0) {
+            return bad(
+                "ln_offset",
+                self.ln_offset.to_string(),
+                "is not a positive number (ln of silence would be -inf)".into(),
+                "use a small value > 0 such as 0.001".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Loads and validates a spec: JSON when the file name ends in `.json`, TOML otherwise.
+    /// Every error names the file.
+    pub fn from_file(path: &Path) -> Result<FeatureSpec> {
+        let text = std::fs::read_to_string(path).map_err(|source| FrontendError::ReadSpec {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let spec: FeatureSpec = if is_json {
+            serde_json::from_str(&text).map_err(|source| FrontendError::ParseJson {
+                path: path.to_path_buf(),
+                source,
+            })?
+        } else {
+            toml::from_str(&text).map_err(|source| FrontendError::ParseToml {
+                path: path.to_path_buf(),
+                source,
+            })?
+        };
+        spec.validate().map_err(|e| match e {
+            FrontendError::InvalidSpec {
+                key,
+                value,
+                problem,
+                allowed,
+                ..
+            } => FrontendError::InvalidSpec {
+                file: Some(path.to_path_buf()),
+                key,
+                value,
+                problem,
+                allowed,
+            },
+            other => other,
+        })?;
+        Ok(spec)
+    }
+
+    /// Number of spectrum bins, n_fft/2 + 1.
+    pub fn n_bins(&self) -> usize {
+        self.n_fft / 2 + 1
+    }
+
+    /// Samples one frame covers: n_fft (librosa framing) or win_length (tf framing).
+    pub fn frame_len(&self) -> usize {
+        match self.framing {
+            Framing::Librosa => self.n_fft,
+            Framing::Tf => self.win_length,
+        }
+    }
+
+    /// Samples of padding `center = true` adds on each side (n_fft/2 in both framings, as
+    /// librosa and YAMNet's reference do).
+    fn center_pad(&self) -> usize {
+        if self.center {
+            self.n_fft / 2
+        } else {
+            0
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mel scale and filters (librosa.core.convert / librosa.filters.mel, TF's mel matrix)
+// ---------------------------------------------------------------------------------------------
+
+/// Slaney scale constants, as librosa spells them (kept as expressions so the f64 rounding is
+/// the same as librosa's).
+const SLANEY_F_SP: f64 = 200.0 / 3.0;
+const SLANEY_MIN_LOG_HZ: f64 = 1000.0;
+
+fn slaney_logstep() -> f64 {
+    6.4f64.ln() / 27.0
+}
+
+/// librosa.hz_to_mel for one frequency (`htk` selects 2595·log10(1 + f/700)).
+fn hz_to_mel(f: f64, htk: bool) -> f64 {
+    if htk {
+        return 2595.0 * (1.0 + f / 700.0).log10();
+    }
+    let min_log_mel = SLANEY_MIN_LOG_HZ / SLANEY_F_SP;
+    if f >= SLANEY_MIN_LOG_HZ {
+        min_log_mel + (f / SLANEY_MIN_LOG_HZ).ln() / slaney_logstep()
+    } else {
+        f / SLANEY_F_SP
+    }
+}
+
+/// librosa.mel_to_hz for one mel value.
+fn mel_to_hz(m: f64, htk: bool) -> f64 {
+    if htk {
+        return 700.0 * (10f64.powf(m / 2595.0) - 1.0);
+    }
+    let min_log_mel = SLANEY_MIN_LOG_HZ / SLANEY_F_SP;
+    if m >= min_log_mel {
+        SLANEY_MIN_LOG_HZ * (slaney_logstep() * (m - min_log_mel)).exp()
+    } else {
+        SLANEY_F_SP * m
+    }
+}
+
+/// numpy.linspace(start, stop, num) with its rounding: start + i·step, last point exactly stop.
+fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    if num == 1 {
+        return vec![start];
+    }
+    let step = (stop - start) / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|i| i as f64 * step + start).collect();
+    if let Some(last) = v.last_mut() {
+        *last = stop;
+    }
+    v
+}
+
+/// The mel filter bank `[n_mels, n_fft/2 + 1]` for a spec: librosa.filters.mel for the slaney
+/// and htk scales (with norm slaney or none), tf.signal.linear_to_mel_weight_matrix for htk_tf.
+/// Computed in f64, rounded to f32 at the end.
+pub fn mel_filters(spec: &FeatureSpec) -> Array2<f32> {
+    mel_filters_f64(spec).mapv(|w| w as f32)
+}
+
+fn mel_filters_f64(spec: &FeatureSpec) -> Array2<f64> {
+    match spec.mel_scale {
+        MelScale::Slaney => librosa_mel(spec, false),
+        MelScale::Htk => librosa_mel(spec, true),
+        MelScale::HtkTf => tf_mel(spec),
+    }
+}
+
+fn librosa_mel(spec: &FeatureSpec, htk: bool) -> Array2<f64> {
+    let n_mels = spec.n_mels;
+    let n_bins = spec.n_bins();
+    let sr = f64::from(spec.sample_rate);
+    // librosa.fft_frequencies is np.fft.rfftfreq(n_fft, 1/sr): k · (1 / (n_fft · (1/sr))).
+    let bin_hz = 1.0 / (spec.n_fft as f64 * (1.0 / sr));
+    let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * bin_hz).collect();
+    let mel_f: Vec<f64> = linspace(
+        hz_to_mel(spec.fmin, htk),
+        hz_to_mel(spec.fmax, htk),
+        n_mels + 2,
+    )
+    .into_iter()
+    .map(|m| mel_to_hz(m, htk))
+    .collect();
+
+    let mut weights = Array2::<f64>::zeros((n_mels, n_bins));
+    for i in 0..n_mels {
+        let (lo, ce, up) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
+        // librosa: lower = -(mel_f[i] - f) / fdiff[i], upper = (mel_f[i+2] - f) / fdiff[i+1].
+        let norm = match spec.mel_norm {
+            MelNorm::Slaney => 2.0 / (up - lo),
+            MelNorm::None => 1.0,
+        };
+        for (k, &f) in fft_freqs.iter().enumerate() {
+            let lower = -(lo - f) / (ce - lo);
+            let upper = (up - f) / (up - ce);
+            weights[[i, k]] = lower.min(upper).max(0.0) * norm;
+        }
+    }
+    weights
+}
+
+fn tf_mel(spec: &FeatureSpec) -> Array2<f64> {
+    let hz_to_mel_tf = |f: f64| 1127.0 * (f / 700.0).ln_1p();
+    let n_bins = spec.n_bins();
+    let bin_mels: Vec<f64> = linspace(0.0, f64::from(spec.sample_rate) / 2.0, n_bins)
+        .into_iter()
+        .map(hz_to_mel_tf)
+        .collect();
+    let edges = linspace(
+        hz_to_mel_tf(spec.fmin),
+        hz_to_mel_tf(spec.fmax),
+        spec.n_mels + 2,
+    );
+    let mut weights = Array2::<f64>::zeros((spec.n_mels, n_bins));
+    for i in 0..spec.n_mels {
+        let (lo, ce, up) = (edges[i], edges[i + 1], edges[i + 2]);
+        // Bin 0 (DC) stays zero: TensorFlow drops it before building the triangles.
+        for (k, &m) in bin_mels.iter().enumerate().skip(1) {
+            let w = ((m - lo) / (ce - lo)).min((up - m) / (up - ce));
+            weights[[i, k]] = w.max(0.0);
+        }
+    }
+    weights
+}
+
+/// One mel band as its run of non-zero weights, so a frame costs O(total triangle width)
+/// rather than O(n_mels · n_bins).
+#[derive(Debug, Clone)]
+struct Band {
+    first_bin: usize,
+    weights: Vec<f64>,
+}
+
+fn sparse_bands(filters: &Array2<f64>) -> Vec<Band> {
+    filters
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let first = row.iter().position(|&w| w != 0.0);
+            let last = row.iter().rposition(|&w| w != 0.0);
+            match (first, last) {
+                (Some(a), Some(b)) => Band {
+                    first_bin: a,
+                    weights: row.iter().skip(a).take(b - a + 1).copied().collect(),
+                },
+                // librosa keeps empty bands (and warns); they give the floor value.
+                _ => Band {
+                    first_bin: 0,
+                    weights: Vec::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Periodic Hann of length n (scipy's `get_window("hann", n)`, which is all ones for n = 1).
+fn periodic_hann(n: usize) -> Vec<f64> {
+    if n == 1 {
+        return vec![1.0];
+    }
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
+        .collect()
+}
+
+/// The window as it multiplies a frame: for librosa framing the win_length window centred in
+/// n_fft samples (`(n_fft - win_length) / 2` zeros on the left, as librosa.util.pad_center);
+/// for tf framing just the win_length window.
+fn frame_window(spec: &FeatureSpec) -> Vec<f64> {
+    let hann = periodic_hann(spec.win_length);
+    match spec.framing {
+        Framing::Tf => hann,
+        Framing::Librosa => {
+            let mut w = vec![0.0; spec.n_fft];
+            let left = (spec.n_fft - spec.win_length) / 2;
+            w[left..left + spec.win_length].copy_from_slice(&hann);
+            w
+        }
+    }
+}
+
+/// Index into a signal of length n for padded position `i` (may be out of range), with
+/// numpy.pad's `reflect` semantics, including its repeated reflection when the padding is longer
+/// than the signal. `n` must be > 0.
+fn reflect_index(i: isize, n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n as isize - 1);
+    let r = i.rem_euclid(period) as usize;
+    if r >= n {
+        period as usize - r
+    } else {
+        r
+    }
+}
+
+/// The signal with `pad` samples added on each side, as numpy.pad does.
+fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
+    let n = samples.len();
+    let mut out = Vec::with_capacity(n + 2 * pad);
+    match mode {
+        PadMode::Constant => {
+            out.resize(pad, 0.0);
+            out.extend_from_slice(samples);
+            out.resize(n + 2 * pad, 0.0);
+        }
+        PadMode::Reflect => {
+            out.extend(
+                (0..n + 2 * pad).map(|j| samples[reflect_index(j as isize - pad as isize, n)]),
+            );
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The front end
+// ---------------------------------------------------------------------------------------------
+
+/// Per-caller work buffers for one frame, so the frame loop does not allocate.
+struct Scratch {
+    input: Vec<f64>,
+    spectrum: Vec<Complex<f64>>,
+    fft: Vec<Complex<f64>>,
+    /// |X|^power per bin.
+    bins: Vec<f64>,
+}
+
+/// A validated spec with everything precomputed: window, filter bank, FFT plan. Cheap to clone
+/// (the plan is shared).
+#[derive(Clone)]
+pub struct MelFrontend {
+    spec: FeatureSpec,
+    /// Multiplies a frame sample by sample; length = spec.frame_len().
+    window: Vec<f64>,
+    bands: Arc<Vec<Band>>,
+    fft: Arc<dyn RealToComplex<f64>>,
+    /// 10·log10(max(amin, ref)) in the units the dB path works in, subtracted from every value.
+    db_ref_offset: f64,
+}
+
+impl fmt::Debug for MelFrontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MelFrontend")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MelFrontend {
+    /// Validates the spec and precomputes the window, mel filters and FFT plan.
+    pub fn new(spec: FeatureSpec) -> Result<Self> {
+        spec.validate()?;
+        let window = frame_window(&spec);
+        let bands = Arc::new(sparse_bands(&mel_filters_f64(&spec)));
+        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(spec.n_fft);
+        // amplitude_to_db is power_to_db of the squares, with ref and amin squared too.
+        let db_ref_offset = if spec.power == 2.0 {
+            10.0 * spec.db_ref.max(spec.db_amin).log10()
+        } else {
+            10.0 * (spec.db_ref * spec.db_ref)
+                .max(spec.db_amin * spec.db_amin)
+                .log10()
+        };
+        Ok(Self {
+            spec,
+            window,
+            bands,
+            fft,
+            db_ref_offset,
+        })
+    }
+
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// Samples `frame_log_mel` expects: n_fft (librosa framing) or win_length (tf framing).
+    pub fn frame_len(&self) -> usize {
+        self.window.len()
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.spec.n_mels
+    }
+
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            input: self.fft.make_input_vec(),
+            spectrum: self.fft.make_output_vec(),
+            fft: self.fft.make_scratch_vec(),
+            bins: vec![0.0; self.spec.n_bins()],
+        }
+    }
+
+    /// Whole-signal features `[n_mels, frames]`, including center padding, top-dB clipping and
+    /// normalisation: the same numbers as librosa (or YAMNet's reference for tf framing).
+    /// A signal too short for one frame gives `[n_mels, 0]`.
+    pub fn compute(&self, samples: &[f32]) -> Array2<f32> {
+        let mut out = self.log_mel_frames(samples);
+        self.normalize(&mut out);
+        out
+    }
+
+    /// Log-mel frames of a whole signal before the whole-window steps.
+    fn log_mel_frames(&self, samples: &[f32]) -> Array2<f32> {
+        let n_frames = self.num_frames(samples.len());
+        let mut out = Array2::<f32>::zeros((self.spec.n_mels, n_frames));
+        if n_frames == 0 {
+            return out;
+        }
+        let padded: Cow<[f32]> = if self.spec.center {
+            Cow::Owned(pad_signal(
+                samples,
+                self.spec.center_pad(),
+                self.spec.pad_mode,
+            ))
+        } else {
+            Cow::Borrowed(samples)
+        };
+        let mut scratch = self.scratch();
+        let mut column = vec![0.0f32; self.spec.n_mels];
+        let frame_len = self.frame_len();
+        for t in 0..n_frames {
+            let start = t * self.spec.hop_length;
+            self.frame_into(&padded[start..start + frame_len], &mut column, &mut scratch);
+            out.column_mut(t)
+                .iter_mut()
+                .zip(&column)
+                .for_each(|(o, &v)| *o = v);
+        }
+        out
+    }
+
+    /// Log-mel of one frame, without top-dB clipping or normalisation (both are whole-window
+    /// steps, see [`normalize`](Self::normalize)). `frame` is exactly the samples the frame
+    /// covers ([`frame_len`](Self::frame_len)); `out` receives n_mels values.
+    /// Allocates its FFT buffers per call; [`StreamingFrontend`] keeps its own instead.
+    ///
+    /// # Panics
+    /// If `frame.len() != frame_len()` or `out.len() != n_mels`.
+    pub fn frame_log_mel(&self, frame: &[f32], out: &mut [f32]) {
+        let mut scratch = self.scratch();
+        self.frame_into(frame, out, &mut scratch);
+    }
+
+    fn frame_into(&self, frame: &[f32], out: &mut [f32], s: &mut Scratch) {
+        assert_eq!(
+            frame.len(),
+            self.window.len(),
+            "frame_log_mel: frame has {} samples, the spec's frames have {}",
+            frame.len(),
+            self.window.len()
+        );
+        assert_eq!(
+            out.len(),
+            self.spec.n_mels,
+            "frame_log_mel: output has room for {} bands, the spec has n_mels = {}",
+            out.len(),
+            self.spec.n_mels
+        );
+        // Tf framing zero-pads the win_length frame on the right up to n_fft.
+        s.input.fill(0.0);
+        for ((x, &y), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+            *x = f64::from(y) * w;
+        }
+        self.fft
+            .process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft)
+            .expect("FFT buffers are sized by the plan itself");
+        let power = self.spec.power == 2.0;
+        for (b, c) in s.bins.iter_mut().zip(&s.spectrum) {
+            *b = if power { c.norm_sqr() } else { c.norm() };
+        }
+        for (o, band) in out.iter_mut().zip(self.bands.iter()) {
+            let bins = &s.bins[band.first_bin..band.first_bin + band.weights.len()];
+            let energy: f64 = band.weights.iter().zip(bins).map(|(w, b)| w * b).sum();
+            *o = self.log(energy) as f32;
+        }
+    }
+
+    fn log(&self, energy: f64) -> f64 {
+        match self.spec.log {
+            LogKind::Ln => (energy + self.spec.ln_offset).ln(),
+            LogKind::Db if self.spec.power == 2.0 => {
+                10.0 * energy.max(self.spec.db_amin).log10() - self.db_ref_offset
+            }
+            // librosa.amplitude_to_db: power_to_db(S², ref², amin²).
+            LogKind::Db => {
+                let amin = self.spec.db_amin;
+                10.0 * (energy * energy).max(amin * amin).log10() - self.db_ref_offset
+            }
+        }
+    }
+
+    /// The whole-window steps, in place on `[n_mels, frames]` log-mel features: top-dB clipping
+    /// (`log = "db"` with `db_top` set: values below the matrix maximum minus db_top are raised
+    /// to it) and then `normalize`. Both look at the whole matrix, so they belong to a window,
+    /// not a frame; `frame_log_mel` for each frame followed by this equals `compute` (for
+    /// `center = false`). Statistics are taken in f64.
+    pub fn normalize(&self, x: &mut Array2<f32>) {
+        if x.is_empty() {
+            return;
+        }
+        if let (LogKind::Db, Some(top)) = (self.spec.log, self.spec.db_top) {
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let floor = (f64::from(max) - top) as f32;
+            x.mapv_inplace(|v| v.max(floor));
+        }
+        match self.spec.normalize {
+            Normalize::None => {}
+            Normalize::SamplewiseMinmax => {
+                let min = f64::from(x.iter().copied().fold(f32::INFINITY, f32::min));
+                let max_abs = x
+                    .iter()
+                    .map(|&v| (f64::from(v) - min).abs())
+                    .fold(0.0, f64::max);
+                let scale = max_abs + 1.0;
+                x.mapv_inplace(|v| ((f64::from(v) - min) / scale) as f32);
+            }
+            Normalize::Zscore => {
+                let n = x.len() as f64;
+                let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                let var = x
+                    .iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let denom = var.sqrt() + 1e-8;
+                x.mapv_inplace(|v| ((f64::from(v) - mean) / denom) as f32);
+            }
+        }
+    }
+
+    /// Frames `compute` makes from `n_samples` samples (with the spec's center padding):
+    /// 1 + (padded - frame_len) / hop, or 0 when the padded signal is shorter than one frame
+    /// or empty.
+    pub fn num_frames(&self, n_samples: usize) -> usize {
+        if n_samples == 0 {
+            return 0;
+        }
+        let padded = n_samples + 2 * self.spec.center_pad();
+        let frame_len = self.frame_len();
+        if padded < frame_len {
+            0
+        } else {
+            1 + (padded - frame_len) / self.spec.hop_length
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+// ---------------------------------------------------------------------------------------------
+
+/// Log-mel frames computed one hop at a time from a sample stream. Frames are kept (until
+/// [`discard_before`](Self::discard_before)) so that overlapping windows re-use them instead of
+/// recomputing; only the whole-window steps are redone per [`window`](Self::window).
+///
+/// With `center = true` the stream is taken to start at sample 0: the left padding (zeros, or
+/// the reflection of samples 1..=n_fft/2, which waits for those samples) is applied once at
+/// stream start and after [`reset`](Self::reset); no right padding is ever applied.
+pub struct StreamingFrontend {
+    frontend: MelFrontend,
+    scratch: Scratch,
+    /// Samples from the next frame's first sample on (padded-stream coordinates).
+    pending: Vec<f32>,
+    /// Incoming samples to drop before the next frame starts (when hop > frame length).
+    to_skip: usize,
+    /// False while a reflect-padded stream waits for the samples its left padding mirrors.
+    started: bool,
+    /// Kept log-mel frames, oldest first, n_mels values each, before the whole-window steps.
+    frames: VecDeque<f32>,
+    column: Vec<f32>,
+}
+
+impl StreamingFrontend {
+    pub fn new(frontend: MelFrontend) -> Self {
+        let scratch = frontend.scratch();
+        let column = vec![0.0; frontend.spec.n_mels];
+        let mut s = Self {
+            frontend,
+            scratch,
+            pending: Vec::new(),
+            to_skip: 0,
+            started: false,
+            frames: VecDeque::new(),
+            column,
+        };
+        s.reset();
+        s
+    }
+
+    pub fn frontend(&self) -> &MelFrontend {
+        &self.frontend
+    }
+
+    /// Appends samples and computes every frame they complete.
+    pub fn push(&mut self, samples: &[f32]) {
+        let mut samples = samples;
+        if !self.started {
+            self.pending.extend_from_slice(samples);
+            samples = &[];
+            let pad = self.frontend.spec.center_pad();
+            if self.pending.len() <= pad {
+                return;
+            }
+            // Mirror samples pad..=1 in front, as numpy.pad(mode="reflect") would.
+            let mut padded: Vec<f32> = (1..=pad).rev().map(|i| self.pending[i]).collect();
+            padded.extend_from_slice(&self.pending);
+            self.pending = padded;
+            self.started = true;
+        }
+        let skip = self.to_skip.min(samples.len());
+        self.to_skip -= skip;
+        self.pending.extend_from_slice(&samples[skip..]);
+
+        let frame_len = self.frontend.frame_len();
+        let hop = self.frontend.spec.hop_length;
+        let mut start = 0;
+        while start + frame_len <= self.pending.len() {
+            self.frontend.frame_into(
+                &self.pending[start..start + frame_len],
+                &mut self.column,
+                &mut self.scratch,
+            );
+            self.frames.extend(self.column.iter().copied());
+            start += hop;
+        }
+        if start > self.pending.len() {
+            self.to_skip = start - self.pending.len();
+            self.pending.clear();
+        } else {
+            self.pending.drain(..start);
+        }
+    }
+
+    /// Frames computed and still kept.
+    pub fn frames_available(&self) -> usize {
+        self.frames.len() / self.frontend.spec.n_mels
+    }
+
+    /// The last `n_frames` frames as `[n_mels, n_frames]`, with the whole-window steps (top-dB
+    /// clipping, normalisation) applied over this window alone; None if fewer are kept.
+    pub fn window(&self, n_frames: usize) -> Option<Array2<f32>> {
+        let n_mels = self.frontend.spec.n_mels;
+        let available = self.frames_available();
+        if n_frames > available {
+            return None;
+        }
+        let first = (available - n_frames) * n_mels;
+        let mut out = Array2::<f32>::zeros((n_mels, n_frames));
+        for (i, &v) in self.frames.range(first..).enumerate() {
+            out[[i % n_mels, i / n_mels]] = v;
+        }
+        self.frontend.normalize(&mut out);
+        Some(out)
+    }
+
+    /// Drops all but the newest `keep_last` frames, so memory stays bounded.
+    pub fn discard_before(&mut self, keep_last: usize) {
+        let available = self.frames_available();
+        if available > keep_last {
+            let n_mels = self.frontend.spec.n_mels;
+            self.frames.drain(..(available - keep_last) * n_mels);
+        }
+    }
+
+    /// Forgets all samples and frames; the next push starts a new stream (left padding again).
+    pub fn reset(&mut self) {
+        self.frames.clear();
+        self.pending.clear();
+        self.to_skip = 0;
+        let spec = &self.frontend.spec;
+        self.started = true;
+        if spec.center {
+            match spec.pad_mode {
+                PadMode::Constant => self.pending.resize(spec.center_pad(), 0.0),
+                PadMode::Reflect => self.started = spec.center_pad() == 0,
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StreamingFrontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamingFrontend")
+            .field("frontend", &self.frontend)
+            .field("frames_available", &self.frames_available())
+            .field("pending_samples", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FeatureSpec {
+        FeatureSpec {
+            sample_rate: 16000,
+            n_fft: 512,
+            win_length: 400,
+            hop_length: 160,
+            window: Window::Hann,
+            center: false,
+            pad_mode: PadMode::Constant,
+            framing: Framing::Librosa,
+            n_mels: 64,
+            fmin: 125.0,
+            fmax: 7500.0,
+            mel_scale: MelScale::Htk,
+            mel_norm: MelNorm::None,
+            power: 1.0,
+            log: LogKind::Ln,
+            db_ref: 1.0,
+            db_amin: 1e-10,
+            db_top: None,
+            ln_offset: 0.001,
+            normalize: Normalize::None,
+        }
+    }
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn mel_scales_match_librosa_reference_values() {
+        // librosa docs: hz_to_mel(60) = 0.9, mel_to_hz(3) = 200, htk hz_to_mel(60) = 92.6818...
+        assert!(close(hz_to_mel(60.0, false), 0.9, 1e-12));
+        assert!(close(mel_to_hz(3.0, false), 200.0, 1e-12));
+        assert!(close(hz_to_mel(60.0, true), 92.681858131657, 1e-12));
+        // Slaney is logarithmic above 1 kHz: 1 kHz is 15 mel, 6.4 kHz is 15 + 27 mel.
+        assert!(close(hz_to_mel(6400.0, false), 42.0, 1e-12));
+        for f in [0.0, 20.0, 999.0, 1000.0, 4321.0, 22050.0] {
+            for htk in [false, true] {
+                assert!(
+                    close(mel_to_hz(hz_to_mel(f, htk), htk), f, 1e-12),
+                    "{f} {htk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn linspace_ends_exactly_on_stop() {
+        let v = linspace(0.1, 0.7, 7);
+        assert_eq!(v.len(), 7);
+        assert_eq!(v[0], 0.1);
+        assert_eq!(v[6], 0.7);
+        assert!(close(v[3], 0.4, 1e-15));
+        assert_eq!(linspace(2.0, 5.0, 1), vec![2.0]);
+    }
+
+    #[test]
+    fn periodic_hann_starts_at_zero_and_peaks_mid_window() {
+        let w = periodic_hann(8);
+        assert_eq!(w[0], 0.0);
+        assert!(close(w[4], 1.0, 1e-15));
+        assert!(close(w[2], 0.5, 1e-15));
+        assert!(close(w[1], w[7], 1e-15), "periodic: symmetric about N/2");
+    }
+
+    #[test]
+    fn librosa_window_is_centred_in_the_fft_frame() {
+        let w = frame_window(&spec());
+        assert_eq!(w.len(), 512);
+        // (512 - 400) / 2 = 56 zeros on the left, then the 400-sample Hann.
+        assert!(w[..57].iter().all(|&v| v == 0.0));
+        assert!(w[57] > 0.0);
+        assert!(close(w[56 + 200], 1.0, 1e-15));
+        assert!(w[456..].iter().all(|&v| v == 0.0));
+        let tf = frame_window(&FeatureSpec {
+            framing: Framing::Tf,
+            ..spec()
+        });
+        assert_eq!(tf.len(), 400);
+    }
+
+    #[test]
+    fn reflect_padding_matches_numpy_including_repeated_reflection() {
+        // np.pad([1,2,3], 5, mode="reflect") and np.pad([1,2,3,4], (2, 9) ...) both sides 2.
+        assert_eq!(
+            pad_signal(&[1.0, 2.0, 3.0], 5, PadMode::Reflect),
+            vec![2., 1., 2., 3., 2., 1., 2., 3., 2., 1., 2., 3., 2.]
+        );
+        assert_eq!(
+            pad_signal(&[1.0, 2.0, 3.0, 4.0], 2, PadMode::Reflect),
+            vec![3., 2., 1., 2., 3., 4., 3., 2.]
+        );
+        assert_eq!(pad_signal(&[5.0], 2, PadMode::Reflect), vec![5.0; 5]);
+        assert_eq!(
+            pad_signal(&[1.0, 2.0], 2, PadMode::Constant),
+            vec![0., 0., 1., 2., 0., 0.]
+        );
+    }
+
+    #[test]
+    fn htk_filters_are_unit_peak_triangles_and_tf_drops_dc() {
+        let f = mel_filters_f64(&spec());
+        assert_eq!(f.dim(), (64, 257));
+        for row in f.rows() {
+            let max = row.iter().copied().fold(0.0, f64::max);
+            assert!(max > 0.5 && max <= 1.0, "peak {max}");
+        }
+        let tf = mel_filters_f64(&FeatureSpec {
+            mel_scale: MelScale::HtkTf,
+            ..spec()
+        });
+        assert!(tf.column(0).iter().all(|&w| w == 0.0));
+    }
+
+    #[test]
+    fn slaney_norm_gives_each_triangle_area_about_one_in_hz_units() {
+        // Slaney norm scales a triangle to area 1 over Hz: sum(w) * bin_hz ~ 1.
+        let s = FeatureSpec {
+            mel_scale: MelScale::Slaney,
+            mel_norm: MelNorm::Slaney,
+            n_fft: 4096,
+            win_length: 4096,
+            ..spec()
+        };
+        let f = mel_filters_f64(&s);
+        let bin_hz = 16000.0 / 4096.0;
+        for row in f.rows().into_iter().skip(10) {
+            let area = row.sum() * bin_hz;
+            assert!((area - 1.0).abs() < 0.05, "area {area}");
+        }
+    }
+
+    #[test]
+    fn frame_counts_follow_librosa() {
+        let fe = MelFrontend::new(spec()).unwrap();
+        assert_eq!(fe.num_frames(16000), 1 + (16000 - 512) / 160);
+        assert_eq!(fe.num_frames(511), 0);
+        assert_eq!(fe.num_frames(512), 1);
+        let tf = MelFrontend::new(FeatureSpec {
+            framing: Framing::Tf,
+            ..spec()
+        })
+        .unwrap();
+        assert_eq!(tf.num_frames(15600), 96);
+        let centred = MelFrontend::new(FeatureSpec {
+            center: true,
+            ..spec()
+        })
+        .unwrap();
+        assert_eq!(centred.num_frames(16000), 1 + 16000 / 160);
+        assert_eq!(centred.num_frames(0), 0);
+    }
+
+    #[test]
+    fn sine_energy_lands_in_the_band_around_its_frequency() {
+        let fe = MelFrontend::new(spec()).unwrap();
+        let frame: Vec<f32> = (0..512)
+            .map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 16000.0).sin() as f32)
+            .collect();
+        let mut out = vec![0.0; 64];
+        fe.frame_log_mel(&frame, &mut out);
+        let loudest = (0..64).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
+        let edges = linspace(hz_to_mel(125.0, true), hz_to_mel(7500.0, true), 66);
+        let centre_hz = mel_to_hz(edges[loudest + 1], true);
+        assert!(
+            (centre_hz - 1000.0).abs() < 100.0,
+            "loudest band at {centre_hz} Hz"
+        );
+    }
+
+    #[test]
+    fn db_uses_amin_floor_and_top_db_clips_over_the_whole_matrix() {
+        let s = FeatureSpec {
+            power: 2.0,
+            log: LogKind::Db,
+            db_top: Some(80.0),
+            ..spec()
+        };
+        let fe = MelFrontend::new(s).unwrap();
+        assert_eq!(fe.log(0.0), -100.0);
+        assert!(close(fe.log(100.0), 20.0, 1e-12));
+        let mut x = Array2::from_shape_vec((2, 2), vec![10.0, -100.0, -50.0, -75.0]).unwrap();
+        fe.normalize(&mut x);
+        assert_eq!(x.as_slice().unwrap(), &[10.0, -70.0, -50.0, -70.0]);
+
+        let amp = MelFrontend::new(FeatureSpec {
+            power: 1.0,
+            log: LogKind::Db,
+            db_amin: 1e-5,
+            ..spec()
+        })
+        .unwrap();
+        assert!(
+            close(amp.log(10.0), 20.0, 1e-12),
+            "amplitude dB is 20 log10"
+        );
+        assert!(close(amp.log(0.0), -100.0, 1e-12));
+    }
+
+    #[test]
+    fn normalizations_match_their_numpy_definitions() {
+        let minmax = MelFrontend::new(FeatureSpec {
+            normalize: Normalize::SamplewiseMinmax,
+            ..spec()
+        })
+        .unwrap();
+        let mut x = Array2::from_shape_vec((1, 3), vec![-4.0, 0.0, 2.0]).unwrap();
+        minmax.normalize(&mut x);
+        // x - min = [0, 4, 6]; / (6 + 1)
+        let want = [0.0, 4.0 / 7.0, 6.0 / 7.0];
+        for (a, b) in x.iter().zip(want) {
+            assert!(close(f64::from(*a), b, 1e-7));
+        }
+
+        let z = MelFrontend::new(FeatureSpec {
+            normalize: Normalize::Zscore,
+            ..spec()
+        })
+        .unwrap();
+        let mut x = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        z.normalize(&mut x);
+        let std = 1.25f64.sqrt();
+        let want = [-1.5 / std, -0.5 / std, 0.5 / std, 1.5 / std];
+        for (a, b) in x.iter().zip(want) {
+            assert!(close(f64::from(*a), b, 1e-6));
+        }
+        // A constant window (silence) stays finite.
+        let mut x = Array2::from_elem((2, 3), -100.0f32);
+        z.normalize(&mut x);
+        assert!(x.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn validation_names_the_key_value_and_allowed_range() {
+        let err = FeatureSpec {
+            fmax: 9000.0,
+            ..spec()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "feature spec: fmax = 9000 is above the Nyquist frequency 8000 (sample_rate / 2); use a value <= 8000"
+        );
+        let err = FeatureSpec {
+            mel_scale: MelScale::HtkTf,
+            mel_norm: MelNorm::Slaney,
+            ..spec()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            FrontendError::InvalidSpec {
+                key: "mel_norm",
+                ..
+            }
+        ));
+        assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn streaming_with_large_hop_skips_samples_between_frames() {
+        let s = FeatureSpec {
+            n_fft: 64,
+            win_length: 64,
+            hop_length: 100,
+            n_mels: 8,
+            fmin: 0.0,
+            fmax: 8000.0,
+            ..spec()
+        };
+        let fe = MelFrontend::new(s).unwrap();
+        let signal: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let batch = fe.log_mel_frames(&signal);
+        let mut st = StreamingFrontend::new(fe);
+        for chunk in signal.chunks(37) {
+            st.push(chunk);
+        }
+        assert_eq!(st.frames_available(), batch.ncols());
+        let streamed = st.window(batch.ncols()).unwrap();
+        assert_eq!(streamed, batch);
+    }
+}

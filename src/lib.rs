@@ -8,11 +8,15 @@
 pub mod audio;
 pub mod capture;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod exit;
 pub mod frontend;
 pub mod hooks;
+pub mod logging;
 pub mod model;
+pub mod npy;
 pub mod pipeline;
 pub mod publish;
 pub mod record;

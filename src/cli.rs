@@ -1,0 +1,235 @@
+//! The command line: flags for every subcommand and the dispatch to the library.
+//!
+//! Parsing lives here so that `main.rs` stays a few lines; each command's work lives in the
+//! module of the stage it exercises. Errors travel up as `anyhow::Error` with context and are
+//! printed once by `main`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::classify;
+use crate::model::{self, LoadOptions, Model};
+
+/// hark: hears sound events (alarms, knocks, doorbells, glass breaking ...) and reports them.
+#[derive(Debug, Parser)]
+#[command(name = "hark", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive). Also RUST_LOG.
+    #[arg(long, global = true, env = "HARK_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify audio files offline, window by window.
+    Classify(ClassifyArgs),
+    /// Compute log-mel features of a whole input and write them as a float32 .npy [n_mels, frames].
+    Features(FeaturesArgs),
+    /// Inspect models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Inputs, outputs, front end, window and hop, labels of a model.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which model to load and how.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model: a manifest (.toml), a folder holding one, or a name under models/.
+    #[arg(long, short = 'm', default_value = model::DEFAULT_MODEL)]
+    pub model: String,
+    /// Path of libonnxruntime.so (default: ORT_DYLIB_PATH, third_party/onnxruntime, system paths).
+    #[arg(long, value_name = "PATH")]
+    pub onnxruntime: Option<PathBuf>,
+    /// Threads ONNX Runtime may use for one inference.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Window length in seconds instead of the manifest's (waveform models).
+    #[arg(long, value_name = "SECONDS")]
+    pub window: Option<f64>,
+    /// Hop between windows in seconds instead of the manifest's.
+    #[arg(long, value_name = "SECONDS")]
+    pub hop: Option<f64>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Model> {
+        let path = model::resolve(&self.model)?;
+        let opts = LoadOptions {
+            onnxruntime: self.onnxruntime.clone(),
+            threads: self.threads,
+            window: self.window,
+            hop: self.hop,
+        };
+        Ok(Model::load(&path, &opts)?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Labels to print per window.
+    #[arg(long, short = 'k', default_value_t = 3)]
+    pub top: usize,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Feature spec: TOML or JSON with the front end's fields.
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Input: a .wav (any format; converted to mono at the spec's rate) or a .npy of float32 mono samples at the spec's rate.
+    pub input: PathBuf,
+    /// Output .npy file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Classify(args) => classify_files(&args),
+        Command::Features(args) => features(&args),
+        Command::Model {
+            command: ModelCommand::Info { model, json },
+        } => model_info(&model, json),
+    }
+}
+
+fn classify_files(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let mut model = args.model.load()?;
+    let labels = model.labels().to_vec();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0;
+    for file in &args.files {
+        let samples = match crate::audio::load_mono(file, model.sample_rate()) {
+            Ok(s) if s.is_empty() => {
+                tracing::error!(file = %file.display(), "no audio samples in file");
+                eprintln!("hark: {}: the file holds no audio samples", file.display());
+                failed += 1;
+                continue;
+            }
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hark: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let windows = classify::classify_samples(&mut model, &samples)
+            .with_context(|| format!("classifying {}", file.display()))?;
+        if !args.json {
+            writeln!(out, "{}", file.display())?;
+        }
+        for w in &windows {
+            let top = classify::top_k(&w.scores, &labels, args.top);
+            if args.json {
+                writeln!(out, "{}", classify::window_json(file, w, &top))?;
+            } else {
+                writeln!(out, "{}", classify::window_text(w, &top))?;
+            }
+        }
+        let heard = classify::summarize(&windows, &labels);
+        if args.json {
+            writeln!(out, "{}", classify::summary_json(file, &heard))?;
+        } else {
+            writeln!(out, "{}", classify::summary_text(&heard))?;
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn features(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
+    let spec = crate::frontend::FeatureSpec::from_file(&args.spec)?;
+    let samples = read_samples(&args.input, spec.sample_rate)?;
+    let frontend = crate::frontend::MelFrontend::new(spec)?;
+    let feats = frontend.compute(&samples);
+    let shape = [feats.nrows(), feats.ncols()];
+    let data: Vec<f32> = feats.as_standard_layout().iter().copied().collect();
+    crate::npy::write_f32(&args.out, &shape, &data)?;
+    tracing::info!(out = %args.out.display(), mels = shape[0], frames = shape[1], "wrote features");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Samples of a features input: a .npy of float32 mono samples, or any audio file.
+fn read_samples(path: &Path, rate: u32) -> anyhow::Result<Vec<f32>> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        let (shape, data) = crate::npy::read_f32(path)?;
+        if shape.len() != 1 {
+            anyhow::bail!(
+                "{}: expected a 1-D array of mono samples, got shape {shape:?}",
+                path.display()
+            );
+        }
+        Ok(data)
+    } else {
+        Ok(crate::audio::load_mono(path, rate)?)
+    }
+}
+
+fn model_info(args: &ModelArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let model = args.load()?;
+    let info = model.info();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("name:        {}", info.name);
+        println!("manifest:    {}", info.manifest.display());
+        println!("model:       {}", info.model.display());
+        println!("inputs:      {}", info.inputs.join(", "));
+        println!("outputs:     {}", info.outputs.join(", "));
+        println!("front end:   {}", info.frontend);
+        println!("sample rate: {} Hz", info.sample_rate);
+        println!("window:      {} s", info.window);
+        println!("hop:         {} s", info.hop);
+        println!(
+            "output:      {:?}, {}",
+            info.output,
+            if info.multi_label {
+                "multi-label"
+            } else {
+                "single-label"
+            }
+        );
+        println!(
+            "labels:      {} ({}, ...)",
+            info.labels,
+            info.first_labels.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,727 @@
+//! The model stage: an ONNX model plus its manifest, run through ONNX Runtime.
+//!
+//! `Model::load` reads a manifest, loads the labels and the ONNX session, and checks that the
+//! three agree (input rank and fixed dims, label count) before anything runs. `Model::predict`
+//! turns one window of mono samples at the model's rate into one score per label in 0..1.
+//! This module does no audio I/O; the thread that calls `predict` owns the model (ort sessions
+//! need `&mut` to run), so there is never a lock around it.
+
+pub mod manifest;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView2};
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+pub use manifest::{Axis, FrontendKind, Manifest, OutputKind};
+
+use crate::frontend::MelFrontend;
+
+/// Errors of the model stage. Each names the file involved and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Runtime(String),
+    #[error("model {0:?} not found; give a manifest (.toml), a folder holding one, or the name of a model under {1}")]
+    NotFound(String, String),
+    #[error("manifest {}: {msg}", path.display())]
+    Manifest { path: PathBuf, msg: String },
+    #[error("labels file {}: {msg}", path.display())]
+    Labels { path: PathBuf, msg: String },
+    #[error("model {}: {msg}", path.display())]
+    Onnx { path: PathBuf, msg: String },
+    #[error("model {} does not match its manifest {}: {msg}", model.display(), manifest.display())]
+    Mismatch {
+        model: PathBuf,
+        manifest: PathBuf,
+        msg: String,
+    },
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// How to load a model: where ONNX Runtime is and how many threads inference may use.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Explicit path of libonnxruntime.so (config `model.onnxruntime`); None = search.
+    pub onnxruntime: Option<PathBuf>,
+    /// Intra-op threads for ONNX Runtime. One keeps a Raspberry Pi's other cores for capture.
+    pub threads: usize,
+    /// Window length in seconds instead of the manifest's (waveform models only).
+    pub window: Option<f64>,
+    /// Hop in seconds instead of the manifest's.
+    pub hop: Option<f64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            onnxruntime: None,
+            threads: 1,
+            window: None,
+            hop: None,
+        }
+    }
+}
+
+/// The name of the model used when none is given.
+pub const DEFAULT_MODEL: &str = "ced-tiny";
+
+/// Folders searched for a model given by name, in order.
+pub fn model_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("HARK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd.join("models"));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for a in exe.ancestors().skip(1) {
+            let d = a.join("models");
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs.push(PathBuf::from("/usr/share/hark/models"));
+    dirs
+}
+
+/// Turn what the user gave (`--model M`) into a manifest path: a manifest file, a folder with
+/// one manifest in it, or a model name looked up in `model_dirs()`.
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    let p = Path::new(spec);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    if p.is_dir() {
+        return manifest_in_dir(p);
+    }
+    let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
+    if !looks_like_path {
+        for dir in model_dirs() {
+            let f = dir.join(format!("{spec}.toml"));
+            if f.is_file() {
+                return Ok(f);
+            }
+            let d = dir.join(spec);
+            if d.is_dir() {
+                return manifest_in_dir(&d);
+            }
+        }
+    }
+    let dirs: Vec<String> = model_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    Err(ModelError::NotFound(spec.to_string(), dirs.join(", ")))
+}
+
+fn manifest_in_dir(dir: &Path) -> Result<PathBuf> {
+    let preferred = dir.join("manifest.toml");
+    if preferred.is_file() {
+        return Ok(preferred);
+    }
+    let tomls: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ModelError::NotFound(format!("{} ({e})", dir.display()), String::new()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    match tomls.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ModelError::Manifest {
+            path: dir.to_path_buf(),
+            msg: "the folder holds no manifest (.toml)".into(),
+        }),
+        _ => Err(ModelError::Manifest {
+            path: dir.to_path_buf(),
+            msg: "the folder holds several .toml files; name one, or call it manifest.toml".into(),
+        }),
+    }
+}
+
+/// Read labels: a CSV with a header (column `display_name`, else `label` or `name`, else the
+/// last column), or a plain text file with one label per line.
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let err = |msg: String| ModelError::Labels {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+    let labels: Vec<String> = if path.extension().is_some_and(|x| x == "csv") {
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let headers = rdr.headers().map_err(|e| err(e.to_string()))?.clone();
+        let col = ["display_name", "label", "name"]
+            .iter()
+            .find_map(|n| headers.iter().position(|h| h == *n))
+            .unwrap_or(headers.len().saturating_sub(1));
+        let mut out = Vec::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let rec = rec.map_err(|e| err(format!("row {}: {e}", i + 2)))?;
+            let v = rec
+                .get(col)
+                .ok_or_else(|| err(format!("row {} has no column {}", i + 2, col + 1)))?;
+            out.push(v.trim().to_string());
+        }
+        out
+    } else {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    if labels.is_empty() {
+        return Err(err("it holds no labels".into()));
+    }
+    Ok(labels)
+}
+
+/// How windows become the input tensor.
+#[derive(Debug)]
+enum InputPlan {
+    /// `[1, samples]` or `[samples]`.
+    Waveform { batched: bool },
+    /// Log-mel `[n_mels, frames]` permuted into `layout`.
+    LogMel {
+        frontend: MelFrontend,
+        layout: Vec<Axis>,
+        frames: usize,
+    },
+}
+
+/// A loaded model, ready to run. Owned by exactly one thread.
+pub struct Model {
+    manifest: Manifest,
+    manifest_path: PathBuf,
+    labels: Vec<String>,
+    session: Session,
+    input_name: String,
+    output_name: String,
+    plan: InputPlan,
+    /// Reused input buffer, so steady-state inference does not allocate for the input.
+    input_buf: Vec<f32>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("manifest", &self.manifest_path)
+            .field("labels", &self.labels.len())
+            .finish()
+    }
+}
+
+/// A description of a loaded model for `hark model info` and the socket's `hello`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub manifest: PathBuf,
+    pub model: PathBuf,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub frontend: String,
+    pub sample_rate: u32,
+    pub window: f64,
+    pub hop: f64,
+    pub output: OutputKind,
+    pub multi_label: bool,
+    pub labels: usize,
+    pub first_labels: Vec<String>,
+}
+
+impl Model {
+    /// Load a model from its manifest and check that manifest, labels and ONNX graph agree.
+    pub fn load(manifest_path: &Path, opts: &LoadOptions) -> Result<Model> {
+        let mut manifest = Manifest::from_file(manifest_path)?;
+        apply_overrides(&mut manifest, opts).map_err(|msg| ModelError::Manifest {
+            path: manifest_path.to_path_buf(),
+            msg,
+        })?;
+        let dir = manifest_path.parent().unwrap_or(Path::new("."));
+        let labels = read_labels(&dir.join(&manifest.labels))?;
+        let onnx_path = dir.join(&manifest.model);
+        let onnx_err = |msg: String| ModelError::Onnx {
+            path: onnx_path.clone(),
+            msg,
+        };
+        if !onnx_path.is_file() {
+            return Err(onnx_err(
+                "file not found; run scripts/setup.sh to fetch the default model, or fix `model` in the manifest".into(),
+            ));
+        }
+        let env = runtime::environment(opts.onnxruntime.as_deref())?;
+        let session = Session::builder(&env)
+            .and_then(|b| Ok(b.with_intra_threads(opts.threads.max(1))?))
+            .and_then(|mut b| b.commit_from_file(&onnx_path))
+            .map_err(|e| onnx_err(format!("ONNX Runtime cannot load it: {e}")))?;
+
+        let mismatch = |msg: String| ModelError::Mismatch {
+            model: onnx_path.clone(),
+            manifest: manifest_path.to_path_buf(),
+            msg,
+        };
+        let input = match &manifest.input_name {
+            Some(n) => session
+                .inputs()
+                .iter()
+                .find(|i| i.name() == n)
+                .ok_or_else(|| {
+                    mismatch(format!(
+                        "the manifest's input_name {n:?} is not an input of the model ({})",
+                        names(session.inputs())
+                    ))
+                })?,
+            None => match session.inputs() {
+                [one] => one,
+                many => {
+                    return Err(mismatch(format!(
+                        "the model has {} inputs ({}); set input_name in the manifest",
+                        many.len(),
+                        names(many)
+                    )))
+                }
+            },
+        };
+        let output = match &manifest.output_name {
+            Some(n) => session
+                .outputs()
+                .iter()
+                .find(|o| o.name() == n)
+                .ok_or_else(|| {
+                    mismatch(format!(
+                        "the manifest's output_name {n:?} is not an output of the model ({})",
+                        names(session.outputs())
+                    ))
+                })?,
+            None => session
+                .outputs()
+                .first()
+                .ok_or_else(|| mismatch("the model has no outputs".into()))?,
+        };
+        let in_shape = float_shape(input.dtype()).ok_or_else(|| {
+            mismatch(format!(
+                "input {:?} is not a float32 tensor ({:?})",
+                input.name(),
+                input.dtype()
+            ))
+        })?;
+        let out_shape = float_shape(output.dtype()).ok_or_else(|| {
+            mismatch(format!(
+                "output {:?} is not a float32 tensor ({:?})",
+                output.name(),
+                output.dtype()
+            ))
+        })?;
+
+        // Output: [labels] or [1, labels]; the label count must match the labels file.
+        let n_out = match out_shape.as_slice() {
+            [n] | [_, n] => *n,
+            other => {
+                return Err(mismatch(format!(
+                    "output {:?} has shape {other:?}; expected [labels] or [batch, labels]",
+                    output.name()
+                )))
+            }
+        };
+        if n_out >= 0 && n_out as usize != labels.len() {
+            return Err(mismatch(format!(
+                "output {:?} has {n_out} classes but the labels file {} has {} labels",
+                output.name(),
+                dir.join(&manifest.labels).display(),
+                labels.len()
+            )));
+        }
+
+        let plan = plan_input(&manifest, input.name(), &in_shape).map_err(mismatch)?;
+        let input_name = input.name().to_string();
+        let output_name = output.name().to_string();
+        Ok(Model {
+            manifest,
+            manifest_path: manifest_path.to_path_buf(),
+            labels,
+            session,
+            input_name,
+            output_name,
+            plan,
+            input_buf: Vec::new(),
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.manifest.sample_rate
+    }
+
+    pub fn window_samples(&self) -> usize {
+        self.manifest.window_samples()
+    }
+
+    pub fn hop_samples(&self) -> usize {
+        self.manifest.hop_samples()
+    }
+
+    /// The log-mel front end, for log-mel models.
+    pub fn mel_frontend(&self) -> Option<&MelFrontend> {
+        match &self.plan {
+            InputPlan::LogMel { frontend, .. } => Some(frontend),
+            InputPlan::Waveform { .. } => None,
+        }
+    }
+
+    /// Frames per window, for log-mel models.
+    pub fn frames(&self) -> Option<usize> {
+        match &self.plan {
+            InputPlan::LogMel { frames, .. } => Some(*frames),
+            InputPlan::Waveform { .. } => None,
+        }
+    }
+
+    /// Scores in 0..1, one per label, for one window of `window_samples()` mono samples at
+    /// the model's rate (shorter windows are zero-padded at the end).
+    pub fn predict(&mut self, window: &[f32]) -> Result<Vec<f32>> {
+        match &self.plan {
+            InputPlan::Waveform { .. } => {
+                let n = self.manifest.window_samples();
+                self.input_buf.clear();
+                self.input_buf
+                    .extend_from_slice(&window[..window.len().min(n)]);
+                self.input_buf.resize(n, 0.0);
+                self.run_input()
+            }
+            InputPlan::LogMel { frontend, .. } => {
+                let n = self.manifest.window_samples();
+                let feats = if window.len() >= n {
+                    frontend.compute(&window[..n])
+                } else {
+                    let mut padded = window.to_vec();
+                    padded.resize(n, 0.0);
+                    frontend.compute(&padded)
+                };
+                self.predict_features(feats.view())
+            }
+        }
+    }
+
+    /// Scores for one window of log-mel features `[n_mels, frames]`, already normalized.
+    pub fn predict_features(&mut self, feats: ArrayView2<f32>) -> Result<Vec<f32>> {
+        let InputPlan::LogMel { layout, frames, .. } = &self.plan else {
+            return Err(ModelError::Inference(
+                "this model takes a waveform, not features".into(),
+            ));
+        };
+        if feats.ncols() != *frames {
+            return Err(ModelError::Inference(format!(
+                "got {} frames of features; the model takes {frames}",
+                feats.ncols()
+            )));
+        }
+        self.input_buf.clear();
+        // Only the mels/frames order matters for the memory layout: batch and channel are 1.
+        let frames_first = layout
+            .iter()
+            .position(|a| *a == Axis::Frames)
+            .zip(layout.iter().position(|a| *a == Axis::Mels))
+            .is_some_and(|(f, m)| f < m);
+        if frames_first {
+            self.input_buf.extend(feats.t().iter().copied());
+        } else {
+            let owned: Array2<f32> = feats.as_standard_layout().into_owned();
+            self.input_buf
+                .extend_from_slice(owned.as_slice().unwrap_or(&[]));
+        }
+        self.run_input()
+    }
+
+    fn input_shape(&self) -> Vec<i64> {
+        match &self.plan {
+            InputPlan::Waveform { batched } => {
+                let n = self.manifest.window_samples() as i64;
+                if *batched {
+                    vec![1, n]
+                } else {
+                    vec![n]
+                }
+            }
+            InputPlan::LogMel {
+                frontend,
+                layout,
+                frames,
+            } => layout
+                .iter()
+                .map(|a| match a {
+                    Axis::Batch | Axis::Channel => 1,
+                    Axis::Mels => frontend.spec().n_mels as i64,
+                    Axis::Frames => *frames as i64,
+                })
+                .collect(),
+        }
+    }
+
+    fn run_input(&mut self) -> Result<Vec<f32>> {
+        let shape = self.input_shape();
+        let tensor = TensorRef::from_array_view((shape, self.input_buf.as_slice()))
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let (_, data) = outputs[self.output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let mut scores = data.to_vec();
+        if scores.len() != self.labels.len() {
+            return Err(ModelError::Inference(format!(
+                "the model returned {} scores for {} labels",
+                scores.len(),
+                self.labels.len()
+            )));
+        }
+        postprocess(self.manifest.output, &mut scores);
+        Ok(scores)
+    }
+
+    /// Describe the model for `hark model info`.
+    pub fn info(&self) -> ModelInfo {
+        let describe = |o: &ort::value::Outlet| {
+            format!(
+                "{} {:?}",
+                o.name(),
+                float_shape(o.dtype()).unwrap_or_default()
+            )
+        };
+        let frontend = match &self.plan {
+            InputPlan::Waveform { .. } => "waveform".to_string(),
+            InputPlan::LogMel {
+                frontend,
+                layout,
+                frames,
+            } => {
+                let s = frontend.spec();
+                format!(
+                    "log_mel: {} mels x {frames} frames, layout {layout:?}, n_fft {}, hop {} samples",
+                    s.n_mels, s.n_fft, s.hop_length
+                )
+            }
+        };
+        ModelInfo {
+            name: self.manifest.name.clone(),
+            manifest: self.manifest_path.clone(),
+            model: self
+                .manifest_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&self.manifest.model),
+            inputs: self.session.inputs().iter().map(describe).collect(),
+            outputs: self.session.outputs().iter().map(describe).collect(),
+            frontend,
+            sample_rate: self.manifest.sample_rate,
+            window: self.manifest.window_seconds(),
+            hop: self.manifest.hop,
+            output: self.manifest.output,
+            multi_label: self.manifest.multi_label,
+            labels: self.labels.len(),
+            first_labels: self.labels.iter().take(10).cloned().collect(),
+        }
+    }
+}
+
+/// Apply `--window` / `--hop` to a manifest and check the result.
+fn apply_overrides(m: &mut Manifest, opts: &LoadOptions) -> std::result::Result<(), String> {
+    if let Some(hop) = opts.hop {
+        m.hop = hop;
+    }
+    if let Some(w) = opts.window {
+        if !matches!(m.frontend, FrontendKind::Waveform) {
+            return Err(format!(
+                "window override {w} s: a log-mel model's window is fixed by frontend.frames"
+            ));
+        }
+        m.window = Some(w);
+    }
+    m.validate().map_err(|e| {
+        format!(
+            "after overrides (window {:?}, hop {:?}): {e}",
+            opts.window, opts.hop
+        )
+    })
+}
+
+/// Turn raw outputs into scores in 0..1 according to the manifest.
+pub fn postprocess(kind: OutputKind, scores: &mut [f32]) {
+    match kind {
+        OutputKind::Probabilities => {}
+        OutputKind::LogitsSigmoid => {
+            for s in scores.iter_mut() {
+                *s = 1.0 / (1.0 + (-*s).exp());
+            }
+        }
+        OutputKind::LogitsSoftmax => {
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            for s in scores.iter_mut() {
+                *s /= sum;
+            }
+        }
+    }
+}
+
+fn names(outlets: &[ort::value::Outlet]) -> String {
+    outlets
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The shape of a float32 tensor type (`-1` for dynamic dims), or None for anything else.
+fn float_shape(t: &ValueType) -> Option<Vec<i64>> {
+    match t {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape,
+            ..
+        } => Some(shape.to_vec()),
+        _ => None,
+    }
+}
+
+/// Decide how to feed the model from the manifest and the ONNX input shape.
+fn plan_input(m: &Manifest, input: &str, shape: &[i64]) -> std::result::Result<InputPlan, String> {
+    let fits = |dim: i64, want: usize| dim < 0 || dim as usize == want;
+    match &m.frontend {
+        FrontendKind::Waveform => {
+            let n = m.window_samples();
+            let (batched, len) = match shape {
+                [len] => (false, *len),
+                [b, len] if fits(*b, 1) => (true, *len),
+                other => {
+                    return Err(format!(
+                        "input {input:?} has shape {other:?}; a waveform model takes [batch, samples] or [samples]"
+                    ))
+                }
+            };
+            if !fits(len, n) {
+                return Err(format!(
+                    "input {input:?} takes exactly {len} samples but the manifest's window is {n} samples ({} s at {} Hz)",
+                    m.window_seconds(),
+                    m.sample_rate
+                ));
+            }
+            Ok(InputPlan::Waveform { batched })
+        }
+        FrontendKind::LogMel {
+            frames,
+            layout,
+            spec,
+        } => {
+            let want = |a: &Axis| match a {
+                Axis::Batch | Axis::Channel => 1,
+                Axis::Mels => spec.n_mels,
+                Axis::Frames => *frames,
+            };
+            let matches = |l: &[Axis]| {
+                l.len() == shape.len() && l.iter().zip(shape).all(|(a, d)| fits(*d, want(a)))
+            };
+            let layout = match layout {
+                Some(l) => {
+                    let has = |a: Axis| l.iter().filter(|x| **x == a).count() == 1;
+                    if !(has(Axis::Mels) && has(Axis::Frames)) {
+                        return Err(format!(
+                            "frontend.layout {l:?} must name \"mels\" and \"frames\" once each"
+                        ));
+                    }
+                    if !matches(l) {
+                        return Err(format!(
+                            "input {input:?} has shape {shape:?} but the manifest's layout {l:?} needs {:?} ({} mels, {frames} frames)",
+                            l.iter().map(want).collect::<Vec<_>>(),
+                            spec.n_mels
+                        ));
+                    }
+                    l.clone()
+                }
+                None => {
+                    use Axis::*;
+                    // The layouts the shape alone can reveal, most conventional first.
+                    let candidates: &[&[Axis]] = match shape.len() {
+                        3 => &[&[Batch, Mels, Frames]],
+                        4 if shape[1] == 1 => &[&[Batch, Channel, Mels, Frames]],
+                        4 if shape[3] == 1 => &[&[Batch, Mels, Frames, Channel]],
+                        _ => &[],
+                    };
+                    match candidates.iter().find(|l| matches(l)) {
+                        Some(l) => l.to_vec(),
+                        None => {
+                            return Err(format!(
+                                "input {input:?} has shape {shape:?}, which does not reveal where mels ({}) and frames ({frames}) go; declare frontend.layout in the manifest, e.g. [\"frames\", \"mels\"]",
+                                spec.n_mels
+                            ))
+                        }
+                    }
+                }
+            };
+            let frontend = MelFrontend::new(spec.clone()).map_err(|e| e.to_string())?;
+            Ok(InputPlan::LogMel {
+                frontend,
+                layout,
+                frames: *frames,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_sigmoid_maps_zero_to_half() {
+        let mut s = vec![1.0, 2.0, 3.0];
+        postprocess(OutputKind::LogitsSoftmax, &mut s);
+        assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(s[2] > s[1] && s[1] > s[0]);
+        let mut s = vec![0.0];
+        postprocess(OutputKind::LogitsSigmoid, &mut s);
+        assert!((s[0] - 0.5).abs() < 1e-7);
+    }
+
+    #[test]
+    fn labels_from_audioset_csv_keep_commas_inside_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.csv");
+        std::fs::write(
+            &p,
+            "index,mid,display_name\n0,/m/x,\"Male speech, man speaking\"\n1,/m/y,Knock\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_labels(&p).unwrap(),
+            vec!["Male speech, man speaking", "Knock"]
+        );
+    }
+
+    #[test]
+    fn empty_labels_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("labels.txt");
+        std::fs::write(&p, "\n\n").unwrap();
+        let e = read_labels(&p).unwrap_err().to_string();
+        assert!(e.contains("labels.txt") && e.contains("no labels"), "{e}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Finding and loading the ONNX Runtime shared library.
+//!
+//! hark links ONNX Runtime at run time (ort's `load-dynamic`), so the binary builds without
+//! downloading anything. This module owns the search for `libonnxruntime.so` and the one
+//! process-wide ort `Environment`. It must not know about models or audio.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+
+use super::ModelError;
+
+/// The ONNX Runtime version the setup step installs and this build of ort was made for.
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// Where a project-local install (made by `scripts/setup.sh`) lives, relative to the project root.
+const LOCAL_DIR: &str = "third_party/onnxruntime";
+
+const INSTALL_HINT: &str = "install it with `scripts/setup.sh` (unpacks the PyPI wheel \
+onnxruntime==1.31.1 into third_party/onnxruntime/), or point ORT_DYLIB_PATH or the config key \
+`model.onnxruntime` at a libonnxruntime.so (>= 1.31)";
+
+static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
+
+/// The candidates, in the order they are tried: the explicit path (config key or flag),
+/// `ORT_DYLIB_PATH`, a project-local install beside the working directory or any ancestor of
+/// the executable, then the system's library paths.
+pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = explicit {
+        return vec![p.to_path_buf()];
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
+    }
+    let mut out = Vec::new();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    for root in roots {
+        let p = root.join(LOCAL_DIR).join("libonnxruntime.so");
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    for dir in ["/usr/lib/hark", "/usr/local/lib", "/usr/lib"] {
+        out.push(Path::new(dir).join("libonnxruntime.so"));
+    }
+    out
+}
+
+/// Load ONNX Runtime once per process and return the shared environment.
+///
+/// Later calls return the environment made by the first one, whatever path they name:
+/// a process can hold only one ONNX Runtime library.
+pub fn environment(explicit: Option<&Path>) -> Result<Environment, ModelError> {
+    let result = ENVIRONMENT.get_or_init(|| load(explicit));
+    match result {
+        Ok((env, _)) => Ok(env.clone()),
+        Err(msg) => Err(ModelError::Runtime(msg.clone())),
+    }
+}
+
+/// The library the process loaded, if it has loaded one.
+pub fn loaded_path() -> Option<PathBuf> {
+    ENVIRONMENT.get()?.as_ref().ok().map(|(_, p)| p.clone())
+}
+
+fn load(explicit: Option<&Path>) -> Result<(Environment, PathBuf), String> {
+    let tried = candidates(explicit);
+    let found = tried.iter().find(|p| p.exists());
+    let Some(path) = found else {
+        let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!(
+            "ONNX Runtime library not found (looked for {}); {INSTALL_HINT}",
+            list.join(", ")
+        ));
+    };
+    let builder = ort::init_from(path).map_err(|e| {
+        format!(
+            "could not load ONNX Runtime from {}: {e}; {INSTALL_HINT}",
+            path.display()
+        )
+    })?;
+    let env = builder
+        .with_name("hark")
+        .build()
+        .map_err(|e| format!("ONNX Runtime from {} failed to start: {e}", path.display()))?;
+    tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
+    Ok((env, path.clone()))
+}

@@ -1,0 +1,418 @@
+//! Reading and writing NumPy `.npy` arrays of 32- and 64-bit floats.
+//!
+//! This module owns the `.npy` container format (versions 1–3, C order, either byte order) so
+//! that `hark features` can hand its output to Python and the tests can read the librosa
+//! reference features. It only moves flat `f32` data and a shape: it must not know what the
+//! arrays mean, and it supports no other dtype (integers, complex, structured) on purpose —
+//! anything else is reported as unsupported rather than guessed at.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong reading or writing a `.npy` file; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an .npy file: {detail}")]
+    NotNpy { path: PathBuf, detail: String },
+    #[error(
+        "{path}: unsupported .npy format version {major}.{minor}; versions 1, 2 and 3 are read"
+    )]
+    UnsupportedVersion { path: PathBuf, major: u8, minor: u8 },
+    #[error("{path}: malformed .npy header ({detail}): {header:?}")]
+    BadHeader {
+        path: PathBuf,
+        detail: String,
+        header: String,
+    },
+    #[error("{path}: unsupported dtype {descr:?}; only float32 ('<f4') and float64 ('<f8') are read; convert with arr.astype(np.float32)")]
+    UnsupportedDtype { path: PathBuf, descr: String },
+    #[error("{path}: array is stored in Fortran order; save it C-ordered (np.ascontiguousarray) instead")]
+    FortranOrder { path: PathBuf },
+    #[error(
+        "{path}: truncated: shape {shape:?} needs {expected} data bytes but the file has {got}"
+    )]
+    Truncated {
+        path: PathBuf,
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{path}: {extra} unexpected bytes after the data of shape {shape:?}")]
+    TrailingBytes {
+        path: PathBuf,
+        shape: Vec<usize>,
+        extra: usize,
+    },
+    #[error("{path}: shape {shape:?} holds {expected} values but {got} were given")]
+    ShapeMismatch {
+        path: PathBuf,
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = NpyError> = std::result::Result<T, E>;
+
+const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Reads a float32 or float64 `.npy` array (float64 values are rounded to f32).
+/// Returns the shape and the values in C (row-major) order; a 0-d array has shape `[]`.
+pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|source| NpyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_f32(&bytes, path)
+}
+
+/// Writes `data` (C order) as a little-endian float32 `.npy` file (format version 1, or 2 when
+/// the header is too long for version 1) that `np.load` reads.
+pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = encode_f32(shape, data).map_err(|(expected, got)| NpyError::ShapeMismatch {
+        path: path.to_path_buf(),
+        shape: shape.to_vec(),
+        expected,
+        got,
+    })?;
+    fs::write(path, bytes).map_err(|source| NpyError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses the bytes of a `.npy` file; `path` is only used in error messages.
+pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let not_npy = |detail: &str| NpyError::NotNpy {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(not_npy("it does not start with the \\x93NUMPY magic"));
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    // Version 1 has a 2-byte header length; 2 and 3 (3 only allows UTF-8 in the header) have 4.
+    let (header_len, header_start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(not_npy("the header length is cut off"));
+            }
+            let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            (n as usize, 12)
+        }
+        _ => {
+            return Err(NpyError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                major,
+                minor,
+            })
+        }
+    };
+    let data_start = header_start + header_len;
+    if bytes.len() < data_start {
+        return Err(not_npy("the header is cut off"));
+    }
+    let header = String::from_utf8_lossy(&bytes[header_start..data_start]).into_owned();
+    let header = parse_header(&header).map_err(|detail| NpyError::BadHeader {
+        path: path.to_path_buf(),
+        detail,
+        header: header.trim_end().to_string(),
+    })?;
+    if header.fortran_order {
+        return Err(NpyError::FortranOrder {
+            path: path.to_path_buf(),
+        });
+    }
+    let (width, little_endian) = match header.descr.as_str() {
+        "<f4" | "=f4" => (4, true),
+        "<f8" | "=f8" => (8, true),
+        ">f4" => (4, false),
+        ">f8" => (8, false),
+        _ => {
+            return Err(NpyError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                descr: header.descr,
+            })
+        }
+    };
+    let count: usize = header.shape.iter().product();
+    let data = &bytes[data_start..];
+    let expected = count * width;
+    if data.len() < expected {
+        return Err(NpyError::Truncated {
+            path: path.to_path_buf(),
+            shape: header.shape,
+            expected,
+            got: data.len(),
+        });
+    }
+    if data.len() > expected {
+        return Err(NpyError::TrailingBytes {
+            path: path.to_path_buf(),
+            shape: header.shape,
+            extra: data.len() - expected,
+        });
+    }
+    let values = if width == 4 {
+        data.chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if little_endian {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                }
+            })
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+                let v = if little_endian {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
+                v as f32
+            })
+            .collect()
+    };
+    Ok((header.shape, values))
+}
+
+/// Encodes a float32 array; on a shape/length mismatch returns (values the shape needs, given).
+fn encode_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>, (usize, usize)> {
+    let count: usize = shape.iter().product();
+    if count != data.len() {
+        return Err((count, data.len()));
+    }
+    let dims = match shape {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
+    // NumPy pads the header with spaces and a newline so the data starts on a 64-byte boundary.
+    let version1 = header.len() + 1 + 10 < 65536;
+    let prefix = if version1 { 10 } else { 12 };
+    let total = (prefix + header.len() + 1).div_ceil(64) * 64;
+    header.push_str(&" ".repeat(total - prefix - header.len() - 1));
+    header.push('\n');
+
+    let mut out = Vec::with_capacity(total + data.len() * 4);
+    out.extend_from_slice(MAGIC);
+    if version1 {
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&[2, 0]);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// The three fields of an `.npy` header we need.
+#[derive(Debug, PartialEq)]
+struct Header {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+/// Parses the Python dict literal NumPy writes, e.g.
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (96, 64), }`.
+/// Only this flat form is accepted; the error string says which part was not understood.
+fn parse_header(text: &str) -> std::result::Result<Header, String> {
+    let text = text.trim();
+    let body = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or("not a {...} dictionary")?;
+    let mut descr = None;
+    let mut fortran_order = None;
+    let mut shape = None;
+    let mut rest = body.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = take_quoted(rest).ok_or("expected a quoted key")?;
+        let after = after
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or_else(|| format!("expected ':' after key '{key}'"))?
+            .trim_start();
+        let after = match key {
+            "descr" => {
+                let (v, after) = take_quoted(after).ok_or("'descr' is not a quoted string")?;
+                descr = Some(v.to_string());
+                after
+            }
+            "fortran_order" => {
+                if let Some(a) = after.strip_prefix("True") {
+                    fortran_order = Some(true);
+                    a
+                } else if let Some(a) = after.strip_prefix("False") {
+                    fortran_order = Some(false);
+                    a
+                } else {
+                    return Err("'fortran_order' is neither True nor False".into());
+                }
+            }
+            "shape" => {
+                let inner = after.strip_prefix('(').ok_or("'shape' is not a tuple")?;
+                let end = inner.find(')').ok_or("'shape' tuple is not closed")?;
+                let dims = inner[..end]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    // Python 2 era files may write dims as `64L`.
+                    .map(|s| s.trim_end_matches('L').parse::<usize>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|_| "'shape' has a dimension that is not a whole number")?;
+                shape = Some(dims);
+                &inner[end + 1..]
+            }
+            other => return Err(format!("unexpected key '{other}'")),
+        };
+        let after = after.trim_start();
+        rest = match after.strip_prefix(',') {
+            Some(a) => a.trim_start(),
+            None if after.is_empty() => after,
+            None => return Err("expected ',' between entries".into()),
+        };
+    }
+    Ok(Header {
+        descr: descr.ok_or("no 'descr' key")?,
+        fortran_order: fortran_order.ok_or("no 'fortran_order' key")?,
+        shape: shape.ok_or("no 'shape' key")?,
+    })
+}
+
+/// Splits a leading `'...'` or `"..."` string off `s`, returning its contents and the rest.
+fn take_quoted(s: &str) -> Option<(&str, &str)> {
+    let quote = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = &s[1..];
+    let end = inner.find(quote)?;
+    Some((&inner[..end], &inner[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}\n",
+            if fortran { "True" } else { "False" }
+        );
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn written_file_reads_back_with_shape_and_values() {
+        for shape in [vec![], vec![3], vec![2, 3], vec![2, 1, 3]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let bytes = encode_f32(&shape, &data).unwrap();
+            assert_eq!(
+                bytes.len() % 64,
+                (n * 4) % 64,
+                "data starts on a 64-byte boundary"
+            );
+            let (s, d) = parse_f32(&bytes, Path::new("x.npy")).unwrap();
+            assert_eq!(s, shape);
+            assert_eq!(d, data);
+        }
+    }
+
+    #[test]
+    fn header_matches_what_numpy_writes() {
+        let bytes = encode_f32(&[96, 64], &vec![0.0; 96 * 64]).unwrap();
+        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (96, 64), }"));
+        assert!(header.ends_with('\n'));
+        assert_eq!((10 + header_len) % 64, 0);
+    }
+
+    #[test]
+    fn float64_is_converted_and_big_endian_is_read() {
+        let data: Vec<u8> = [1.5f64, -2.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let (s, d) = parse_f32(&npy_bytes("<f8", false, "(2,)", &data), Path::new("a")).unwrap();
+        assert_eq!((s, d), (vec![2], vec![1.5, -2.25]));
+        let data: Vec<u8> = [3.0f32].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let (_, d) = parse_f32(&npy_bytes(">f4", false, "(1,)", &data), Path::new("a")).unwrap();
+        assert_eq!(d, vec![3.0]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let p = Path::new("feat.npy");
+        let err = parse_f32(b"hello world", p).unwrap_err();
+        assert!(matches!(err, NpyError::NotNpy { .. }));
+        assert!(err.to_string().contains("feat.npy"));
+
+        let err = parse_f32(&npy_bytes("<i8", false, "(1,)", &[0; 8]), p).unwrap_err();
+        assert!(matches!(err, NpyError::UnsupportedDtype { .. }), "{err}");
+        assert!(err.to_string().contains("<i8"));
+
+        let err = parse_f32(&npy_bytes("<f4", true, "(1,)", &[0; 4]), p).unwrap_err();
+        assert!(matches!(err, NpyError::FortranOrder { .. }), "{err}");
+
+        let err = parse_f32(&npy_bytes("<f4", false, "(2, 2)", &[0; 12]), p).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NpyError::Truncated {
+                    expected: 16,
+                    got: 12,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("feat.npy"));
+
+        let err = write_f32(p, &[2, 2], &[0.0; 3]).unwrap_err();
+        assert!(matches!(err, NpyError::ShapeMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn header_parser_accepts_spacing_and_key_order_variants() {
+        let h = parse_header("{\"shape\": (5,), \"fortran_order\": False, \"descr\": \"<f4\"}")
+            .unwrap();
+        assert_eq!(h.shape, vec![5]);
+        assert!(parse_header("{'descr': '<f4', 'fortran_order': False}").is_err());
+    }
+}
