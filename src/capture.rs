@@ -53,7 +53,10 @@ pub enum CaptureError {
     )]
     NoDevice,
     /// `--device` matched no capture device. The message lists the ones that exist.
-    #[error("no capture device matches {query:?}; available capture devices: {available} (see `hark devices`)")]
+    #[error(
+        "no capture device matches {query:?}; available capture devices: {available} \
+         (see `hark devices`)"
+    )]
     DeviceNotFound {
         query: String,
         /// Comma-separated `id (name)` list, or "none".
@@ -63,7 +66,10 @@ pub enum CaptureError {
     #[error("cannot list audio capture devices: {0}")]
     Enumerate(#[source] cpal::Error),
     /// The device exists but would not report an input configuration (busy, permission, …).
-    #[error("cannot query the input configuration of capture device {device:?}: {source}; check that no other program holds it and that you may use audio devices (the `audio` group)")]
+    #[error(
+        "cannot query the input configuration of capture device {device:?}: {source}; check \
+         that no other program holds it and that you may use audio devices (the `audio` group)"
+    )]
     DeviceConfig {
         device: String,
         #[source]
@@ -368,7 +374,10 @@ fn ring_capacity(seconds: f32, sample_rate: u32) -> Result<usize> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(CaptureError::RingCapacity(seconds));
     }
-    Ok(((seconds as f64) * sample_rate as f64).ceil().max(1.0) as usize)
+    // Rounded, not ceiled: 0.1_f32 is a hair above 0.1, and 0.1 s at 16 kHz should be 1600.
+    Ok((f64::from(seconds) * f64::from(sample_rate))
+        .round()
+        .max(1.0) as usize)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,7 +541,7 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
 }
 
 /// Frames of scratch space for the callback: the largest period the device allows, but at
-/// most one second, because plugins report absurd maxima (ALSA's `file` plugin: 2^32 - 1).
+/// most one second, because plugins report absurd maxima (ALSA's `file` plugin: 2^28 - 1).
 /// Larger callbacks are mixed in pieces of this size rather than by allocating.
 fn scratch_frames(buffer: &SupportedBufferSize, sample_rate: u32) -> usize {
     let cap = (sample_rate as usize).max(1024);
@@ -947,7 +956,7 @@ impl StdinSource {
 impl Source for StdinSource {
     fn describe(&self) -> String {
         format!(
-            "stdin ({:?}, {} ch, {} Hz)",
+            "stdin ({}, {} ch, {} Hz)",
             self.format, self.channels, self.rate
         )
     }
@@ -973,7 +982,7 @@ pub struct ReaderSource<R> {
 impl<R: Read + Send + 'static> Source for ReaderSource<R> {
     fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {} ch, {} Hz)",
+            "{} ({}, {} ch, {} Hz)",
             self.name, self.format, self.channels, self.rate
         )
     }
@@ -1036,7 +1045,7 @@ fn feed_raw<R: Read>(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => {
                 sink.stats().errors.fetch_add(1, Ordering::Relaxed);
-                warn!(source = name, error = %err, "reading raw PCM failed; treating it as the end");
+                warn!(source = name, error = %err, "raw PCM read failed; treating it as the end");
                 break;
             }
         }
@@ -1125,7 +1134,8 @@ mod tests {
         };
         assert_eq!(
             info.to_string(),
-            "hw:CARD=USB,DEV=0 (USB Audio)  [default]\n    channels 1, 2; rates 44100-48000 Hz; formats i16 i32"
+            "hw:CARD=USB,DEV=0 (USB Audio)  [default]\n    \
+             channels 1, 2; rates 44100-48000 Hz; formats i16 i32"
         );
         let busy = DeviceInfo {
             unavailable: Some("busy".into()),
@@ -1147,7 +1157,7 @@ mod tests {
     }
 
     #[test]
-    fn ring_capacity_rejects_nonsense_and_rounds_up() {
+    fn ring_capacity_rejects_nonsense_and_rounds_to_whole_samples() {
         assert!(matches!(
             ring_capacity(0.0, 48000),
             Err(CaptureError::RingCapacity(_))
@@ -1155,6 +1165,7 @@ mod tests {
         assert!(ring_capacity(f32::NAN, 48000).is_err());
         assert!(ring_capacity(-1.0, 48000).is_err());
         assert_eq!(ring_capacity(0.5, 48000).unwrap(), 24000);
+        assert_eq!(ring_capacity(0.1, 16000).unwrap(), 1600);
         assert_eq!(ring_capacity(1e-9, 48000).unwrap(), 1);
     }
 
@@ -1198,5 +1209,253 @@ mod tests {
         let started = Instant::now();
         drop(capture);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // File and reader sources against real files and a real child process.
+
+    use std::f32::consts::PI;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    fn sine(rate: u32, secs: f32, freq: f32, amp: f32) -> Vec<f32> {
+        let n = (rate as f32 * secs).round() as usize;
+        (0..n)
+            .map(|i| amp * (2.0 * PI * freq * i as f32 / rate as f32).sin())
+            .collect()
+    }
+
+    fn write_float_wav(path: &Path, rate: u32, channels: u16, interleaved: &[f32]) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for &s in interleaved {
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+
+    /// Waits until the source reports its end, draining the ring into `out` meanwhile.
+    fn drain_until_ended(capture: &mut Capture, out: &mut Vec<f32>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut block = [0.0f32; 512];
+        loop {
+            let ended = capture.stats.ended.load(Ordering::Acquire);
+            let n = capture.consumer.pop_slice(&mut block);
+            out.extend_from_slice(&block[..n]);
+            if ended && capture.consumer.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "source did not end");
+            if n == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn wait_until_ended(capture: &Capture) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !capture.stats.ended.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "source did not end");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn rms(samples: &[f32]) -> f32 {
+        (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt()
+    }
+
+    fn zero_crossings_per_second(samples: &[f32], rate: u32) -> f32 {
+        let crossings = samples
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        crossings as f32 * rate as f32 / samples.len() as f32
+    }
+
+    #[test]
+    fn realtime_file_source_is_paced_at_real_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one_second.wav");
+        write_float_wav(&path, 16_000, 1, &sine(16_000, 1.0, 440.0, 0.5));
+        let source = FileSource {
+            path: path.clone(),
+            realtime: true,
+        };
+        assert!(source.describe().contains("one_second.wav"));
+        let started = Instant::now();
+        let capture = Box::new(source).start(2.0).unwrap();
+        assert_eq!(capture.sample_rate, 16_000);
+        wait_until_ended(&capture);
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(900), "took {elapsed:?}");
+        assert_eq!(capture.stats.delivered.load(Ordering::Relaxed), 16_000);
+        assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn realtime_file_source_counts_overruns_like_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("half_second.wav");
+        write_float_wav(&path, 16_000, 1, &sine(16_000, 0.5, 440.0, 0.5));
+        let source = FileSource {
+            path,
+            realtime: true,
+        };
+        // Nobody drains this 100 ms ring.
+        let capture = Box::new(source).start(0.1).unwrap();
+        wait_until_ended(&capture);
+        assert_eq!(capture.stats.delivered.load(Ordering::Relaxed), 1_600);
+        assert_eq!(
+            capture.stats.overruns.load(Ordering::Relaxed),
+            8_000 - 1_600
+        );
+    }
+
+    #[test]
+    fn non_realtime_file_source_delivers_every_sample_through_a_small_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stereo.wav");
+        let left = sine(44_100, 2.0, 440.0, 0.5);
+        let right = sine(44_100, 2.0, 1000.0, 0.25);
+        let interleaved: Vec<f32> = left
+            .iter()
+            .zip(&right)
+            .flat_map(|(l, r)| [*l, *r])
+            .collect();
+        write_float_wav(&path, 44_100, 2, &interleaved);
+        let source = FileSource {
+            path,
+            realtime: false,
+        };
+        let mut capture = Box::new(source).start(0.05).unwrap();
+        assert_eq!(capture.sample_rate, 44_100);
+        let mut got = Vec::new();
+        drain_until_ended(&mut capture, &mut got);
+        assert_eq!(got, audio::downmix(&interleaved, 2));
+        assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            capture.stats.delivered.load(Ordering::Relaxed),
+            got.len() as u64
+        );
+    }
+
+    #[test]
+    fn dropping_a_blocked_file_source_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.wav");
+        write_float_wav(&path, 8_000, 1, &sine(8_000, 5.0, 440.0, 0.5));
+        for realtime in [false, true] {
+            let source = FileSource {
+                path: path.clone(),
+                realtime,
+            };
+            let capture = Box::new(source).start(0.01).unwrap();
+            thread::sleep(Duration::from_millis(30));
+            let started = Instant::now();
+            drop(capture);
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn missing_file_fails_at_start_and_names_it() {
+        let source = FileSource {
+            path: PathBuf::from("/nonexistent/hark-test.wav"),
+            realtime: false,
+        };
+        let err = Box::new(source).start(1.0).unwrap_err();
+        assert!(matches!(err, CaptureError::Decode(_)), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/hark-test.wav"));
+    }
+
+    /// Hands out at most `limit` bytes per read, so frames arrive split across reads.
+    struct Trickle<R> {
+        inner: R,
+        limit: usize,
+    }
+
+    impl<R: Read> Read for Trickle<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.limit);
+            self.inner.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn reader_source_reassembles_frames_split_across_reads() {
+        // Stereo s16le: frame i is (30 i, 10 i), then three stray bytes that make no frame.
+        let mut bytes = Vec::new();
+        let frames = 1000i16;
+        for i in 0..frames {
+            bytes.extend_from_slice(&(i * 30).to_le_bytes());
+            bytes.extend_from_slice(&(i * 10).to_le_bytes());
+        }
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let reader = Trickle {
+            inner: io::Cursor::new(bytes),
+            limit: 7,
+        };
+        let source = StdinSource::from_reader(reader, 8_000, RawFormat::S16Le, 2);
+        let mut capture = Box::new(source).start(1.0).unwrap();
+        assert_eq!(capture.sample_rate, 8_000);
+        let mut got = Vec::new();
+        drain_until_ended(&mut capture, &mut got);
+        let want: Vec<f32> = (0..frames)
+            .map(|i| (f32::from(i * 30) + f32::from(i * 10)) / 32_768.0 * 0.5)
+            .collect();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 1e-6, "frame {i}: {g} != {w}");
+        }
+        assert_eq!(capture.stats.errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn reader_source_reads_raw_pcm_from_a_child_process() {
+        let mut child = Command::new("sox")
+            .args([
+                "-D", "-n", "-r", "16000", "-c", "2", "-b", "16", "-e", "signed",
+            ])
+            .args(["-t", "raw", "-", "synth", "1", "sine", "440", "vol", "0.5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sox (install the `sox` package)");
+        let stdout = child.stdout.take().unwrap();
+        // 4-byte frames read 7 bytes at a time: most reads end mid-frame.
+        let reader = Trickle {
+            inner: stdout,
+            limit: 7,
+        };
+        let source = StdinSource::from_reader(reader, 16_000, RawFormat::S16Le, 2);
+        let mut capture = Box::new(source).start(0.1).unwrap();
+        let mut got = Vec::new();
+        drain_until_ended(&mut capture, &mut got);
+        assert!(child.wait().unwrap().success());
+        assert_eq!(got.len(), 16_000);
+        let level = rms(&got);
+        assert!((level - 0.5 / 2f32.sqrt()).abs() < 0.01, "rms {level}");
+        let zcr = zero_crossings_per_second(&got, 16_000);
+        assert!((zcr - 880.0).abs() < 10.0, "{zcr} crossings/s");
+        assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn raw_input_with_zero_channels_or_rate_is_rejected() {
+        let zero_channels = StdinSource::from_reader(io::empty(), 16_000, RawFormat::S16Le, 0);
+        assert!(matches!(
+            Box::new(zero_channels).start(1.0),
+            Err(CaptureError::RawInput(_))
+        ));
+        let zero_rate = StdinSource::from_reader(io::empty(), 0, RawFormat::S16Le, 1);
+        assert!(matches!(
+            Box::new(zero_rate).start(1.0),
+            Err(CaptureError::RawInput(_))
+        ));
     }
 }

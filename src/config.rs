@@ -1,0 +1,402 @@
+//! Configuration: layered sources, then one validation into typed settings.
+//!
+//! Layers, lowest first: the defaults built into the binary (`config/hark.toml`, embedded) <
+//! `/etc/hark/hark.toml` or `--config FILE` < environment (`HARK_<SECTION>__<KEY>`) <
+//! command-line flags. The merged tree is deserialized once (unknown keys are collected, not
+//! silently ignored) and validated once; every error names its key, the value given and what
+//! is allowed. Nothing else in hark reads configuration files or the environment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::DecisionSettings;
+use crate::hooks::HookSettings;
+use crate::pipeline::{LiveSettings, PipelineSettings};
+use crate::publish::SocketSettings;
+use crate::smoothing::SmoothingSettings;
+
+/// The documented default configuration, built into the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config/hark.toml");
+
+/// Where the system-wide config lives when `--config` is not given.
+pub const SYSTEM_PATH: &str = "/etc/hark/hark.toml";
+
+/// Errors of loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {}: {msg}", path.display())]
+    File { path: PathBuf, msg: String },
+    #[error("config: {0}")]
+    Invalid(String),
+    #[error("config: unknown keys (rejected by --strict): {}", .0.join(", "))]
+    Unknown(Vec<String>),
+}
+
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// `[model]`: which model and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// A manifest path, a folder holding one, or a model name under the model folders.
+    pub name: String,
+    /// Path of libonnxruntime.so; unset = search (ORT_DYLIB_PATH, third_party/, system).
+    pub onnxruntime: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Window override in seconds (waveform models).
+    pub window: Option<f64>,
+    /// Hop override in seconds.
+    pub hop: Option<f64>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            name: crate::model::DEFAULT_MODEL.into(),
+            onnxruntime: None,
+            threads: 1,
+            window: None,
+            hop: None,
+        }
+    }
+}
+
+impl ModelSettings {
+    pub fn load_options(&self) -> crate::model::LoadOptions {
+        crate::model::LoadOptions {
+            onnxruntime: self.onnxruntime.clone(),
+            threads: self.threads,
+            window: self.window,
+            hop: self.hop,
+        }
+    }
+}
+
+/// `[capture]`: where audio comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSettings {
+    /// Capture device name or a case-insensitive part of it; unset = the default input.
+    pub device: Option<String>,
+    /// Seconds of audio the capture ring holds.
+    pub ring_seconds: f32,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        CaptureSettings {
+            device: None,
+            ring_seconds: 4.0,
+        }
+    }
+}
+
+/// Everything hark's daemon is configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub model: ModelSettings,
+    pub capture: CaptureSettings,
+    pub pipeline: PipelineSettings,
+    pub smoothing: SmoothingSettings,
+    pub decision: DecisionSettings,
+    pub socket: SocketSettings,
+    pub hooks: Vec<HookSettings>,
+}
+
+impl Settings {
+    /// The settings a config reload may change without rebuilding the pipeline.
+    pub fn live(&self) -> LiveSettings {
+        LiveSettings {
+            pipeline: self.pipeline.clone(),
+            smoothing: self.smoothing.clone(),
+            decision: self.decision.clone(),
+        }
+    }
+
+    /// Checks that need no model. Label checks happen once the model's labels are known.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.model.threads == 0 || self.model.threads > 64 {
+            return Err(format!(
+                "model.threads = {}: must be between 1 and 64",
+                self.model.threads
+            ));
+        }
+        if !(self.capture.ring_seconds.is_finite()
+            && (0.1..=60.0).contains(&self.capture.ring_seconds))
+        {
+            return Err(format!(
+                "capture.ring_seconds = {}: must be between 0.1 and 60 seconds",
+                self.capture.ring_seconds
+            ));
+        }
+        self.pipeline.validate()?;
+        self.smoothing.validate()?;
+        self.socket.validate()?;
+        crate::hooks::validate_hooks(&self.hooks)?;
+        Ok(())
+    }
+
+    /// Checks against the model's labels: decision labels and hook labels must exist.
+    pub fn validate_labels(&self, labels: &[String]) -> std::result::Result<(), String> {
+        self.decision.validate(labels)?;
+        for (i, h) in self.hooks.iter().enumerate() {
+            let unknown = h.unknown_labels(labels);
+            if let Some(l) = unknown.first() {
+                return Err(format!(
+                    "hooks[{i}].labels: unknown label {l:?} (hook {:?}); labels are the model's display names, see `hark model info`",
+                    h.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One layer of configuration, for reporting where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+/// The loaded configuration: typed settings, unknown keys, and each key's origin.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// The config file used, if any.
+    pub file: Option<PathBuf>,
+    /// Keys present in some layer that hark does not know.
+    pub unknown: Vec<String>,
+    /// Every key set by some layer, with the highest layer that set it.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// Where to read configuration from, and overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE`: must exist. None = `/etc/hark/hark.toml` if it exists.
+    pub file: Option<PathBuf>,
+    /// Read `HARK_*` environment variables (tests turn this off).
+    pub env: bool,
+    /// Flag overrides as dotted keys (`capture.device`) with TOML-typed values.
+    pub flags: Vec<(String, Value)>,
+    /// Unknown keys are an error instead of a warning.
+    pub strict: bool,
+}
+
+/// Load, merge, deserialize and validate the configuration.
+pub fn load(src: &Sources) -> Result<Loaded> {
+    let file = match &src.file {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(ConfigError::File {
+                    path: p.clone(),
+                    msg: "not found (or not a file)".into(),
+                });
+            }
+            Some(p.clone())
+        }
+        None => Some(PathBuf::from(SYSTEM_PATH)).filter(|p| p.is_file()),
+    };
+    let mut layers: Vec<(Origin, Config)> = Vec::new();
+    layers.push((
+        Origin::Default,
+        one(File::from_str(DEFAULT_TOML, FileFormat::Toml), None)?,
+    ));
+    if let Some(p) = &file {
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
+            path: p.clone(),
+            msg: format!("cannot read it: {e}"),
+        })?;
+        layers.push((
+            Origin::File,
+            one(File::from_str(&text, FileFormat::Toml), Some(p))?,
+        ));
+    }
+    if src.env {
+        let env = Environment::with_prefix("HARK")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("decision.listen")
+            .ignore_empty(true);
+        layers.push((Origin::Env, one(env, None)?));
+    }
+    if !src.flags.is_empty() {
+        let mut b = Config::builder();
+        for (k, v) in &src.flags {
+            b = b
+                .set_override(k.as_str(), v.clone())
+                .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+        }
+        layers.push((
+            Origin::Flag,
+            b.build().map_err(|e| ConfigError::Invalid(e.to_string()))?,
+        ));
+    }
+
+    let mut origins = BTreeMap::new();
+    let mut builder = Config::builder();
+    for (origin, layer) in &layers {
+        for key in leaf_keys(layer) {
+            origins.insert(key, *origin);
+        }
+        builder = builder.add_source(layer.clone());
+    }
+    let merged = builder
+        .build()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+
+    let mut unknown = Vec::new();
+    let settings: Settings = serde_ignored::deserialize(merged, |path| {
+        unknown.push(path.to_string());
+    })
+    .map_err(|e| ConfigError::Invalid(describe_error(&e.to_string(), &file)))?;
+    if src.strict && !unknown.is_empty() {
+        return Err(ConfigError::Unknown(unknown));
+    }
+    settings.validate().map_err(ConfigError::Invalid)?;
+    Ok(Loaded {
+        settings,
+        file,
+        unknown,
+        origins,
+    })
+}
+
+fn one<S>(source: S, path: Option<&Path>) -> Result<Config>
+where
+    S: config::Source + Send + Sync + 'static,
+{
+    Config::builder()
+        .add_source(source)
+        .build()
+        .map_err(|e| match path {
+            Some(p) => ConfigError::File {
+                path: p.to_path_buf(),
+                msg: e.to_string(),
+            },
+            None => ConfigError::Invalid(e.to_string()),
+        })
+}
+
+fn describe_error(msg: &str, file: &Option<PathBuf>) -> String {
+    match file {
+        Some(f) => format!(
+            "{msg} (merged from the defaults, {}, environment and flags)",
+            f.display()
+        ),
+        None => msg.to_string(),
+    }
+}
+
+/// Dotted paths of every leaf value in a config tree (`decision.on`, `hooks`).
+fn leaf_keys(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(map) = c.clone().try_deserialize::<Map<String, Value>>() {
+        walk("", &map, &mut out);
+    }
+    out
+}
+
+fn walk(prefix: &str, map: &Map<String, Value>, out: &mut Vec<String>) {
+    for (k, v) in map {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match &v.kind {
+            ValueKind::Table(t) if !t.is_empty() => walk(&key, t, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+/// The effective configuration as TOML, each leaf annotated with where it came from.
+pub fn describe(loaded: &Loaded) -> String {
+    let toml_text = toml::to_string(&loaded.settings).unwrap_or_default();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# effective hark configuration (file: {})\n",
+        loaded
+            .file
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string())
+    ));
+    let mut section = String::new();
+    for line in toml_text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .replace('"', "")
+                .to_string();
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let key = trimmed
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .replace('"', "");
+        let full = if section.is_empty() {
+            key.clone()
+        } else {
+            format!("{section}.{key}")
+        };
+        let origin = loaded
+            .origins
+            .iter()
+            .filter(|(k, _)| {
+                **k == full
+                    || full.starts_with(&format!("{k}."))
+                    || k.starts_with(&format!("{full}."))
+            })
+            .map(|(_, o)| *o)
+            .max()
+            .unwrap_or(Origin::Default);
+        if key.is_empty() {
+            out.push_str(line);
+        } else {
+            out.push_str(&format!("{line:<60} # from {}", origin_name(origin)));
+        }
+        out.push('\n');
+    }
+    for u in &loaded.unknown {
+        out.push_str(&format!("# unknown key (ignored): {u}\n"));
+    }
+    out
+}
+
+fn origin_name(o: Origin) -> &'static str {
+    match o {
+        Origin::Default => "default",
+        Origin::File => "file",
+        Origin::Env => "env",
+        Origin::Flag => "flag",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_validate() {
+        let l = load(&Sources::default()).unwrap();
+        assert!(l.unknown.is_empty(), "{:?}", l.unknown);
+        assert_eq!(l.settings.model.name, "ced-tiny");
+    }
+}

@@ -37,21 +37,28 @@ pub enum FrontendError {
     InvalidSpec {
         /// The spec file, when the spec came from one.
         file: Option<PathBuf>,
+        /// The spec key, as written in the file.
         key: &'static str,
+        /// The value given, as it would be written.
         value: String,
+        /// What is wrong with it.
         problem: String,
+        /// What to use instead.
         allowed: String,
     },
+    /// The spec file could not be read.
     #[error("cannot read feature spec file {path}")]
     ReadSpec {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The spec file is not TOML, or has a missing, unknown or mistyped key.
     #[error("feature spec file {path} is not a valid TOML feature spec")]
     ParseToml {
         path: PathBuf,
         source: toml::de::Error,
     },
+    /// The spec file is not JSON, or has a missing, unknown or mistyped key.
     #[error("feature spec file {path} is not a valid JSON feature spec")]
     ParseJson {
         path: PathBuf,
@@ -67,6 +74,7 @@ pub type Result<T, E = FrontendError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Window {
+    /// Periodic Hann, `"hann"`.
     Hann,
 }
 
@@ -131,6 +139,7 @@ pub enum LogKind {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalize {
+    /// Features are used as they come out of the log.
     #[default]
     None,
     /// `x -= min(x); x /= max(|x|) + 1` (ml-sound-classifier's "samplewise" normalisation).
@@ -162,22 +171,29 @@ pub struct FeatureSpec {
     pub win_length: usize,
     /// Samples between frame starts.
     pub hop_length: usize,
+    /// Analysis window; only `"hann"`.
     pub window: Window,
     /// Pad n_fft/2 samples on each side so frame t is centred on sample t·hop (librosa's
     /// `center`). Streaming applies only the left padding, once, at stream start.
     pub center: bool,
+    /// How `center` pads: `"constant"` (zeros) or `"reflect"`.
     pub pad_mode: PadMode,
+    /// `"librosa"` (default) or `"tf"` (YAMNet); see [`Framing`].
     #[serde(default)]
     pub framing: Framing,
+    /// Number of mel bands, the feature dimension.
     pub n_mels: usize,
     /// Lowest mel edge, Hz.
     pub fmin: f64,
     /// Highest mel edge, Hz; at most sample_rate / 2.
     pub fmax: f64,
+    /// `"slaney"`, `"htk"` or `"htk_tf"`; see [`MelScale`].
     pub mel_scale: MelScale,
+    /// `"slaney"` or `"none"`; see [`MelNorm`].
     pub mel_norm: MelNorm,
     /// Exponent applied to the STFT magnitude: 1 (magnitude) or 2 (power).
     pub power: f64,
+    /// `"db"` or `"ln"`; see [`LogKind`].
     pub log: LogKind,
     /// `log = "db"`: reference the dB values are relative to (librosa's `ref`), in the units of
     /// the mel energies (power or amplitude). Default 1.0.
@@ -195,6 +211,7 @@ pub struct FeatureSpec {
     /// far below any real mel energy; YAMNet uses 0.001 and its spec says so.
     #[serde(default = "default_ln_offset")]
     pub ln_offset: f64,
+    /// Whole-window normalisation: `"none"` (default), `"samplewise_minmax"` or `"zscore"`.
     #[serde(default)]
     pub normalize: Normalize,
 }
@@ -584,6 +601,12 @@ fn reflect_index(i: isize, n: usize) -> usize {
 }
 
 /// The signal with `pad` samples added on each side, as numpy.pad does.
+///
+/// librosa (>= 0.10) pads the two ends of the signal separately, which is the same as padding the
+/// whole signal except in one corner: with reflect padding and hop >= n_fft - n_fft/2, the tail
+/// piece librosa pads can be shorter than the padding, so numpy reflects it twice and the last
+/// frame's final few samples differ. Those samples sit under the window's near-zero tail (and
+/// streaming never computes right-padded frames), so hark keeps the plain definition.
 fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
     let n = samples.len();
     let mut out = Vec::with_capacity(n + 2 * pad);
@@ -660,6 +683,7 @@ impl MelFrontend {
         })
     }
 
+    /// The validated spec this front end computes.
     pub fn spec(&self) -> &FeatureSpec {
         &self.spec
     }
@@ -669,6 +693,7 @@ impl MelFrontend {
         self.window.len()
     }
 
+    /// Bands per frame.
     pub fn n_mels(&self) -> usize {
         self.spec.n_mels
     }
@@ -863,6 +888,7 @@ pub struct StreamingFrontend {
 }
 
 impl StreamingFrontend {
+    /// A stream at its start (see [`reset`](Self::reset)).
     pub fn new(frontend: MelFrontend) -> Self {
         let scratch = frontend.scratch();
         let column = vec![0.0; frontend.spec.n_mels];
@@ -879,6 +905,7 @@ impl StreamingFrontend {
         s
     }
 
+    /// The front end whose frames this stream computes.
     pub fn frontend(&self) -> &MelFrontend {
         &self.frontend
     }
@@ -1244,6 +1271,13 @@ mod tests {
             }
         ));
         assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn front_ends_can_move_to_the_worker_thread() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MelFrontend>();
+        send_sync::<StreamingFrontend>();
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! that `hark features` can hand its output to Python and the tests can read the librosa
 //! reference features. It only moves flat `f32` data and a shape: it must not know what the
 //! arrays mean, and it supports no other dtype (integers, complex, structured) on purpose —
-//! anything else is reported as unsupported rather than guessed at.
+//! anything else is reported as unsupported rather than guessed at. Fortran-ordered arrays
+//! (what `np.save` writes for a transposed array) are read and reordered to C order.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,8 +37,6 @@ pub enum NpyError {
     },
     #[error("{path}: unsupported dtype {descr:?}; only float32 ('<f4') and float64 ('<f8') are read; convert with arr.astype(np.float32)")]
     UnsupportedDtype { path: PathBuf, descr: String },
-    #[error("{path}: array is stored in Fortran order; save it C-ordered (np.ascontiguousarray) instead")]
-    FortranOrder { path: PathBuf },
     #[error(
         "{path}: truncated: shape {shape:?} needs {expected} data bytes but the file has {got}"
     )]
@@ -68,7 +67,8 @@ pub type Result<T, E = NpyError> = std::result::Result<T, E>;
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
 /// Reads a float32 or float64 `.npy` array (float64 values are rounded to f32).
-/// Returns the shape and the values in C (row-major) order; a 0-d array has shape `[]`.
+/// Returns the shape and the values in C (row-major) order, whichever order the file stores;
+/// a 0-d array has shape `[]`.
 pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|source| NpyError::Read {
@@ -132,11 +132,6 @@ pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         detail,
         header: header.trim_end().to_string(),
     })?;
-    if header.fortran_order {
-        return Err(NpyError::FortranOrder {
-            path: path.to_path_buf(),
-        });
-    }
     let (width, little_endian) = match header.descr.as_str() {
         "<f4" | "=f4" => (4, true),
         "<f8" | "=f8" => (8, true),
@@ -167,7 +162,7 @@ pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
             extra: data.len() - expected,
         });
     }
-    let values = if width == 4 {
+    let values: Vec<f32> = if width == 4 {
         data.chunks_exact(4)
             .map(|c| {
                 let b = [c[0], c[1], c[2], c[3]];
@@ -191,7 +186,35 @@ pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
             })
             .collect()
     };
+    let values = if header.fortran_order {
+        fortran_to_c(&header.shape, &values)
+    } else {
+        values
+    };
     Ok((header.shape, values))
+}
+
+/// Reorders values stored first-axis-fastest (Fortran) into last-axis-fastest (C) order.
+fn fortran_to_c(shape: &[usize], values: &[f32]) -> Vec<f32> {
+    let mut c_strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        c_strides[axis] = c_strides[axis + 1] * shape[axis + 1];
+    }
+    let mut out = vec![0.0; values.len()];
+    let mut index = vec![0; shape.len()];
+    for &v in values {
+        let c: usize = index.iter().zip(&c_strides).map(|(i, s)| i * s).sum();
+        out[c] = v;
+        // Advance the multi-index with the first axis fastest.
+        for (i, &d) in index.iter_mut().zip(shape) {
+            *i += 1;
+            if *i < d {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    out
 }
 
 /// Encodes a float32 array; on a shape/length mismatch returns (values the shape needs, given).
@@ -387,9 +410,6 @@ mod tests {
         assert!(matches!(err, NpyError::UnsupportedDtype { .. }), "{err}");
         assert!(err.to_string().contains("<i8"));
 
-        let err = parse_f32(&npy_bytes("<f4", true, "(1,)", &[0; 4]), p).unwrap_err();
-        assert!(matches!(err, NpyError::FortranOrder { .. }), "{err}");
-
         let err = parse_f32(&npy_bytes("<f4", false, "(2, 2)", &[0; 12]), p).unwrap_err();
         assert!(
             matches!(
@@ -406,6 +426,22 @@ mod tests {
 
         let err = write_f32(p, &[2, 2], &[0.0; 3]).unwrap_err();
         assert!(matches!(err, NpyError::ShapeMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn fortran_ordered_arrays_are_returned_in_c_order() {
+        // np.save(f, np.arange(6, dtype=np.float32).reshape(2, 3).T) stores 0..6 as written,
+        // with shape (3, 2) and fortran_order True; in C order that is [0, 3, 1, 4, 2, 5].
+        let data: Vec<u8> = (0..6).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let (s, d) = parse_f32(&npy_bytes("<f4", true, "(3, 2)", &data), Path::new("t")).unwrap();
+        assert_eq!(s, vec![3, 2]);
+        assert_eq!(d, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        let data: Vec<u8> = (0..24).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let (_, d) =
+            parse_f32(&npy_bytes("<f4", true, "(2, 3, 4)", &data), Path::new("t")).unwrap();
+        // C element [i, j, k] (at 12i + 4j + k) is Fortran element i + 2j + 6k.
+        let (i, j, k) = (1, 2, 3);
+        assert_eq!(d[12 * i + 4 * j + k], (i + 2 * j + 6 * k) as f32);
     }
 
     #[test]

@@ -40,12 +40,10 @@ pub enum PipelineError {
     Model(#[from] crate::model::ModelError),
 }
 
-/// What the consumer does with scores; everything here can change while it runs.
+/// The `[pipeline]` settings: what the consumer reports and how it keeps up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineSettings {
-    pub smoothing: SmoothingSettings,
-    pub decision: DecisionSettings,
     /// Labels in each `prediction` record.
     pub top_k: usize,
     /// Skip inference while the window's level is below this many dBFS (None: never).
@@ -59,8 +57,6 @@ pub struct PipelineSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
-            smoothing: SmoothingSettings::default(),
-            decision: DecisionSettings::default(),
             top_k: 5,
             level_gate: None,
             status_interval: 10.0,
@@ -71,9 +67,7 @@ impl Default for PipelineSettings {
 
 impl PipelineSettings {
     /// Check every value; messages name the key.
-    pub fn validate(&self, labels: &[String]) -> Result<(), String> {
-        self.smoothing.validate()?;
-        self.decision.validate(labels)?;
+    pub fn validate(&self) -> Result<(), String> {
         if self.top_k == 0 {
             return Err("pipeline.top_k = 0: must be at least 1".into());
         }
@@ -100,6 +94,23 @@ impl PipelineSettings {
     }
 }
 
+/// Everything the consumer uses that a config reload may change while it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveSettings {
+    pub pipeline: PipelineSettings,
+    pub smoothing: SmoothingSettings,
+    pub decision: DecisionSettings,
+}
+
+impl LiveSettings {
+    /// Check every value against the model's labels; messages name the key.
+    pub fn validate(&self, labels: &[String]) -> Result<(), String> {
+        self.pipeline.validate()?;
+        self.smoothing.validate()?;
+        self.decision.validate(labels)
+    }
+}
+
 /// Counters the consumer keeps, reported in `status` records and at the end.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
@@ -115,7 +126,7 @@ pub struct Counters {
 #[derive(Debug)]
 pub enum Control {
     /// New live settings (config reload).
-    Settings(Box<PipelineSettings>),
+    Settings(Box<LiveSettings>),
 }
 
 /// RMS level of `x` in dBFS (-120 for silence).
@@ -134,7 +145,7 @@ pub fn level_dbfs(x: &[f32]) -> f32 {
 /// The consumer's state. Built on the thread that runs it.
 pub struct Consumer {
     model: Model,
-    settings: PipelineSettings,
+    settings: LiveSettings,
     smoother: Smoother,
     decider: Decider,
     /// Streaming front end, for log-mel models whose hop is a whole number of frames.
@@ -142,10 +153,13 @@ pub struct Consumer {
     /// Absolute index (at the model's rate) of the next sample the streaming front end needs.
     fed_upto: u64,
     counters: Counters,
+    /// The source waits for us instead of dropping samples (a file read as fast as possible),
+    /// so falling behind loses nothing and no window is skipped.
+    lossless: bool,
 }
 
 impl Consumer {
-    pub fn new(model: Model, settings: PipelineSettings) -> Consumer {
+    pub fn new(model: Model, settings: LiveSettings) -> Consumer {
         let labels = model.labels().to_vec();
         let streaming = model.mel_frontend().and_then(|fe| {
             let spec = fe.spec();
@@ -162,7 +176,13 @@ impl Consumer {
             streaming,
             fed_upto: 0,
             counters: Counters::default(),
+            lossless: false,
         }
+    }
+
+    /// Never skip windows: the source blocks rather than drops when the ring is full.
+    pub fn set_lossless(&mut self, lossless: bool) {
+        self.lossless = lossless;
     }
 
     pub fn model(&self) -> &Model {
@@ -174,7 +194,7 @@ impl Consumer {
     }
 
     /// Apply new live settings; open events stay open.
-    pub fn set_settings(&mut self, s: PipelineSettings) {
+    pub fn set_settings(&mut self, s: LiveSettings) {
         self.smoother.set_settings(&s.smoothing);
         self.decider.set_settings(&s.decision);
         self.settings = s;
@@ -198,7 +218,7 @@ impl Consumer {
         if let Some(s) = &mut self.streaming {
             s.push(stream);
         }
-        let gated = self.settings.level_gate.is_some_and(|g| level < g);
+        let gated = self.settings.pipeline.level_gate.is_some_and(|g| level < g);
         let began = Instant::now();
         let raw = if gated {
             self.counters.gated_windows += 1;
@@ -220,7 +240,7 @@ impl Consumer {
         let top = if gated {
             Vec::new()
         } else {
-            top_k(smoothed, self.model.labels(), self.settings.top_k)
+            top_k(smoothed, self.model.labels(), self.settings.pipeline.top_k)
         };
         let events = self.decider.update(t0, t1, smoothed, &time);
         emit(Record::Prediction {
@@ -308,7 +328,7 @@ pub fn run(
     let mut total_in: u64 = 0;
     let mut last_level = -120.0;
     let mut last_status = Instant::now();
-    let max_backlog = (consumer.settings.max_backlog * model_rate as f64) as u64;
+    let max_backlog = (consumer.settings.pipeline.max_backlog * model_rate as f64) as u64;
     let mut ran_any = false;
 
     loop {
@@ -366,7 +386,7 @@ pub fn run(
 
         // Fallen behind: jump to the newest window that is complete, counting what we skip.
         let buf_end = buf_start + buf.len() as u64;
-        if buf_end > next_start + window as u64 + max_backlog {
+        if !consumer.lossless && buf_end > next_start + window as u64 + max_backlog {
             let newest = (buf_end - window as u64 - next_start) / hop * hop + next_start;
             let skipped = (newest - next_start) / hop;
             consumer.counters.skipped_windows += skipped;
@@ -413,7 +433,7 @@ pub fn run(
             return Ok(consumer.counters.clone());
         }
 
-        if last_status.elapsed().as_secs_f64() >= consumer.settings.status_interval {
+        if last_status.elapsed().as_secs_f64() >= consumer.settings.pipeline.status_interval {
             last_status = Instant::now();
             let at = next_start as f64 / model_rate as f64;
             emit(consumer.status(at, last_level, None));
@@ -449,11 +469,11 @@ mod tests {
             top_k: 0,
             ..Default::default()
         };
-        assert!(s.validate(&[]).unwrap_err().contains("pipeline.top_k"));
+        assert!(s.validate().unwrap_err().contains("pipeline.top_k"));
         let s = PipelineSettings {
             level_gate: Some(10.0),
             ..Default::default()
         };
-        assert!(s.validate(&[]).unwrap_err().contains("pipeline.level_gate"));
+        assert!(s.validate().unwrap_err().contains("pipeline.level_gate"));
     }
 }

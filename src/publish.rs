@@ -855,7 +855,9 @@ async fn subscriber(
             }
             () = reg.outbox.ready.notified() => {
                 reg.outbox.take(&mut batch);
+                eprintln!("DBG {} took {}", reg.id, batch.len());
                 write_batch(&mut out, &mut batch).await?;
+                eprintln!("DBG {} wrote", reg.id);
             }
             line = requests.next_line(), if requests_open => match line? {
                 Some(line) => {

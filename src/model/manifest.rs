@@ -89,6 +89,23 @@ pub struct Manifest {
     /// Why the window and hop were chosen, and other notes; not used by hark.
     #[serde(default)]
     pub notes: Option<String>,
+    /// Present when `model` is a head trained on another model's scores (`hark train`): hark
+    /// then runs the base model on each window and feeds its scores to `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Head>,
+}
+
+/// The `[head]` section of a two-stage model: the ONNX file named by `model` takes the
+/// base model's output (one score per base label) as its input `[1, base labels]`.
+///
+/// The top-level `sample_rate`, `window`, `hop` and `frontend` must describe the base model
+/// (a head cannot change what the base hears); `labels` are the head's classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// The base model's manifest, relative to this manifest's folder. `hark train` copies the
+    /// base next to the head so that the model folder can be moved as a whole.
+    pub base: PathBuf,
 }
 
 fn default_true() -> bool {

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayView2};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-pub use manifest::{Axis, FrontendKind, Manifest, OutputKind};
+pub use manifest::{Axis, FrontendKind, Head, Manifest, OutputKind};
 
 use crate::frontend::MelFrontend;
 
@@ -193,6 +193,8 @@ enum InputPlan {
         layout: Vec<Axis>,
         frames: usize,
     },
+    /// A head's input: the base model's scores, `[1, dim]` or `[dim]`.
+    Embedding { batched: bool, dim: usize },
 }
 
 /// A loaded model, ready to run. Owned by exactly one thread.
@@ -206,6 +208,9 @@ pub struct Model {
     plan: InputPlan,
     /// Reused input buffer, so steady-state inference does not allocate for the input.
     input_buf: Vec<f32>,
+    /// The base model of a two-stage model (manifest `[head]`): it hears the audio, this
+    /// model's session only maps its scores to the head's labels.
+    base: Option<Box<Model>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -233,6 +238,9 @@ pub struct ModelInfo {
     pub multi_label: bool,
     pub labels: usize,
     pub first_labels: Vec<String>,
+    /// The base model of a two-stage model, whose scores feed this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Box<ModelInfo>>,
 }
 
 impl Model {
@@ -244,6 +252,10 @@ impl Model {
             msg,
         })?;
         let dir = manifest_path.parent().unwrap_or(Path::new("."));
+        let base = match &manifest.head {
+            Some(head) => Some(Box::new(load_base(manifest_path, &manifest, head, opts)?)),
+            None => None,
+        };
         let labels = read_labels(&dir.join(&manifest.labels))?;
         let onnx_path = dir.join(&manifest.model);
         let onnx_err = |msg: String| ModelError::Onnx {
@@ -338,7 +350,11 @@ impl Model {
             )));
         }
 
-        let plan = plan_input(&manifest, input.name(), &in_shape).map_err(mismatch)?;
+        let plan = match &base {
+            Some(base) => plan_head_input(base.labels().len(), input.name(), &in_shape),
+            None => plan_input(&manifest, input.name(), &in_shape),
+        }
+        .map_err(mismatch)?;
         let input_name = input.name().to_string();
         let output_name = output.name().to_string();
         Ok(Model {
@@ -350,6 +366,7 @@ impl Model {
             output_name,
             plan,
             input_buf: Vec::new(),
+            base,
         })
     }
 
@@ -378,6 +395,7 @@ impl Model {
         match &self.plan {
             InputPlan::LogMel { frontend, .. } => Some(frontend),
             InputPlan::Waveform { .. } => None,
+            InputPlan::Embedding { .. } => self.base.as_ref()?.mel_frontend(),
         }
     }
 
@@ -386,12 +404,17 @@ impl Model {
         match &self.plan {
             InputPlan::LogMel { frames, .. } => Some(*frames),
             InputPlan::Waveform { .. } => None,
+            InputPlan::Embedding { .. } => self.base.as_ref()?.frames(),
         }
     }
 
     /// Scores in 0..1, one per label, for one window of `window_samples()` mono samples at
     /// the model's rate (shorter windows are zero-padded at the end).
     pub fn predict(&mut self, window: &[f32]) -> Result<Vec<f32>> {
+        if let Some(base) = self.base.as_mut() {
+            let embedding = base.predict(window)?;
+            return self.predict_embedding(&embedding);
+        }
         match &self.plan {
             InputPlan::Waveform { .. } => {
                 let n = self.manifest.window_samples();
@@ -401,6 +424,9 @@ impl Model {
                 self.input_buf.resize(n, 0.0);
                 self.run_input()
             }
+            InputPlan::Embedding { .. } => Err(ModelError::Inference(
+                "a head model was loaded without its base".into(),
+            )),
             InputPlan::LogMel { frontend, .. } => {
                 let n = self.manifest.window_samples();
                 let feats = if window.len() >= n {
@@ -417,6 +443,10 @@ impl Model {
 
     /// Scores for one window of log-mel features `[n_mels, frames]`, already normalized.
     pub fn predict_features(&mut self, feats: ArrayView2<f32>) -> Result<Vec<f32>> {
+        if let Some(base) = self.base.as_mut() {
+            let embedding = base.predict_features(feats)?;
+            return self.predict_embedding(&embedding);
+        }
         let InputPlan::LogMel { layout, frames, .. } = &self.plan else {
             return Err(ModelError::Inference(
                 "this model takes a waveform, not features".into(),
@@ -445,8 +475,20 @@ impl Model {
         self.run_input()
     }
 
+    /// Run a head on its base model's scores for one window.
+    fn predict_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>> {
+        self.input_buf.clear();
+        self.input_buf.extend_from_slice(embedding);
+        self.run_input()
+    }
+
     fn input_shape(&self) -> Vec<i64> {
         match &self.plan {
+            InputPlan::Embedding { batched: true, dim } => vec![1, *dim as i64],
+            InputPlan::Embedding {
+                batched: false,
+                dim,
+            } => vec![*dim as i64],
             InputPlan::Waveform { batched } => {
                 let n = self.manifest.window_samples() as i64;
                 if *batched {
@@ -502,8 +544,18 @@ impl Model {
                 float_shape(o.dtype()).unwrap_or_default()
             )
         };
+        let base = self.base.as_ref().map(|b| Box::new(b.info()));
         let frontend = match &self.plan {
             InputPlan::Waveform { .. } => "waveform".to_string(),
+            InputPlan::Embedding { dim, .. } => match &base {
+                Some(b) => format!(
+                    "{}, then base model {} ({}) whose {dim} scores feed this head",
+                    b.frontend,
+                    b.name,
+                    b.manifest.display()
+                ),
+                None => format!("{dim} scores of a base model"),
+            },
             InputPlan::LogMel {
                 frontend,
                 layout,
@@ -534,7 +586,78 @@ impl Model {
             multi_label: self.manifest.multi_label,
             labels: self.labels.len(),
             first_labels: self.labels.iter().take(10).cloned().collect(),
+            base,
         }
+    }
+}
+
+/// Load the base model of a head manifest, run with the head's window and hop, and check that
+/// the two manifests agree on what the base hears.
+fn load_base(
+    manifest_path: &Path,
+    manifest: &Manifest,
+    head: &Head,
+    opts: &LoadOptions,
+) -> Result<Model> {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let base_path = dir.join(&head.base);
+    let err = |msg: String| ModelError::Manifest {
+        path: manifest_path.to_path_buf(),
+        msg,
+    };
+    if !base_path.is_file() {
+        return Err(err(format!(
+            "head.base {} is not a file; it must name the base model's manifest relative to this folder (retrain with `hark train` or copy the base model back)",
+            base_path.display()
+        )));
+    }
+    let base_manifest = Manifest::from_file(&base_path)?;
+    if base_manifest.head.is_some() {
+        return Err(err(format!(
+            "head.base {} is itself a head; a head must sit on a plain model",
+            base_path.display()
+        )));
+    }
+    // The head was trained on the base's scores for windows of this length and hop; running
+    // the base any other way would feed the head inputs it has never seen.
+    let base_opts = LoadOptions {
+        window: matches!(base_manifest.frontend, FrontendKind::Waveform)
+            .then(|| manifest.window_seconds()),
+        hop: Some(manifest.hop),
+        ..opts.clone()
+    };
+    let base = Model::load(&base_path, &base_opts)?;
+    let bm = base.manifest();
+    if bm.sample_rate != manifest.sample_rate
+        || bm.frontend != manifest.frontend
+        || bm.window_samples() != manifest.window_samples()
+    {
+        return Err(err(format!(
+            "sample_rate, window or frontend differ from the base model {} ({} Hz, {} s); copy them from the base manifest",
+            base_path.display(),
+            bm.sample_rate,
+            bm.window_seconds()
+        )));
+    }
+    Ok(base)
+}
+
+/// A head takes exactly the base's scores: `[1, dim]` or `[dim]`.
+fn plan_head_input(
+    dim: usize,
+    input: &str,
+    shape: &[i64],
+) -> std::result::Result<InputPlan, String> {
+    let fits = |d: i64, want: usize| d < 0 || d as usize == want;
+    match shape {
+        [d] if fits(*d, dim) => Ok(InputPlan::Embedding {
+            batched: false,
+            dim,
+        }),
+        [b, d] if fits(*b, 1) && fits(*d, dim) => Ok(InputPlan::Embedding { batched: true, dim }),
+        other => Err(format!(
+            "input {input:?} has shape {other:?}, but a head takes the base model's {dim} scores as [1, {dim}]"
+        )),
     }
 }
 

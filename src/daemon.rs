@@ -1,0 +1,307 @@
+//! `hark run`: assembles the stages into the running daemon and shuts it down in order.
+//!
+//! Threads: the capture source (a cpal callback or a reader thread) → the consumer thread
+//! (pipeline, owns the model) → records fan out to the socket hub, the hooks and stdout. A
+//! small tokio runtime runs the socket server, hook processes and signal handling. SIGTERM and
+//! SIGINT lead to one orderly stop: capture stops, the window in flight finishes, open events
+//! end, a final `status` goes out, subscribers are closed and the socket file is removed.
+//! SIGHUP reloads the configuration (see `reload`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::audio::RawFormat;
+use crate::capture::{DeviceSource, FileSource, Source, StdinSource};
+use crate::config::{self, Settings, Sources};
+use crate::hooks::Hooks;
+use crate::model::{self, Model};
+use crate::pipeline::{self, Consumer, Control, Supervisor};
+use crate::publish::{self, Hello, Hub};
+use crate::record::Record;
+
+/// Where audio comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A capture device by name or substring; None = the configured or default device.
+    Device(Option<String>),
+    /// A file played at real time (or as fast as possible with `realtime: false`).
+    File { path: PathBuf, realtime: bool },
+    /// Raw PCM on stdin.
+    Stdin {
+        rate: u32,
+        format: RawFormat,
+        channels: u16,
+    },
+}
+
+/// What `hark run` writes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Print {
+    /// Short readable lines, events only.
+    Text,
+    /// Every record as one JSON line (the socket's records).
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// Everything `hark run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Sources,
+    pub input: Input,
+    pub exit_at_end: bool,
+    pub print: Print,
+    /// Do not listen on a socket.
+    pub no_socket: bool,
+}
+
+/// Run the daemon until the input ends (with `exit_at_end`) or a stop signal arrives.
+pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let loaded = config::load(&opts.config)?;
+    for key in &loaded.unknown {
+        tracing::warn!(key = %key, "unknown config key ignored");
+    }
+    let settings = loaded.settings;
+    let model = load_model(&settings)?;
+    let labels = model.labels().to_vec();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hark-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+
+    let hub = Hub::new(hello(&model, &settings), &settings.socket);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = if opts.no_socket {
+        None
+    } else {
+        let listener = publish::bind(&settings.socket)?;
+        tracing::info!(path = %listener.path().display(), "socket ready");
+        let hub = hub.clone();
+        Some(rt.spawn(async move {
+            publish::serve(listener, hub, async {
+                let _ = shutdown_rx.await;
+            })
+            .await
+        }))
+    };
+    let hooks = Hooks::start(settings.hooks.clone(), rt.handle());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (control_tx, control_rx) = mpsc::channel::<Control>();
+    let signals = rt.spawn(handle_signals(
+        stop.clone(),
+        control_tx,
+        opts.config.clone(),
+        labels.clone(),
+    ));
+
+    let source: Box<dyn Source> = match &opts.input {
+        Input::Device(name) => Box::new(DeviceSource {
+            device: name.clone().or_else(|| settings.capture.device.clone()),
+        }),
+        Input::File { path, realtime } => Box::new(FileSource {
+            path: path.clone(),
+            realtime: *realtime,
+        }),
+        Input::Stdin {
+            rate,
+            format,
+            channels,
+        } => Box::new(StdinSource {
+            rate: *rate,
+            format: *format,
+            channels: *channels,
+        }),
+    };
+    let described = source.describe();
+    let mut capture = source
+        .start(settings.capture.ring_seconds)
+        .with_context(|| format!("starting capture from {described}"))?;
+    tracing::info!(
+        source = %capture.name,
+        rate = capture.sample_rate,
+        model = %model.manifest().name,
+        "listening"
+    );
+    crate::service::ready(&format!("listening on {}", capture.name));
+
+    let mut consumer = Consumer::new(model, settings.live());
+    consumer.set_lossless(matches!(
+        opts.input,
+        Input::File {
+            realtime: false,
+            ..
+        }
+    ));
+    let hook_sender = hooks.sender();
+    let print = opts.print;
+    let consumer_stop = stop.clone();
+    let pub_hub = hub.clone();
+    let worker = std::thread::Builder::new()
+        .name("hark-consumer".into())
+        .spawn(move || {
+            let stdout = std::io::stdout();
+            let mut emit = |r: Record| {
+                pub_hub.publish(&r);
+                hook_sender.handle(&r);
+                print_record(&mut stdout.lock(), print, &r);
+            };
+            let mut watchdog = crate::service::Watchdog::from_env();
+            pipeline::run(
+                &mut consumer,
+                &mut capture,
+                &consumer_stop,
+                Some(&control_rx),
+                &mut watchdog as &mut dyn Supervisor,
+                &mut emit,
+            )
+        })
+        .context("starting the consumer thread")?;
+    let counters = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
+    tracing::info!(
+        windows = counters.windows,
+        skipped = counters.skipped_windows,
+        overruns = counters.overruns,
+        "input finished"
+    );
+
+    if !opts.exit_at_end {
+        // The input ended but the daemon keeps serving subscribers until told to stop.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    crate::service::stopping();
+    let _ = shutdown_tx.send(());
+    rt.block_on(async {
+        if let Some(server) = server {
+            match tokio::time::timeout(Duration::from_secs(2), server).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "socket server"),
+                Err(_) => tracing::warn!("socket server did not stop in time"),
+                _ => {}
+            }
+        }
+        hooks.shutdown().await;
+    });
+    signals.abort();
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+fn load_model(settings: &Settings) -> anyhow::Result<Model> {
+    let path = model::resolve(&settings.model.name)?;
+    let model = Model::load(&path, &settings.model.load_options())?;
+    settings
+        .validate_labels(model.labels())
+        .map_err(config::ConfigError::Invalid)?;
+    Ok(model)
+}
+
+fn hello(model: &Model, settings: &Settings) -> Hello {
+    let _ = settings;
+    Hello {
+        protocol: publish::PROTOCOL_VERSION,
+        hark_version: env!("CARGO_PKG_VERSION").into(),
+        model: model.manifest().name.clone(),
+        labels: model.labels().to_vec(),
+        sample_rate: model.sample_rate(),
+        window: model.manifest().window_seconds(),
+        hop: model.hop_samples() as f64 / model.sample_rate() as f64,
+    }
+}
+
+/// SIGTERM / SIGINT stop; SIGHUP reloads what can change live.
+async fn handle_signals(
+    stop: Arc<AtomicBool>,
+    control: mpsc::Sender<Control>,
+    sources: Sources,
+    labels: Vec<String>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => reload(&sources, &labels, &control),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// Reload the configuration. Values that can change live are applied; a config that fails
+/// validation is rejected and the running one stays.
+fn reload(sources: &Sources, labels: &[String], control: &mpsc::Sender<Control>) {
+    let started = Instant::now();
+    let loaded = match config::load(sources) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: new configuration rejected; keeping the running one");
+            return;
+        }
+    };
+    if let Err(e) = loaded.settings.validate_labels(labels) {
+        tracing::error!(error = %e, "SIGHUP: new configuration rejected; keeping the running one");
+        return;
+    }
+    for key in &loaded.unknown {
+        tracing::warn!(key = %key, "unknown config key ignored");
+    }
+    let _ = control.send(Control::Settings(Box::new(loaded.settings.live())));
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "SIGHUP: configuration reloaded"
+    );
+}
+
+/// Write one record to stdout in the chosen form.
+fn print_record(out: &mut impl Write, print: Print, r: &Record) {
+    let line = match (print, r) {
+        (Print::None, _) => return,
+        (Print::Json, r) => r.to_json(),
+        (
+            Print::Text,
+            Record::EventStart {
+                label,
+                start,
+                score,
+                ..
+            },
+        ) => format!("{start:9.2}s  start  {label}  (score {score:.2})"),
+        (
+            Print::Text,
+            Record::EventEnd {
+                label,
+                start,
+                end,
+                peak,
+                ..
+            },
+        ) => format!(
+            "{end:9.2}s  end    {label}  ({:.1} s, peak {peak:.2})",
+            end - start
+        ),
+        (Print::Text, _) => return,
+    };
+    // A closed stdout (hark run | head) must not stop the daemon.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
