@@ -364,7 +364,7 @@ impl Capture {
 
 /// A place audio comes from. Starting it hands back the consumer's side of its ring.
 pub trait Source: Send {
-    /// Short human description for logs ("device default", "file x.wav", "stdin").
+    /// Short human description for logs ("default device", "file x.wav", "stdin (s16le, …)").
     fn describe(&self) -> String;
     /// Starts producing into a ring of `ring_capacity_seconds` at the source's native rate.
     fn start(self: Box<Self>, ring_capacity_seconds: f32) -> Result<Capture>;

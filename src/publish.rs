@@ -544,11 +544,13 @@ enum Out {
     Dropped(u64),
 }
 
-/// A subscriber's queue. `items` holds at most `cap` records plus one `Dropped` marker and
-/// never reallocates.
+/// A subscriber's queue: at most `cap` records. Records that do not fit are counted in
+/// `dropped`, which stays above zero only while the queue is full, so the gap always comes
+/// after everything queued. Allocated with room for the marker `take` appends, so neither
+/// side ever reallocates.
 struct Queue {
     items: VecDeque<Out>,
-    /// Records dropped since the last marker was queued.
+    /// Records dropped since the writer last took the queue.
     dropped: u64,
 }
 
@@ -565,21 +567,21 @@ impl Outbox {
                 q.dropped += 1;
                 return;
             }
-            // The marker goes where the gap is, so the client sees it in order.
-            if q.dropped > 0 {
-                let n = std::mem::take(&mut q.dropped);
-                q.items.push_back(Out::Dropped(n));
-            }
             q.items.push_back(Out::Line(line.clone()));
         }
         self.ready.notify_one();
     }
 
     /// Swaps the queued items into `into`, which must be empty (and has the same capacity,
-    /// so neither side ever allocates).
+    /// so neither side ever allocates). Records dropped after the last queued one are
+    /// reported at the end at once, rather than with the next record.
     fn take(&self, into: &mut VecDeque<Out>) {
         debug_assert!(into.is_empty());
-        std::mem::swap(&mut lock(&self.queue).items, into);
+        let mut q = lock(&self.queue);
+        std::mem::swap(&mut q.items, into);
+        if q.dropped > 0 {
+            into.push_back(Out::Dropped(std::mem::take(&mut q.dropped)));
+        }
     }
 }
 
@@ -855,9 +857,7 @@ async fn subscriber(
             }
             () = reg.outbox.ready.notified() => {
                 reg.outbox.take(&mut batch);
-                eprintln!("DBG {} took {}", reg.id, batch.len());
                 write_batch(&mut out, &mut batch).await?;
-                eprintln!("DBG {} wrote", reg.id);
             }
             line = requests.next_line(), if requests_open => match line? {
                 Some(line) => {
@@ -1064,7 +1064,7 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_and_marks_the_gap() {
+    fn full_queue_drops_and_reports_the_gap_when_taken() {
         let outbox = Outbox {
             queue: Mutex::new(Queue {
                 items: VecDeque::with_capacity(3),
@@ -1078,12 +1078,15 @@ mod tests {
         }
         let mut batch = VecDeque::with_capacity(3);
         outbox.take(&mut batch);
-        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.len(), 3);
+        assert!(matches!(batch[0], Out::Line(_)));
+        assert!(matches!(batch[1], Out::Line(_)));
+        assert!(matches!(batch[2], Out::Dropped(3)));
         batch.clear();
         outbox.push(&line, 2);
         outbox.take(&mut batch);
-        assert!(matches!(batch[0], Out::Dropped(3)));
-        assert!(matches!(batch[1], Out::Line(_)));
+        assert_eq!(batch.len(), 1);
+        assert!(matches!(batch[0], Out::Line(_)));
     }
 
     #[test]

@@ -1,0 +1,463 @@
+//! End to end with the real ONNX Runtime and real models: `hark classify`, `hark features`,
+//! `hark model info`, the YAMNet backbone through a log-mel manifest, and every bad input the
+//! foundation promises a clear error for.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hark::model::{LoadOptions, Model};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared() -> Option<PathBuf> {
+    let p = root().join("../shared");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: ../shared not found");
+        None
+    }
+}
+
+fn hark(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run hark")
+}
+
+fn hark_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("run hark")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Assert a failed run whose stderr mentions every one of `needles`.
+fn assert_fails_with(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+fn write_sine_wav(path: &Path, rate: u32, seconds: f32, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(rate as f32 * seconds) as usize {
+        let x = (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 0.5;
+        w.write_sample((x * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn classify_fireworks_recording_hears_fireworks_most_often() {
+    let Some(shared) = shared() else { return };
+    let file = shared.join("data/recordings/fireworks.wav");
+    let o = hark(&["classify", "--json", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let windows: Vec<_> = lines.iter().filter(|v| v.get("top").is_some()).collect();
+    // 12.77 s with 1 s windows every 0.5 s.
+    assert_eq!(windows.len(), 24);
+    assert_eq!(windows[0]["start"], 0.0);
+    assert_eq!(windows[0]["end"], 1.0);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["summary"][0]["label"], "Fireworks", "{summary}");
+    assert!(summary["summary"][0]["peak"].as_f64().unwrap() > 0.5);
+}
+
+#[test]
+fn classify_quiet_room_gives_no_alarm_like_label_above_a_tenth() {
+    let Some(shared) = shared() else { return };
+    let file = shared.join("data/recordings/smoke_test_quiet_room_recording_20250720_091036.wav");
+    let o = hark(&["classify", "--json", "--top", "527", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alarm_like = [
+        "Smoke detector, smoke alarm",
+        "Fire alarm",
+        "Alarm",
+        "Beep, bleep",
+    ];
+    let mut windows = 0;
+    for v in json_lines(&o).iter().filter(|v| v.get("top").is_some()) {
+        windows += 1;
+        for t in v["top"].as_array().unwrap() {
+            if alarm_like.contains(&t["label"].as_str().unwrap()) {
+                let s = t["score"].as_f64().unwrap();
+                assert!(s <= 0.1, "{} scored {s} at {}", t["label"], v["start"]);
+            }
+        }
+    }
+    assert!(windows > 70, "{windows} windows");
+}
+
+#[test]
+fn classify_text_output_lists_windows_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tone.wav");
+    write_sine_wav(&wav, 44_100, 2.0, 1000.0);
+    let o = hark(&["classify", "-k", "2", wav.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with(wav.to_str().unwrap()), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_start().ends_with(|c: char| c.is_ascii_digit()))
+            .count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("heard:"), "{out}");
+}
+
+#[test]
+fn model_info_describes_the_default_model() {
+    let o = hark(&["model", "info", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["name"], "ced-tiny");
+    assert_eq!(v["labels"], 527);
+    assert_eq!(v["sample_rate"], 16000);
+    assert_eq!(v["window"], 1.0);
+    assert_eq!(v["hop"], 0.5);
+    assert_eq!(v["frontend"], "waveform");
+    assert_eq!(v["first_labels"][0], "Speech");
+    assert!(v["inputs"][0].as_str().unwrap().starts_with("waveform"));
+}
+
+#[test]
+fn yamnet_backbone_features_and_scores_match_the_reference() {
+    let Some(shared) = shared() else { return };
+    let manifest = root().join("tests/fixtures/yamnet/yamnet.toml");
+    let mut model = Model::load(&manifest, &LoadOptions::default()).expect("load yamnet");
+    assert_eq!(model.labels().len(), 521);
+    assert_eq!(model.window_samples(), 15_600);
+    assert_eq!(model.hop_samples(), 7_680);
+    let golden = shared.join("data/models/yamnet/golden");
+    for name in ["fireworks", "smoke_alarm", "quiet_room"] {
+        let read = |suffix: &str| {
+            hark::npy::read_f32(&golden.join(format!("{name}_{suffix}.npy"))).unwrap()
+        };
+        let (_, wave) = read("waveform_16k");
+        let (shape, reference) = read("log_mel_reference");
+        assert_eq!(shape, vec![96, 64]);
+        let feats = model.mel_frontend().unwrap().compute(&wave);
+        assert_eq!(feats.shape(), &[64, 96]);
+        let worst = (0..96)
+            .flat_map(|f| (0..64).map(move |m| (f, m)))
+            .map(|(f, m)| (feats[[m, f]] - reference[f * 64 + m]).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-3, "{name}: log-mel error {worst}");
+        let (_, want) = read("scores_backbone_from_reference_log_mel");
+        let got = model.predict(&wave).unwrap();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-3, "{name}: score error {worst}");
+    }
+}
+
+#[test]
+fn yamnet_manifest_works_through_classify() {
+    let Some(shared) = shared() else { return };
+    let file = shared.join("data/recordings/first_alert_7010b.wav");
+    let o = hark(&[
+        "classify",
+        "--json",
+        "-m",
+        "tests/fixtures/yamnet/yamnet.toml",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = json_lines(&o).pop().unwrap();
+    let heard: Vec<&str> = summary["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["label"].as_str().unwrap())
+        .collect();
+    assert!(heard.contains(&"Speech"), "{heard:?}");
+    assert!(
+        heard
+            .iter()
+            .any(|l| ["Smoke detector, smoke alarm", "Alarm", "Fire alarm"].contains(l)),
+        "{heard:?}"
+    );
+}
+
+#[test]
+fn features_command_reproduces_a_golden_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/golden/cases.json")).unwrap(),
+    )
+    .unwrap();
+    for config in ["fsd2018", "yamnet"] {
+        let spec = dir.path().join(format!("{config}.json"));
+        std::fs::write(&spec, cases["configs"][config].to_string()).unwrap();
+        let input = root().join(format!(
+            "tests/fixtures/golden/cases/{config}__alarm_beeps__input.npy"
+        ));
+        let out = dir.path().join("out.npy");
+        let o = hark(&[
+            "features",
+            "--spec",
+            spec.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (shape, got) = hark::npy::read_f32(&out).unwrap();
+        let (want_shape, want) = hark::npy::read_f32(&root().join(format!(
+            "tests/fixtures/golden/cases/{config}__alarm_beeps__expected.npy"
+        )))
+        .unwrap();
+        assert_eq!(shape, want_shape);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-3, "{config}: {worst}");
+    }
+}
+
+#[test]
+fn features_accepts_a_toml_spec_and_a_wav_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "sample_rate = 16000\nn_fft = 512\nwin_length = 400\nhop_length = 160\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 125.0\nfmax = 7500.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 1.0\nlog = \"ln\"\nln_offset = 0.001\n",
+    )
+    .unwrap();
+    let wav = dir.path().join("tone.wav");
+    write_sine_wav(&wav, 48_000, 1.0, 440.0);
+    let out = dir.path().join("f.npy");
+    let o = hark(&[
+        "features",
+        "--spec",
+        spec.to_str().unwrap(),
+        wav.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, _) = hark::npy::read_f32(&out).unwrap();
+    // librosa framing: n_fft-long frames, no centering.
+    assert_eq!(shape, vec![64, 1 + (16_000 - 512) / 160]);
+}
+
+// ---- bad input -------------------------------------------------------------------------
+
+#[test]
+fn missing_model_names_it_and_where_it_looked() {
+    let o = hark(&["model", "info", "-m", "no-such-model"]);
+    assert_fails_with(&o, &["no-such-model", "not found", "models"]);
+}
+
+#[test]
+fn corrupt_onnx_file_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.onnx"), b"this is not an onnx model").unwrap();
+    std::fs::copy(
+        root().join("models/ced-tiny.labels.csv"),
+        dir.path().join("labels.csv"),
+    )
+    .unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(&manifest, "name = \"bad\"\nmodel = \"m.onnx\"\nlabels = \"labels.csv\"\nsample_rate = 16000\nwindow = 1.0\nhop = 0.5\noutput = \"probabilities\"\n[frontend]\nkind = \"waveform\"\n").unwrap();
+    let o = hark(&["model", "info", "-m", manifest.to_str().unwrap()]);
+    assert_fails_with(&o, &["m.onnx", "cannot load"]);
+}
+
+/// A manifest beside the real CED-tiny, with `extra` appended and `labels` chosen.
+fn ced_manifest(dir: &Path, labels: &str, body: &str) -> PathBuf {
+    let onnx = root().join("models/ced-tiny.onnx");
+    let manifest = dir.join("m.toml");
+    std::fs::write(
+        &manifest,
+        format!("name = \"t\"\nmodel = {:?}\nlabels = {labels:?}\nsample_rate = 16000\nhop = 0.5\noutput = \"probabilities\"\n{body}", onnx.display().to_string()),
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn labels_file_with_the_wrong_count_is_refused_naming_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("l.txt"), "a\nb\nc\n").unwrap();
+    let m = ced_manifest(
+        dir.path(),
+        "l.txt",
+        "window = 1.0\n[frontend]\nkind = \"waveform\"\n",
+    );
+    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
+    assert_fails_with(&o, &["527 classes", "3 labels", "l.txt"]);
+}
+
+#[test]
+fn manifest_front_end_that_does_not_fit_the_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = root().join("models/ced-tiny.labels.csv");
+    // CED takes [batch, samples]; a log-mel manifest with 4-D layout cannot fit it.
+    let m = ced_manifest(
+        dir.path(),
+        labels.to_str().unwrap(),
+        "[frontend]\nkind = \"log_mel\"\nframes = 96\nlayout = [\"batch\", \"channel\", \"mels\", \"frames\"]\n[frontend.spec]\nsample_rate = 16000\nn_fft = 512\nwin_length = 400\nhop_length = 160\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nfmax = 8000.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 2.0\nlog = \"db\"\n",
+    );
+    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
+    assert_fails_with(&o, &["does not match its manifest", "layout", "[-1, -1]"]);
+}
+
+#[test]
+fn manifest_with_a_bad_value_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = root().join("models/ced-tiny.labels.csv");
+    let m = ced_manifest(
+        dir.path(),
+        labels.to_str().unwrap(),
+        "window = -1.0\n[frontend]\nkind = \"waveform\"\n",
+    );
+    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
+    assert_fails_with(&o, &["m.toml", "window = -1"]);
+}
+
+#[test]
+fn missing_onnx_runtime_says_how_to_install_it() {
+    let o = hark_env(
+        &["model", "info"],
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+    );
+    assert_fails_with(
+        &o,
+        &[
+            "ONNX Runtime",
+            "/nonexistent/libonnxruntime.so",
+            "scripts/setup.sh",
+        ],
+    );
+}
+
+#[test]
+fn bad_audio_files_each_get_an_error_naming_the_file_and_others_still_classify() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.wav");
+    std::fs::write(&text, b"hello, this is text, not audio").unwrap();
+    let missing = dir.path().join("missing.wav");
+    let good = dir.path().join("good.wav");
+    write_sine_wav(&good, 16_000, 1.5, 440.0);
+    let truncated = dir.path().join("truncated.wav");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..30]).unwrap();
+    let paths = [&empty, &text, &missing, &truncated, &good];
+    let args: Vec<&str> = ["classify", "--json"]
+        .into_iter()
+        .chain(paths.iter().map(|p| p.to_str().unwrap()))
+        .collect();
+    let o = hark(&args);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    for p in [&empty, &text, &missing, &truncated] {
+        assert!(
+            err.contains(p.to_str().unwrap()),
+            "no error names {}: {err}",
+            p.display()
+        );
+    }
+    let out = stdout(&o);
+    assert!(out.contains("good.wav") && out.contains("summary"), "{out}");
+    assert!(!out.contains("notes.wav"));
+}
+
+#[test]
+fn features_spec_with_impossible_values_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("tests/fixtures/golden/cases/htk16k__sine440__input.npy");
+    let base = "sample_rate = 16000\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 1.0\nlog = \"ln\"\n";
+    for (extra, key) in [
+        (
+            "n_fft = 512\nwin_length = 400\nhop_length = 160\nfmax = 9000.0\n",
+            "fmax",
+        ),
+        (
+            "n_fft = 512\nwin_length = 1024\nhop_length = 160\nfmax = 8000.0\n",
+            "win_length",
+        ),
+        (
+            "n_fft = 512\nwin_length = 400\nhop_length = 0\nfmax = 8000.0\n",
+            "hop_length",
+        ),
+    ] {
+        let spec = dir.path().join("spec.toml");
+        std::fs::write(&spec, format!("{base}{extra}")).unwrap();
+        let out = dir.path().join("o.npy");
+        let o = hark(&[
+            "features",
+            "--spec",
+            spec.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_fails_with(&o, &[key, "spec.toml"]);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn features_input_npy_that_is_not_mono_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/golden/cases.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&spec, cases["configs"]["htk16k"].to_string()).unwrap();
+    let input = root().join("tests/fixtures/golden/cases/htk16k__mel_filters.npy");
+    let o = hark(&[
+        "features",
+        "--spec",
+        spec.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--out",
+        dir.path().join("o.npy").to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, &["htk16k__mel_filters.npy", "1-D"]);
+}
