@@ -36,6 +36,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// List audio capture devices with their rates, formats and channel counts.
     Devices,
+    /// Print what a running `hark run` publishes on its socket; reconnects when it restarts.
+    Subscribe(SubscribeArgs),
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// Config file (default: /etc/hark/hark.toml if it exists, else the built-in defaults).
@@ -121,6 +123,25 @@ pub struct FeaturesArgs {
     /// Output .npy file.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Socket path (default: as `hark run` chooses it).
+    #[arg(long, short = 's', value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Also print predictions (one per window).
+    #[arg(long)]
+    pub predictions: bool,
+    /// Only events with these labels.
+    #[arg(long, short = 'l', num_args = 1..)]
+    pub labels: Vec<String>,
+    /// Print the raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after this many failed connection attempts in a row (default: retry forever).
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +248,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices => devices(),
+        Command::Subscribe(a) => {
+            crate::subscribe::run(&crate::subscribe::SubscribeOptions {
+                socket: a.socket.unwrap_or_else(crate::publish::default_socket_path),
+                predictions: a.predictions,
+                labels: a.labels,
+                json: a.json,
+                max_attempts: a.max_attempts,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file, strict } => check_config(file, strict),
         Command::Classify(args) => classify_files(&args),
         Command::Features(args) => features(&args),

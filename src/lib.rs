@@ -23,3 +23,4 @@ pub mod publish;
 pub mod record;
 pub mod service;
 pub mod smoothing;
+pub mod subscribe;

@@ -1,0 +1,500 @@
+//! Hooks, end to end: real child processes started by the dispatcher on a real tokio
+//! runtime, fed from a plain thread as the pipeline does. What a hook saw is read back from
+//! files it writes; what hark logged is captured from tracing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hark::hooks::{HookEvent, HookSettings, Hooks};
+use hark::record::Record;
+
+/// Everything logged by any test in this binary.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buf
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits up to 10 s for a log line containing all of `parts`, and returns it.
+fn wait_for_log(parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+        if let Some(line) = text.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?} in:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to 10 s for `path` to hold what `ready` accepts, and returns it.
+fn wait_for_file(path: &Path, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if ready(&text) {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never got ready",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    logs();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn hook(name: &str, labels: &[&str], command: &[&str]) -> HookSettings {
+    HookSettings {
+        name: name.into(),
+        labels: labels.iter().map(|s| s.to_string()).collect(),
+        on: vec![HookEvent::EventStart],
+        command: command.iter().map(|s| s.to_string()).collect(),
+        cooldown: 0.0,
+        timeout: 10.0,
+        max_concurrent: 1,
+    }
+}
+
+fn start_rec(id: u64, label: &str) -> Record {
+    Record::EventStart {
+        id,
+        label: label.into(),
+        start: 1.5,
+        time: "2026-01-01T12:00:00.123Z".into(),
+        score: 0.8,
+    }
+}
+
+fn end_rec(id: u64, label: &str) -> Record {
+    Record::EventEnd {
+        id,
+        label: label.into(),
+        start: 1.5,
+        end: 3.25,
+        time: "2026-01-01T12:00:01.873Z".into(),
+        peak: 0.9,
+    }
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn env_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<_> = text.lines().collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut h = hook(
+        "env-and-stdin",
+        &["Knock"],
+        &[
+            "sh",
+            "-c",
+            r#"env | grep ^HARK_ > "$1.$HARK_EVENT"; cat > "$1.$HARK_EVENT.json""#,
+            "sh",
+            arg(&out),
+        ],
+    );
+    h.on = vec![HookEvent::EventStart, HookEvent::EventEnd];
+    let hooks = Hooks::start(vec![h], rt.handle());
+
+    let start = start_rec(7, "Knock");
+    hooks.handle(&start);
+    let json = wait_for_file(&out.with_extension("event_start.json"), |t| {
+        t.ends_with('\n')
+    });
+    assert_eq!(json, start.to_json() + "\n");
+    let env = std::fs::read_to_string(out.with_extension("event_start")).unwrap();
+    assert_eq!(
+        env_lines(&env),
+        [
+            "HARK_END=",
+            "HARK_EVENT=event_start",
+            "HARK_ID=7",
+            "HARK_LABEL=Knock",
+            "HARK_SCORE=0.8",
+            "HARK_START=1.5",
+            "HARK_TIME=2026-01-01T12:00:00.123Z",
+        ]
+    );
+
+    let end = end_rec(7, "Knock");
+    hooks.handle(&end);
+    let json = wait_for_file(&out.with_extension("event_end.json"), |t| t.ends_with('\n'));
+    assert_eq!(json, end.to_json() + "\n");
+    let env = std::fs::read_to_string(out.with_extension("event_end")).unwrap();
+    assert_eq!(
+        env_lines(&env),
+        [
+            "HARK_END=3.25",
+            "HARK_EVENT=event_end",
+            "HARK_ID=7",
+            "HARK_LABEL=Knock",
+            "HARK_SCORE=0.9",
+            "HARK_START=1.5",
+            "HARK_TIME=2026-01-01T12:00:01.873Z",
+        ]
+    );
+    rt.block_on(hooks.shutdown());
+}
+
+#[test]
+fn a_label_with_shell_metacharacters_is_never_interpreted() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("label");
+    let d = dir.path().display();
+    let label = format!(
+        "Knock; touch {d}/pwned1 && touch {d}/pwned2 | $(touch {d}/pwned3) `touch {d}/pwned4` '\"\n*"
+    );
+    let hooks = Hooks::start(
+        vec![
+            hook(
+                "metachar",
+                &["*"],
+                &[
+                    "sh",
+                    "-c",
+                    r#"printf '%s' "$HARK_LABEL" > "$1""#,
+                    "sh",
+                    arg(&out),
+                ],
+            ),
+            // And a program that is not a shell: the label is not among its arguments.
+            hook(
+                "metachar-argv",
+                &["*"],
+                &["sh", "-c", r#"echo "$#" > "$1.argc""#, "sh", arg(&out)],
+            ),
+        ],
+        rt.handle(),
+    );
+    hooks.handle(&start_rec(1, &label));
+    let seen = wait_for_file(&out, |t| t.len() >= label.len());
+    assert_eq!(seen, label);
+    assert_eq!(
+        wait_for_file(&out.with_extension("argc"), |t| t.ends_with('\n')),
+        "1\n"
+    );
+    rt.block_on(hooks.shutdown());
+    for i in 1..=4 {
+        assert!(!dir.path().join(format!("pwned{i}")).exists(), "pwned{i}");
+    }
+}
+
+#[test]
+fn a_cooldown_suppresses_a_second_run_of_the_same_label_within_the_window() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let record = ["sh", "-c", r#"echo "$HARK_ID" >> "$1""#, "sh", arg(&runs)];
+    let mut long = hook("cooldown-long", &["*"], &record);
+    long.cooldown = 30.0;
+    let hooks = Hooks::start(vec![long], rt.handle());
+
+    hooks.handle(&start_rec(1, "Knock"));
+    wait_for_file(&runs, |t| t == "1\n");
+    hooks.handle(&start_rec(2, "Knock")); // within 30 s: skipped
+    hooks.handle(&start_rec(3, "Doorbell")); // another label: runs
+    wait_for_file(&runs, |t| t.lines().count() == 2);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "1\n3\n");
+    wait_for_log(&["hook=cooldown-long", "cooldown"]);
+
+    // A short cooldown expires.
+    let short_runs = dir.path().join("short");
+    let mut short = hook(
+        "cooldown-short",
+        &["*"],
+        &[
+            "sh",
+            "-c",
+            r#"echo "$HARK_ID" >> "$1""#,
+            "sh",
+            arg(&short_runs),
+        ],
+    );
+    short.cooldown = 0.3;
+    hooks.set_settings(vec![short]);
+    hooks.handle(&start_rec(4, "Knock"));
+    wait_for_file(&short_runs, |t| t == "4\n");
+    hooks.handle(&start_rec(5, "Knock"));
+    thread::sleep(Duration::from_millis(500));
+    hooks.handle(&start_rec(6, "Knock"));
+    wait_for_file(&short_runs, |t| t == "4\n6\n");
+    rt.block_on(hooks.shutdown());
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its parent counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap().trim_start().chars().next();
+            state != Some('Z')
+        }
+    }
+}
+
+fn wait_until_gone(pid: i32, within: Duration) {
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still alive");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_timeout_kills_the_hooks_whole_process_group() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    let mut h = hook(
+        "timeout-group",
+        &["Knock"],
+        &[
+            "sh",
+            "-c",
+            r#"sleep 1000 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
+            "sh",
+            arg(&pidfile),
+        ],
+    );
+    h.timeout = 0.5;
+    let hooks = Hooks::start(vec![h], rt.handle());
+    let started = Instant::now();
+    hooks.handle(&start_rec(1, "Knock"));
+    let pid: i32 = wait_for_file(&pidfile, |t| t.ends_with('\n'))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid), "the grandchild runs before the timeout");
+    wait_until_gone(pid, Duration::from_secs(5));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450),
+        "killed too early: {took:?}"
+    );
+    wait_for_log(&["hook=timeout-group", "killing hook's process group"]);
+    wait_for_log(&["hook=timeout-group", "hook killed by signal"]);
+    rt.block_on(hooks.shutdown());
+}
+
+#[test]
+fn missing_and_failing_programs_are_logged_and_other_hooks_still_run() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let hooks = Hooks::start(
+        vec![
+            hook(
+                "missing-program",
+                &["Knock"],
+                &["/nonexistent/hark-test-hook"],
+            ),
+            hook(
+                "failing-program",
+                &["Knock"],
+                &["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"],
+            ),
+            hook(
+                "working-program",
+                &["Knock"],
+                &["sh", "-c", r#"echo ran > "$1""#, "sh", arg(&done)],
+            ),
+        ],
+        rt.handle(),
+    );
+    hooks.handle(&start_rec(1, "Knock"));
+    assert_eq!(wait_for_file(&done, |t| t.ends_with('\n')), "ran\n");
+    let line = wait_for_log(&["hook=missing-program", "cannot start hook"]);
+    assert!(line.contains("/nonexistent/hark-test-hook"), "{line}");
+    assert!(line.contains("No such file"), "{line}");
+    wait_for_log(&["hook=failing-program", "hook failed", "code=3"]);
+    wait_for_log(&["hook=failing-program", "hook output", "line=to-stdout"]);
+    wait_for_log(&["hook=failing-program", "hook output", "line=to-stderr"]);
+    wait_for_log(&["hook=working-program", "hook finished"]);
+
+    // Nothing was disturbed: the hooks run again on the next event.
+    std::fs::remove_file(&done).unwrap();
+    hooks.handle(&start_rec(2, "Knock"));
+    assert_eq!(wait_for_file(&done, |t| t.ends_with('\n')), "ran\n");
+    rt.block_on(hooks.shutdown());
+}
+
+#[test]
+fn a_flood_of_events_never_blocks_handle() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let hooks = Hooks::start(
+        vec![hook(
+            "flood",
+            &["*"],
+            &["sh", "-c", r#"echo x >> "$1"; sleep 0.3"#, "sh", arg(&runs)],
+        )],
+        rt.handle(),
+    );
+    let sender = hooks.sender();
+    let (longest, total) = thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut longest = Duration::ZERO;
+        for id in 0..1000 {
+            let before = Instant::now();
+            sender.handle(&start_rec(id, "Knock"));
+            longest = longest.max(before.elapsed());
+        }
+        (longest, t0.elapsed())
+    })
+    .join()
+    .unwrap();
+    eprintln!("1000 events: {total:?} in all, longest handle() {longest:?}");
+    assert!(
+        longest < Duration::from_millis(50),
+        "handle blocked {longest:?}"
+    );
+    assert!(
+        total < Duration::from_millis(500),
+        "1000 handle() took {total:?}"
+    );
+
+    // One run at a time (max_concurrent = 1): the rest were skipped, and said so.
+    wait_for_file(&runs, |t| !t.is_empty());
+    wait_for_log(&["hook=flood", "hook still running; event skipped"]);
+    rt.block_on(hooks.shutdown());
+    let ran = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!((1..100).contains(&ran), "{ran} runs");
+}
+
+#[test]
+fn reloaded_settings_take_effect() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    let writes = |p: &Path| -> Vec<String> {
+        ["sh", "-c", r#"echo "$HARK_ID" >> "$1""#, "sh", arg(p)]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let mut before = hook("reload-old", &["Knock"], &[]);
+    before.command = writes(&old);
+    let hooks = Hooks::start(vec![before], rt.handle());
+    hooks.handle(&start_rec(1, "Knock"));
+    wait_for_file(&old, |t| t == "1\n");
+
+    let mut after = hook("reload-new", &["Doorbell"], &[]);
+    after.command = writes(&new);
+    after.on = vec![HookEvent::EventEnd];
+    hooks.set_settings(vec![after]);
+    thread::sleep(Duration::from_millis(100));
+    hooks.handle(&start_rec(2, "Knock"));
+    hooks.handle(&start_rec(3, "Doorbell"));
+    hooks.handle(&end_rec(4, "Doorbell"));
+    wait_for_file(&new, |t| t == "4\n");
+    rt.block_on(hooks.shutdown());
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "1\n");
+}
+
+#[test]
+fn records_that_are_not_events_run_nothing() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hooks = Hooks::start(
+        vec![hook(
+            "non-events",
+            &["*"],
+            &["sh", "-c", r#"echo ran >> "$1""#, "sh", arg(&out)],
+        )],
+        rt.handle(),
+    );
+    hooks.handle(&Record::Status {
+        start: 0.0,
+        time: "t".into(),
+        overruns: 0,
+        skipped_windows: 0,
+        inference_ms: 1.0,
+        level_db: -30.0,
+        message: None,
+    });
+    hooks.handle(&end_rec(1, "Knock")); // the hook is on event_start only
+    thread::sleep(Duration::from_millis(300));
+    assert!(!out.exists());
+    rt.block_on(hooks.shutdown());
+}
+
+#[test]
+fn shutdown_kills_hooks_that_do_not_finish() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile: PathBuf = dir.path().join("pid");
+    let mut h = hook(
+        "shutdown-kill",
+        &["Knock"],
+        &[
+            "sh",
+            "-c",
+            r#"sleep 1000 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
+            "sh",
+            arg(&pidfile),
+        ],
+    );
+    h.timeout = 600.0;
+    let hooks = Hooks::start(vec![h], rt.handle());
+    hooks.handle(&start_rec(1, "Knock"));
+    let pid: i32 = wait_for_file(&pidfile, |t| t.ends_with('\n'))
+        .trim()
+        .parse()
+        .unwrap();
+    let t0 = Instant::now();
+    rt.block_on(hooks.shutdown());
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    wait_until_gone(pid, Duration::from_secs(2));
+    wait_for_log(&["hooks still running at shutdown; killing them"]);
+}
