@@ -51,6 +51,10 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Train a detector for your own sounds (a folder per class) and write a ready model folder.
+    Train(Box<TrainArgs>),
+    /// Measure a model on a labelled dataset: accuracy, balanced accuracy, per class, confusion.
+    Eval(Box<EvalArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +268,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model {
             command: ModelCommand::Info { model, json },
         } => model_info(&model, json),
+        Command::Train(args) => train(&args),
+        Command::Eval(args) => eval(&args),
     }
 }
 
@@ -400,6 +406,325 @@ fn model_info(args: &ModelArgs, json: bool) -> anyhow::Result<ExitCode> {
             "labels:      {} ({}, ...)",
             info.labels,
             info.first_labels.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The base model's scores as the head sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadInput {
+    /// Log-odds of the scores, ln(p / (1 - p)): undoes the base model's sigmoid.
+    Logit,
+    /// The scores as they are, in 0..1.
+    Probabilities,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset: a folder with one sub-folder of recordings per class, or with a labels.csv
+    /// (columns file,label and optionally group, fold).
+    pub dataset: PathBuf,
+    /// Model folder to write (manifest.toml, head.onnx, labels.txt, base/, report.json).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// What to train: `head` = a classifier on the base model's scores. (The log-mel CNN is
+    /// trained in Python, see training/.)
+    #[arg(long, value_enum, default_value = "head")]
+    pub approach: crate::train::Approach,
+    /// Base model whose scores the head learns from.
+    #[arg(long, default_value = model::DEFAULT_MODEL, value_name = "MODEL")]
+    pub base: String,
+    /// Labels CSV instead of DATASET/labels.csv (paths in it relative to DATASET).
+    #[arg(long, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// labels.csv column naming the recording each clip was cut from (default: `group`).
+    #[arg(long, value_name = "COLUMN")]
+    pub group_by: Option<String>,
+    /// Regex on each file's path relative to DATASET; its first capture group names the
+    /// recording (e.g. '^(.*)_chunk\d+' for chunks of one recording). Files it does not
+    /// match are their own recording.
+    #[arg(long, value_name = "REGEX")]
+    pub group_pattern: Option<String>,
+    /// Use only these classes (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub classes: Option<Vec<String>>,
+    /// Cross-validation rounds over recording groups (when the dataset has no `fold` column;
+    /// with one, each fold is held out in turn).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub folds: usize,
+    /// Hold out this fold of the dataset only; the model written is the one trained without it.
+    #[arg(long, value_name = "FOLD", conflicts_with = "no_eval")]
+    pub test_fold: Option<String>,
+    /// Train on everything and measure nothing (for datasets too small to hold anything out).
+    #[arg(long)]
+    pub no_eval: bool,
+    /// Training epochs (full-batch Adam steps).
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub learning_rate: f32,
+    /// L2 penalty on the weights.
+    #[arg(long, default_value_t = 1e-3)]
+    pub l2: f32,
+    /// Hidden units of a one-hidden-layer MLP; 0 = logistic regression.
+    #[arg(long, default_value_t = 0)]
+    pub hidden: usize,
+    /// How the head sees the base model's scores.
+    #[arg(long, value_enum, default_value = "logit")]
+    pub head_input: HeadInput,
+    /// Fit on every window, or on one mean score vector per clip.
+    #[arg(long, value_enum, default_value = "windows")]
+    pub train_on: crate::train::TrainOn,
+    /// Do not weigh classes equally (by default a class with few clips counts as much as one
+    /// with many).
+    #[arg(long)]
+    pub no_balance: bool,
+    /// How a held-out clip's windows become one decision.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub clip_score: crate::eval::ClipScore,
+    /// Seed for the split's tie-breaking and the MLP's initial weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Percentage of files that may fail to decode (listed and skipped) before training stops.
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    pub max_unreadable: f64,
+    /// Threads running the base model, each with its own copy (default: all cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Path of libonnxruntime.so (default: ORT_DYLIB_PATH, third_party/onnxruntime, system paths).
+    #[arg(long, value_name = "PATH")]
+    pub onnxruntime: Option<PathBuf>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr (warnings still appear).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model: a manifest (.toml), a folder holding one, or a name under models/.
+    pub model: String,
+    /// Dataset: a folder per class, or a folder with a labels.csv. Its class names must be
+    /// labels of the model (case, `_` and `-` aside).
+    pub dataset: PathBuf,
+    /// Labels CSV instead of DATASET/labels.csv.
+    #[arg(long, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// Use only these classes (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub classes: Option<Vec<String>>,
+    /// Evaluate only clips of these folds (comma-separated), e.g. the fold held out in training.
+    #[arg(long, value_delimiter = ',', value_name = "FOLD")]
+    pub fold: Vec<String>,
+    /// How a clip's windows become one decision.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub clip_score: crate::eval::ClipScore,
+    /// Hop between windows in seconds instead of the manifest's.
+    #[arg(long, value_name = "SECONDS")]
+    pub hop: Option<f64>,
+    /// Percentage of files that may fail to decode (listed and skipped).
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    pub max_unreadable: f64,
+    /// Threads running the model, each with its own copy (default: all cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Path of libonnxruntime.so.
+    #[arg(long, value_name = "PATH")]
+    pub onnxruntime: Option<PathBuf>,
+    /// Print the metrics as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr (warnings still appear).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn dataset_options(
+    labels: &Option<PathBuf>,
+    group_by: Option<String>,
+    group_pattern: Option<&str>,
+    classes: &Option<Vec<String>>,
+) -> anyhow::Result<crate::train::dataset::DatasetOptions> {
+    let group_pattern = group_pattern
+        .map(|p| {
+            regex::Regex::new(p)
+                .with_context(|| format!("--group-pattern {p:?} is not a valid regex"))
+        })
+        .transpose()?;
+    Ok(crate::train::dataset::DatasetOptions {
+        labels_csv: labels.clone(),
+        group_by,
+        group_pattern,
+        classes: classes.clone(),
+    })
+}
+
+/// A report as one JSON object, with the metrics' keys (`accuracy`, `balanced_accuracy`,
+/// `per_class`, `confusion`, ...) at the top level; null when nothing was measured.
+fn flatten_metrics(mut v: serde_json::Value) -> serde_json::Value {
+    let metrics = v
+        .as_object_mut()
+        .and_then(|o| o.remove("metrics"))
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        for key in [
+            "accuracy",
+            "balanced_accuracy",
+            "per_class",
+            "confusion",
+            "labels",
+        ] {
+            o.insert(key.into(), serde_json::Value::Null);
+        }
+        if let serde_json::Value::Object(m) = metrics {
+            o.extend(m);
+        }
+    }
+    v
+}
+
+fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    use crate::train::{fit, split::SplitRequest, TrainOptions};
+    let opts = TrainOptions {
+        dataset: args.dataset.clone(),
+        dataset_opts: dataset_options(
+            &args.labels,
+            args.group_by.clone(),
+            args.group_pattern.as_deref(),
+            &args.classes,
+        )?,
+        out: args.out.clone(),
+        approach: args.approach,
+        base: args.base.clone(),
+        load: LoadOptions {
+            onnxruntime: args.onnxruntime.clone(),
+            ..LoadOptions::default()
+        },
+        jobs: default_jobs(args.jobs),
+        split: match (&args.test_fold, args.no_eval) {
+            (_, true) => None,
+            (Some(f), false) => Some(SplitRequest::TestFold(f.clone())),
+            (None, false) => Some(SplitRequest::CrossValidate { k: args.folds }),
+        },
+        seed: args.seed,
+        fit: fit::FitOptions {
+            transform: match args.head_input {
+                HeadInput::Logit => fit::Transform::Logit { eps: 1e-4 },
+                HeadInput::Probabilities => fit::Transform::Identity,
+            },
+            epochs: args.epochs.max(1),
+            learning_rate: args.learning_rate,
+            l2: args.l2,
+            hidden: args.hidden,
+            seed: args.seed,
+        },
+        train_on: args.train_on,
+        balance: !args.no_balance,
+        clip_score: args.clip_score,
+        max_unreadable: args.max_unreadable,
+    };
+    let progress = crate::train::Progress::stderr(args.quiet);
+    let report = crate::train::train(&opts, &progress)
+        .with_context(|| format!("training on {}", args.dataset.display()))?;
+    if args.json {
+        println!("{}", flatten_metrics(serde_json::to_value(&report)?));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "model: {} ({} classes: {})",
+        report.out.display(),
+        report.classes.len(),
+        report.classes.join(", ")
+    );
+    println!(
+        "use:   hark classify --model {} FILE...",
+        report.out.display()
+    );
+    println!(
+        "data:  {} clips, {} windows; groups: {}",
+        report.clips, report.windows, report.grouping
+    );
+    println!("split: {}", report.split);
+    if let Some(m) = &report.metrics {
+        println!(
+            "\nheld-out results (each clip scored by a model that never heard its recording):"
+        );
+        print!("{}", m.text());
+        if report.rounds.len() > 1 {
+            let per: Vec<String> = report
+                .rounds
+                .iter()
+                .map(|r| format!("{} {:.1}%", r.name, r.accuracy * 100.0))
+                .collect();
+            println!("per round: {}", per.join(", "));
+        }
+    }
+    if !report.untested.is_empty() {
+        println!(
+            "not tested (too few recordings to hold one out): {}",
+            report.untested.join(", ")
+        );
+    }
+    if !report.unreadable.is_empty() {
+        println!("skipped {} unreadable file(s):", report.unreadable.len());
+        for u in &report.unreadable {
+            println!("  {}: {}", u.file, u.error);
+        }
+    }
+    if !report.padded.is_empty() {
+        println!(
+            "{} clip(s) shorter than a window were zero-padded",
+            report.padded.len()
+        );
+    }
+    println!(
+        "time:  {:.1} s (base model over the clips {:.1} s, fitting {:.1} s)",
+        report.total_seconds, report.extract_seconds, report.fit_seconds
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let opts = crate::eval::EvalOptions {
+        dataset: dataset_options(&args.labels, None, None, &args.classes)?,
+        folds: args.fold.clone(),
+        load: LoadOptions {
+            onnxruntime: args.onnxruntime.clone(),
+            hop: args.hop,
+            ..LoadOptions::default()
+        },
+        jobs: default_jobs(args.jobs),
+        clip_score: args.clip_score,
+        max_unreadable: args.max_unreadable,
+    };
+    let progress = crate::train::Progress::stderr(args.quiet);
+    let report = crate::eval::evaluate(&args.model, &args.dataset, &opts, &progress)
+        .with_context(|| format!("evaluating {} on {}", args.model, args.dataset.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_value(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("model:   {}", report.model.display());
+    println!("dataset: {}", report.dataset.display());
+    print!("{}", report.metrics.text());
+    if !report.unreadable.is_empty() {
+        println!("skipped {} unreadable file(s):", report.unreadable.len());
+        for u in &report.unreadable {
+            println!("  {}: {}", u.file, u.error);
+        }
+    }
+    if !report.padded.is_empty() {
+        println!(
+            "{} clip(s) shorter than a window were zero-padded",
+            report.padded.len()
         );
     }
     Ok(ExitCode::SUCCESS)

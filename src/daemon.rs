@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::audio::RawFormat;
-use crate::capture::{DeviceSource, FileSource, Source, StdinSource};
+use crate::capture::{Capture, DeviceSource, FileSource, Source, StdinSource};
 use crate::config::{self, Settings, Sources};
 use crate::hooks::Hooks;
 use crate::model::{self, Model};
-use crate::pipeline::{self, Consumer, Control, Supervisor};
+use crate::pipeline::{self, Consumer, Control, Outcome, Rebuild, Supervisor};
 use crate::publish::{self, Hello, Hub};
 use crate::record::Record;
 
@@ -78,7 +78,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         .build()
         .context("starting the I/O runtime")?;
 
-    let hub = Hub::new(hello(&model, &settings), &settings.socket);
+    // Open the source first, so that "no device" fails the command before anything else starts.
+    let mut capture = open_source(&opts.input, &settings)?;
+    let hub = Hub::new(hello(&model), &settings.socket);
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = if opts.no_socket {
         None
@@ -93,7 +95,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             .await
         }))
     };
-    let hooks = Hooks::start(settings.hooks.clone(), rt.handle());
+    let hooks = Arc::new(Hooks::start(settings.hooks.clone(), rt.handle()));
 
     let stop = Arc::new(AtomicBool::new(false));
     let (control_tx, control_rx) = mpsc::channel::<Control>();
@@ -101,10 +103,121 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         stop.clone(),
         control_tx,
         opts.config.clone(),
-        labels.clone(),
+        settings.clone(),
+        labels,
+        hooks.clone(),
     ));
 
-    let source: Box<dyn Source> = match &opts.input {
+    let hook_sender = hooks.sender();
+    let print = opts.print;
+    let consumer_stop = stop.clone();
+    let pub_hub = hub.clone();
+    let input = opts.input.clone();
+    let worker = std::thread::Builder::new()
+        .name("hark-consumer".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let stdout = std::io::stdout();
+            let mut emit = |r: Record| {
+                pub_hub.publish(&r);
+                hook_sender.handle(&r);
+                print_record(&mut stdout.lock(), print, &r);
+            };
+            let mut watchdog = crate::service::Watchdog::from_env();
+            let mut settings = settings;
+            let mut consumer = Consumer::new(model, settings.live());
+            consumer.set_lossless(matches!(input, Input::File { realtime: false, .. }));
+            crate::service::ready(&format!("listening on {}", capture.name));
+            loop {
+                tracing::info!(
+                    source = %capture.name,
+                    rate = capture.sample_rate,
+                    model = %consumer.model().manifest().name,
+                    "listening"
+                );
+                let outcome = pipeline::run(
+                    &mut consumer,
+                    &mut capture,
+                    &consumer_stop,
+                    Some(&control_rx),
+                    &mut watchdog as &mut dyn Supervisor,
+                    &mut emit,
+                )?;
+                match outcome {
+                    Outcome::Ended | Outcome::Stopped => {
+                        let c = consumer.counters();
+                        tracing::info!(
+                            windows = c.windows,
+                            skipped = c.skipped_windows,
+                            overruns = c.overruns,
+                            "input finished"
+                        );
+                        return Ok(());
+                    }
+                    Outcome::DeviceLost => {
+                        drop(capture);
+                        match reopen(&input, &settings, &consumer_stop, &mut watchdog) {
+                            Some(c) => {
+                                emit(status_message(&consumer, format!("capture device {} is back", c.name)));
+                                capture = c;
+                            }
+                            None => return Ok(()),
+                        }
+                    }
+                    Outcome::Rebuild(r) => {
+                        let Rebuild { model, settings: new } = *r;
+                        pub_hub.set_hello(hello(&model));
+                        let position = consumer.position();
+                        if new.capture != settings.capture {
+                            drop(capture);
+                            capture = match reopen(&input, &new, &consumer_stop, &mut watchdog) {
+                                Some(c) => c,
+                                None => return Ok(()),
+                            };
+                        }
+                        consumer = Consumer::new(model, new.live());
+                        consumer.set_lossless(matches!(input, Input::File { realtime: false, .. }));
+                        consumer.seek(position);
+                        settings = new;
+                        tracing::info!(model = %consumer.model().manifest().name, "pipeline rebuilt");
+                    }
+                }
+            }
+        })
+        .context("starting the consumer thread")?;
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
+
+    if !opts.exit_at_end {
+        // The input ended but the daemon keeps serving subscribers until told to stop.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    crate::service::stopping();
+    let _ = shutdown_tx.send(());
+    signals.abort();
+    rt.block_on(async {
+        let _ = signals.await;
+        if let Some(server) = server {
+            match tokio::time::timeout(Duration::from_secs(2), server).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "socket server"),
+                Err(_) => tracing::warn!("socket server did not stop in time"),
+                _ => {}
+            }
+        }
+        match Arc::try_unwrap(hooks) {
+            Ok(hooks) => hooks.shutdown().await,
+            Err(_) => tracing::warn!("hooks still referenced at shutdown"),
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+/// Build and start the source `input` names.
+fn open_source(input: &Input, settings: &Settings) -> anyhow::Result<Capture> {
+    let source: Box<dyn Source> = match input {
         Input::Device(name) => Box::new(DeviceSource {
             device: name.clone().or_else(|| settings.capture.device.clone()),
         }),
@@ -123,80 +236,52 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         }),
     };
     let described = source.describe();
-    let mut capture = source
+    source
         .start(settings.capture.ring_seconds)
-        .with_context(|| format!("starting capture from {described}"))?;
-    tracing::info!(
-        source = %capture.name,
-        rate = capture.sample_rate,
-        model = %model.manifest().name,
-        "listening"
-    );
-    crate::service::ready(&format!("listening on {}", capture.name));
+        .with_context(|| format!("starting capture from {described}"))
+}
 
-    let mut consumer = Consumer::new(model, settings.live());
-    consumer.set_lossless(matches!(
-        opts.input,
-        Input::File {
-            realtime: false,
-            ..
+/// Reopen a lost device with exponential backoff until it is back or `stop` is set.
+fn reopen(
+    input: &Input,
+    settings: &Settings,
+    stop: &AtomicBool,
+    watchdog: &mut dyn Supervisor,
+) -> Option<Capture> {
+    let mut backoff = Duration::from_millis(250);
+    let mut attempts = 0u32;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
         }
-    ));
-    let hook_sender = hooks.sender();
-    let print = opts.print;
-    let consumer_stop = stop.clone();
-    let pub_hub = hub.clone();
-    let worker = std::thread::Builder::new()
-        .name("hark-consumer".into())
-        .spawn(move || {
-            let stdout = std::io::stdout();
-            let mut emit = |r: Record| {
-                pub_hub.publish(&r);
-                hook_sender.handle(&r);
-                print_record(&mut stdout.lock(), print, &r);
-            };
-            let mut watchdog = crate::service::Watchdog::from_env();
-            pipeline::run(
-                &mut consumer,
-                &mut capture,
-                &consumer_stop,
-                Some(&control_rx),
-                &mut watchdog as &mut dyn Supervisor,
-                &mut emit,
-            )
-        })
-        .context("starting the consumer thread")?;
-    let counters = worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
-    tracing::info!(
-        windows = counters.windows,
-        skipped = counters.skipped_windows,
-        overruns = counters.overruns,
-        "input finished"
-    );
-
-    if !opts.exit_at_end {
-        // The input ended but the daemon keeps serving subscribers until told to stop.
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    crate::service::stopping();
-    let _ = shutdown_tx.send(());
-    rt.block_on(async {
-        if let Some(server) = server {
-            match tokio::time::timeout(Duration::from_secs(2), server).await {
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "socket server"),
-                Err(_) => tracing::warn!("socket server did not stop in time"),
-                _ => {}
+        attempts += 1;
+        match open_source(input, settings) {
+            Ok(c) => {
+                tracing::info!(attempts, device = %c.name, "capture device reopened");
+                return Some(c);
+            }
+            Err(e) => {
+                tracing::warn!(attempts, retry_in_ms = backoff.as_millis() as u64, error = %crate::logging::error_chain(&e), "capture device not available");
+                crate::service::status(&format!(
+                    "waiting for the capture device (attempt {attempts})"
+                ));
             }
         }
-        hooks.shutdown().await;
-    });
-    signals.abort();
-    rt.shutdown_timeout(Duration::from_millis(200));
-    Ok(())
+        // Sleep in small steps: keep the watchdog fed and notice a stop at once.
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            watchdog.tick();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn status_message(consumer: &Consumer, message: String) -> Record {
+    consumer.status_record(Some(message))
 }
 
 fn load_model(settings: &Settings) -> anyhow::Result<Model> {
@@ -208,8 +293,7 @@ fn load_model(settings: &Settings) -> anyhow::Result<Model> {
     Ok(model)
 }
 
-fn hello(model: &Model, settings: &Settings) -> Hello {
-    let _ = settings;
+fn hello(model: &Model) -> Hello {
     Hello {
         protocol: publish::PROTOCOL_VERSION,
         hark_version: env!("CARGO_PKG_VERSION").into(),
@@ -221,12 +305,14 @@ fn hello(model: &Model, settings: &Settings) -> Hello {
     }
 }
 
-/// SIGTERM / SIGINT stop; SIGHUP reloads what can change live.
+/// SIGTERM / SIGINT stop; SIGHUP reloads the configuration.
 async fn handle_signals(
     stop: Arc<AtomicBool>,
     control: mpsc::Sender<Control>,
     sources: Sources,
-    labels: Vec<String>,
+    mut running: Settings,
+    mut labels: Vec<String>,
+    hooks: Arc<Hooks>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -241,35 +327,55 @@ async fn handle_signals(
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => reload(&sources, &labels, &control),
+            _ = hup.recv() => {
+                let (src, old, old_labels) = (sources.clone(), running.clone(), labels.clone());
+                let result = tokio::task::spawn_blocking(move || reload(&src, &old, &old_labels)).await;
+                match result {
+                    Ok(Ok((new, msg))) => {
+                        hooks.set_settings(new.hooks.clone());
+                        if let Control::Rebuild(r) = &msg {
+                            labels = r.model.labels().to_vec();
+                        }
+                        let _ = control.send(msg);
+                        running = new;
+                        tracing::info!("SIGHUP: configuration reloaded");
+                    }
+                    Ok(Err(e)) => tracing::error!(
+                        error = %crate::logging::error_chain(&e),
+                        "SIGHUP: new configuration rejected; keeping the running one"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed"),
+                }
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
 }
 
-/// Reload the configuration. Values that can change live are applied; a config that fails
-/// validation is rejected and the running one stays.
-fn reload(sources: &Sources, labels: &[String], control: &mpsc::Sender<Control>) {
-    let started = Instant::now();
-    let loaded = match config::load(sources) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "SIGHUP: new configuration rejected; keeping the running one");
-            return;
-        }
-    };
-    if let Err(e) = loaded.settings.validate_labels(labels) {
-        tracing::error!(error = %e, "SIGHUP: new configuration rejected; keeping the running one");
-        return;
-    }
+/// Load and check a new configuration. What can change live becomes `Control::Settings`; a
+/// changed model, window or device becomes `Control::Rebuild` with the new model already
+/// loaded, so a model that fails to load leaves the running pipeline untouched.
+fn reload(
+    sources: &Sources,
+    running: &Settings,
+    labels: &[String],
+) -> anyhow::Result<(Settings, Control)> {
+    let loaded = config::load(sources)?;
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");
     }
-    let _ = control.send(Control::Settings(Box::new(loaded.settings.live())));
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "SIGHUP: configuration reloaded"
-    );
+    let new = loaded.settings;
+    if new.model != running.model || new.capture != running.capture {
+        let model = load_model(&new)?;
+        let r = Rebuild {
+            model,
+            settings: new.clone(),
+        };
+        return Ok((new, Control::Rebuild(Box::new(r))));
+    }
+    new.validate_labels(labels)
+        .map_err(config::ConfigError::Invalid)?;
+    Ok((new.clone(), Control::Settings(Box::new(new.live()))))
 }
 
 /// Write one record to stdout in the chosen form.

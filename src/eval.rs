@@ -158,10 +158,25 @@ impl Metrics {
     /// confusion matrix with numbered columns.
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let w = self.labels.iter().map(|l| l.len()).max().unwrap_or(5).max(5);
+        let w = self
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let pct = |v: Option<f64>| v.map_or("    -".to_string(), |v| format!("{:5.1}", v * 100.0));
-        let _ = writeln!(s, "accuracy           {:5.1}%  ({} clips)", self.accuracy * 100.0, self.clips);
-        let _ = writeln!(s, "balanced accuracy  {:5.1}%", self.balanced_accuracy * 100.0);
+        let _ = writeln!(
+            s,
+            "accuracy           {:5.1}%  ({} clips)",
+            self.accuracy * 100.0,
+            self.clips
+        );
+        let _ = writeln!(
+            s,
+            "balanced accuracy  {:5.1}%",
+            self.balanced_accuracy * 100.0
+        );
         let _ = writeln!(s, "\n  # {:<w$}  precision  recall  clips", "class");
         for (i, c) in self.per_class.iter().enumerate() {
             let _ = writeln!(
@@ -173,7 +188,10 @@ impl Metrics {
                 c.support
             );
         }
-        let _ = writeln!(s, "\nconfusion matrix (rows: true class, columns: predicted class, by #)");
+        let _ = writeln!(
+            s,
+            "\nconfusion matrix (rows: true class, columns: predicted class, by #)"
+        );
         let cw = self
             .confusion
             .iter()
@@ -350,7 +368,11 @@ mod tests {
         for key in ["accuracy", "balanced_accuracy", "per_class", "confusion"] {
             assert!(json.get(key).is_some(), "{key}");
         }
-        assert!(m.text().contains("balanced accuracy   50.0%"), "{}", m.text());
+        assert!(
+            m.text().contains("balanced accuracy   50.0%"),
+            "{}",
+            m.text()
+        );
     }
 
     #[test]

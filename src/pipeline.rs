@@ -52,6 +52,9 @@ pub struct PipelineSettings {
     pub status_interval: f64,
     /// Seconds of audio the consumer may fall behind before it skips windows to catch up.
     pub max_backlog: f64,
+    /// Report a capture that delivers no samples, or only exact zeros, for this many seconds
+    /// (None: never).
+    pub silence_timeout: Option<f64>,
 }
 
 impl Default for PipelineSettings {
@@ -61,6 +64,7 @@ impl Default for PipelineSettings {
             level_gate: None,
             status_interval: 10.0,
             max_backlog: 2.0,
+            silence_timeout: Some(60.0),
         }
     }
 }
@@ -89,6 +93,13 @@ impl PipelineSettings {
                 "pipeline.max_backlog = {}: must be a positive number of seconds",
                 self.max_backlog
             ));
+        }
+        if let Some(t) = self.silence_timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(format!(
+                    "pipeline.silence_timeout = {t}: must be a positive number of seconds"
+                ));
+            }
         }
         Ok(())
     }
@@ -127,6 +138,8 @@ pub struct Counters {
 pub enum Control {
     /// New live settings (config reload).
     Settings(Box<LiveSettings>),
+    /// Replace the model and settings (config reload that changed the model, device or window).
+    Rebuild(Box<Rebuild>),
 }
 
 /// RMS level of `x` in dBFS (-120 for silence).
@@ -153,6 +166,8 @@ pub struct Consumer {
     /// Absolute index (at the model's rate) of the next sample the streaming front end needs.
     fed_upto: u64,
     counters: Counters,
+    /// Where the stream stands; survives device reopenings.
+    stream: Stream,
     /// The source waits for us instead of dropping samples (a file read as fast as possible),
     /// so falling behind loses nothing and no window is skipped.
     lossless: bool,
@@ -177,6 +192,7 @@ impl Consumer {
             fed_upto: 0,
             counters: Counters::default(),
             lossless: false,
+            stream: Stream::default(),
         }
     }
 
@@ -264,7 +280,8 @@ impl Consumer {
         }
     }
 
-    fn status(&self, at: f64, level: f32, message: Option<String>) -> Record {
+    fn status(&self, at: f64, message: Option<String>) -> Record {
+        let level = self.stream.last_level;
         let c = &self.counters;
         Record::Status {
             start: round_ms(at),
@@ -294,10 +311,74 @@ pub trait Supervisor {
 
 impl Supervisor for () {}
 
-/// Run the consumer until the source ends (files, stdin) or `stop` is set.
+/// Why [`run`] returned.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file or stdin ended; open events were closed and a final status sent.
+    Ended,
+    /// `stop` was set; open events were closed and a final status sent.
+    Stopped,
+    /// The capture device failed or went away; reopen it and call [`run`] again with the same
+    /// consumer (stream time continues).
+    DeviceLost,
+    /// A reload asked for a new pipeline (model, device or window changed). Open events were
+    /// closed.
+    Rebuild(Box<Rebuild>),
+}
+
+/// A new pipeline's parts, prepared (and checked) before the old one is torn down.
+pub struct Rebuild {
+    pub model: Model,
+    pub settings: crate::config::Settings,
+}
+
+impl std::fmt::Debug for Rebuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rebuild")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the stream stands, kept across device reopenings so that time keeps running.
+#[derive(Debug, Default)]
+struct Stream {
+    /// Samples at the model's rate; buf[0] is absolute sample `buf_start`.
+    buf: Vec<f32>,
+    buf_start: u64,
+    next_start: u64,
+    ran_any: bool,
+    last_level: f32,
+}
+
+impl Consumer {
+    /// Stream position in seconds.
+    pub fn position(&self) -> f64 {
+        self.stream.next_start as f64 / self.model.sample_rate() as f64
+    }
+
+    /// Continue stream time at `seconds` (a rebuilt pipeline continues the old one's clock).
+    pub fn seek(&mut self, seconds: f64) {
+        let pos = (seconds * self.model.sample_rate() as f64).round() as u64;
+        self.stream = Stream {
+            buf_start: pos,
+            next_start: pos,
+            ..Stream::default()
+        };
+        self.fed_upto = pos;
+    }
+
+    /// A `status` record now, with a message.
+    pub fn status_record(&self, message: Option<String>) -> Record {
+        self.status(self.position(), message)
+    }
+}
+
+/// Run the consumer on `capture` until the source ends (files, stdin), `stop` is set, the
+/// device is lost, or a reload asks for a rebuild.
 ///
-/// Returns the counters. Records go to `emit` in order: for each window its `prediction`,
-/// then its events; a `status` every `status_interval`; a final `status` at the end.
+/// Records go to `emit` in order: for each window its `prediction`, then its events; a
+/// `status` every `status_interval`; a final `status` when the stream ends or stops.
 pub fn run(
     consumer: &mut Consumer,
     capture: &mut Capture,
@@ -305,7 +386,7 @@ pub fn run(
     control: Option<&mpsc::Receiver<Control>>,
     supervisor: &mut dyn Supervisor,
     emit: &mut dyn FnMut(Record),
-) -> Result<Counters, PipelineError> {
+) -> Result<Outcome, PipelineError> {
     let model_rate = consumer.model.sample_rate();
     let window = consumer.model.window_samples();
     let hop = consumer.model.hop_samples() as u64;
@@ -317,19 +398,29 @@ pub fn run(
                 source,
             }
         })?;
+    // A new capture starts a new piece of the stream: what was buffered from the previous one
+    // cannot be continued seamlessly, so the next window starts fresh at the current position.
+    let piece_start = {
+        let st = &mut consumer.stream;
+        let pos = st.next_start.max(st.buf_start + st.buf.len() as u64);
+        let pos = pos.div_ceil(hop) * hop;
+        st.buf.clear();
+        st.buf_start = pos;
+        st.next_start = pos;
+        consumer.fed_upto = pos;
+        if let Some(s) = &mut consumer.streaming {
+            s.reset();
+        }
+        pos
+    };
     // The resampler's filter delay: drop that many output samples so times match the input.
     let mut to_discard = resampler.delay();
     let mut scratch = vec![0f32; (capture.sample_rate as usize / 10).max(1024)];
     let mut resampled: Vec<f32> = Vec::new();
-    // Samples at the model's rate; buf[0] is absolute sample `buf_start`.
-    let mut buf: Vec<f32> = Vec::with_capacity(window * 4);
-    let mut buf_start: u64 = 0;
-    let mut next_start: u64 = 0;
     let mut total_in: u64 = 0;
-    let mut last_level = -120.0;
     let mut last_status = Instant::now();
     let max_backlog = (consumer.settings.pipeline.max_backlog * model_rate as f64) as u64;
-    let mut ran_any = false;
+    let mut silence = SilenceWatch::new(consumer.settings.pipeline.silence_timeout);
 
     loop {
         supervisor.tick();
@@ -337,6 +428,11 @@ pub fn run(
             while let Ok(msg) = rx.try_recv() {
                 match msg {
                     Control::Settings(s) => consumer.set_settings(*s),
+                    Control::Rebuild(r) => {
+                        let at = consumer.position();
+                        consumer.finish(at, emit);
+                        return Ok(Outcome::Rebuild(r));
+                    }
                 }
             }
         }
@@ -352,26 +448,29 @@ pub fn run(
             }
             got += n;
             total_in += n as u64;
+            silence.saw(&scratch[..n]);
             resampled.clear();
             resampler.process(&scratch[..n], &mut resampled);
             let skip = to_discard.min(resampled.len());
             to_discard -= skip;
-            buf.extend_from_slice(&resampled[skip..]);
+            consumer.stream.buf.extend_from_slice(&resampled[skip..]);
         }
         let at_end = ended && capture.consumer.occupied_len() == 0;
+        let st = &mut consumer.stream;
         if at_end && model_rate != capture.sample_rate {
             // Flush the resampler's tail so the last window of a file is complete.
-            let expected =
-                (total_in as f64 * model_rate as f64 / capture.sample_rate as f64).round() as u64;
+            let target = piece_start
+                + (total_in as f64 * model_rate as f64 / capture.sample_rate as f64).round() as u64;
             let zeros = vec![0f32; capture.sample_rate as usize];
-            while buf_start + (buf.len() as u64) < expected {
+            while st.buf_start + (st.buf.len() as u64) < target {
                 resampled.clear();
                 resampler.process(&zeros, &mut resampled);
                 let skip = to_discard.min(resampled.len());
                 to_discard -= skip;
-                buf.extend_from_slice(&resampled[skip..]);
+                st.buf.extend_from_slice(&resampled[skip..]);
             }
-            buf.truncate((expected - buf_start) as usize);
+            st.buf
+                .truncate(target.saturating_sub(st.buf_start) as usize);
         }
 
         let overruns = capture.stats.overruns.load(Ordering::Relaxed);
@@ -385,63 +484,138 @@ pub fn run(
         }
 
         // Fallen behind: jump to the newest window that is complete, counting what we skip.
-        let buf_end = buf_start + buf.len() as u64;
-        if !consumer.lossless && buf_end > next_start + window as u64 + max_backlog {
-            let newest = (buf_end - window as u64 - next_start) / hop * hop + next_start;
-            let skipped = (newest - next_start) / hop;
+        let st = &mut consumer.stream;
+        let buf_end = st.buf_start + st.buf.len() as u64;
+        if !consumer.lossless && buf_end > st.next_start + window as u64 + max_backlog {
+            let newest = (buf_end - window as u64 - st.next_start) / hop * hop + st.next_start;
+            let skipped = (newest - st.next_start) / hop;
             consumer.counters.skipped_windows += skipped;
             tracing::warn!(skipped, "consumer behind real time: skipping windows");
-            next_start = newest;
+            st.next_start = newest;
             if let Some(s) = &mut consumer.streaming {
                 s.reset();
             }
-            consumer.fed_upto = next_start;
+            consumer.fed_upto = newest;
         }
 
         // Every complete window.
-        while buf_start + buf.len() as u64 >= next_start + window as u64 {
-            let a = (next_start - buf_start) as usize;
+        loop {
+            let st = &consumer.stream;
+            if st.buf_start + (st.buf.len() as u64) < st.next_start + window as u64 {
+                break;
+            }
+            let next = st.next_start;
+            let a = (next - st.buf_start) as usize;
             let w_end = a + window;
-            let fed = (consumer.fed_upto.max(buf_start) - buf_start) as usize;
-            let (win, fresh) = (&buf[a..w_end], &buf[fed.min(w_end)..w_end]);
-            last_level = level_dbfs(win);
-            consumer.window(next_start, win, fresh, emit)?;
-            consumer.fed_upto = next_start + window as u64;
-            ran_any = true;
-            next_start += hop;
+            let fed = (consumer.fed_upto.max(st.buf_start) - st.buf_start) as usize;
+            let win = st.buf[a..w_end].to_vec();
+            let fresh = st.buf[fed.min(w_end)..w_end].to_vec();
+            consumer.stream.last_level = level_dbfs(&win);
+            consumer.window(next, &win, &fresh, emit)?;
+            consumer.fed_upto = next + window as u64;
+            let st = &mut consumer.stream;
+            st.ran_any = true;
+            st.next_start += hop;
             // Keep only what later windows (and the streaming front end) still need.
-            let keep_from = next_start.min(consumer.fed_upto);
-            let drop = (keep_from - buf_start) as usize;
-            buf.drain(..drop.min(buf.len()));
-            buf_start += drop as u64;
+            let keep_from = st.next_start.min(consumer.fed_upto);
+            let drop = ((keep_from - st.buf_start) as usize).min(st.buf.len());
+            st.buf.drain(..drop);
+            st.buf_start += drop as u64;
         }
 
         if at_end || stopping {
-            let end_at = (buf_start + buf.len() as u64) as f64 / model_rate as f64;
-            if at_end && !ran_any && !buf.is_empty() {
+            let st = &consumer.stream;
+            let end_at = (st.buf_start + st.buf.len() as u64) as f64 / model_rate as f64;
+            if at_end && !st.ran_any && !st.buf.is_empty() {
                 // Shorter than one window: score it once, zero-padded, as `hark classify` does.
-                let tail = buf.clone();
-                consumer.window(buf_start, &tail, &[], emit)?;
-                last_level = level_dbfs(&tail);
+                let (start, tail) = (st.buf_start, st.buf.clone());
+                consumer.window(start, &tail, &tail, emit)?;
+                consumer.stream.last_level = level_dbfs(&tail);
             }
             consumer.finish(end_at, emit);
+            let msg = if stopping { "stopping" } else { "end of input" };
+            emit(consumer.status(end_at, Some(msg.into())));
+            return Ok(if stopping {
+                Outcome::Stopped
+            } else {
+                Outcome::Ended
+            });
+        }
+
+        if capture.stats.device_lost.load(Ordering::Acquire) {
+            tracing::warn!(device = %capture.name, "capture device lost");
             emit(consumer.status(
-                end_at,
-                last_level,
-                Some(if stopping { "stopping" } else { "end of input" }.into()),
+                consumer.position(),
+                Some(format!("capture device {} lost; reopening", capture.name)),
             ));
-            return Ok(consumer.counters.clone());
+            return Ok(Outcome::DeviceLost);
+        }
+
+        if let Some(msg) = silence.check() {
+            tracing::warn!(source = %capture.name, "{msg}");
+            emit(consumer.status(consumer.position(), Some(msg)));
         }
 
         if last_status.elapsed().as_secs_f64() >= consumer.settings.pipeline.status_interval {
             last_status = Instant::now();
-            let at = next_start as f64 / model_rate as f64;
-            emit(consumer.status(at, last_level, None));
+            emit(consumer.status(consumer.position(), None));
         }
 
         if got == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// Reports a capture that delivers no samples, or only exact digital silence, for too long.
+#[derive(Debug)]
+struct SilenceWatch {
+    timeout: Option<Duration>,
+    last_sample: Instant,
+    last_sound: Instant,
+    reported: bool,
+}
+
+impl SilenceWatch {
+    fn new(timeout: Option<f64>) -> SilenceWatch {
+        SilenceWatch {
+            timeout: timeout.map(Duration::from_secs_f64),
+            last_sample: Instant::now(),
+            last_sound: Instant::now(),
+            reported: false,
+        }
+    }
+
+    fn saw(&mut self, x: &[f32]) {
+        let now = Instant::now();
+        self.last_sample = now;
+        if x.iter().any(|v| *v != 0.0) {
+            self.last_sound = now;
+            self.reported = false;
+        }
+    }
+
+    /// A message once per episode of no samples or digital silence.
+    fn check(&mut self) -> Option<String> {
+        let timeout = self.timeout?;
+        if self.reported {
+            return None;
+        }
+        let msg = if self.last_sample.elapsed() >= timeout {
+            format!(
+                "no samples from the capture device for {} s",
+                timeout.as_secs_f64()
+            )
+        } else if self.last_sound.elapsed() >= timeout {
+            format!(
+                "the capture device delivered only digital silence (exact zeros) for {} s; is it muted or disconnected?",
+                timeout.as_secs_f64()
+            )
+        } else {
+            return None;
+        };
+        self.reported = true;
+        Some(msg)
     }
 }
 

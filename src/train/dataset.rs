@@ -167,11 +167,17 @@ impl Dataset {
                 })
             })
             .collect();
-        let n_groups = clips.iter().map(|c| &c.group).collect::<BTreeSet<_>>().len();
+        let n_groups = clips
+            .iter()
+            .map(|c| &c.group)
+            .collect::<BTreeSet<_>>()
+            .len();
         let grouping = match (&opts.group_pattern, &opts.group_by) {
             (Some(re), _) => format!("--group-pattern {:?} ({n_groups} groups)", re.as_str()),
             (None, Some(col)) => format!("column {col:?} ({n_groups} groups)"),
-            (None, None) if n_groups < clips.len() => format!("column \"group\" ({n_groups} groups)"),
+            (None, None) if n_groups < clips.len() => {
+                format!("column \"group\" ({n_groups} groups)")
+            }
             (None, None) => "one group per file".to_string(),
         };
         if unmatched > 0 {
@@ -399,7 +405,10 @@ mod tests {
         let e = Dataset::load(d.path(), &DatasetOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("single class") && e.contains("background"), "{e}");
+        assert!(
+            e.contains("single class") && e.contains("background"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -419,7 +428,11 @@ mod tests {
         assert_eq!(groups, vec!["100", "100", "200", "x/odd.wav"]);
         assert!(ds.has_folds());
         assert_eq!(ds.clips[2].fold.as_deref(), Some("2"));
-        assert!(ds.notes[0].contains("1 file(s) did not match"), "{:?}", ds.notes);
+        assert!(
+            ds.notes[0].contains("1 file(s) did not match"),
+            "{:?}",
+            ds.notes
+        );
     }
 
     #[test]

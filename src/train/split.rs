@@ -165,10 +165,7 @@ fn by_folds(
             }
             let others: Vec<&str> = folds.iter().copied().filter(|o| o != f).collect();
             (
-                format!(
-                    "fold {f} held out; trained on folds {}",
-                    others.join(", ")
-                ),
+                format!("fold {f} held out; trained on folds {}", others.join(", ")),
                 vec![round(f)],
             )
         }
@@ -198,7 +195,9 @@ fn by_groups(
         for &i in idx {
             counts[clips[i].label] += 1;
         }
-        (0..classes.len()).max_by_key(|&c| (counts[c], usize::MAX - c)).unwrap_or(0)
+        (0..classes.len())
+            .max_by_key(|&c| (counts[c], usize::MAX - c))
+            .unwrap_or(0)
     };
     let mut per_class: Vec<Vec<&str>> = vec![Vec::new(); classes.len()];
     for (g, idx) in &groups {
@@ -345,7 +344,10 @@ mod tests {
         let p = plan(&three, &clips3, &SplitRequest::CrossValidate { k: 5 }, 1).unwrap();
         assert_eq!(p.untested, vec!["b"]);
         assert!(p.warnings[0].contains("never tested"), "{:?}", p.warnings);
-        assert!(p.rounds.iter().all(|r| r.test.iter().all(|&i| clips3[i].label != 1)));
+        assert!(p
+            .rounds
+            .iter()
+            .all(|r| r.test.iter().all(|&i| clips3[i].label != 1)));
         // With only a and b, a single class is left to test: too small, said plainly.
         let e = plan(&classes(), &clips, &SplitRequest::CrossValidate { k: 5 }, 1)
             .unwrap_err()
