@@ -168,6 +168,8 @@ pub struct Consumer {
     counters: Counters,
     /// Where the stream stands; survives device reopenings.
     stream: Stream,
+    /// Fault injection for tests of the service layer (see `Stall`).
+    stall: Option<Stall>,
     /// The source waits for us instead of dropping samples (a file read as fast as possible),
     /// so falling behind loses nothing and no window is skipped.
     lossless: bool,
@@ -193,6 +195,7 @@ impl Consumer {
             counters: Counters::default(),
             lossless: false,
             stream: Stream::default(),
+            stall: Stall::from_env(),
         }
     }
 
@@ -235,6 +238,12 @@ impl Consumer {
             s.push(stream);
         }
         let gated = self.settings.pipeline.level_gate.is_some_and(|g| level < g);
+        if let Some(stall) = &self.stall {
+            if self.counters.windows == stall.after_windows {
+                tracing::warn!(seconds = stall.seconds, "HARK_FAULT_STALL: wedging the consumer");
+                std::thread::sleep(Duration::from_secs_f64(stall.seconds));
+            }
+        }
         let began = Instant::now();
         let raw = if gated {
             self.counters.gated_windows += 1;
@@ -310,6 +319,25 @@ pub trait Supervisor {
 }
 
 impl Supervisor for () {}
+
+/// Fault injection: `HARK_FAULT_STALL=N:SECONDS` wedges the consumer for SECONDS before its
+/// window N, so tests can watch systemd's watchdog pings stop. Never set in production.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    after_windows: u64,
+    seconds: f64,
+}
+
+impl Stall {
+    fn from_env() -> Option<Stall> {
+        let v = std::env::var("HARK_FAULT_STALL").ok()?;
+        let (n, s) = v.split_once(':')?;
+        Some(Stall {
+            after_windows: n.parse().ok()?,
+            seconds: s.parse().ok()?,
+        })
+    }
+}
 
 /// Why [`run`] returned.
 #[derive(Debug)]
