@@ -277,15 +277,42 @@ class Config:
         return f"{sm}, on={self.on}, off={self.off}, min_duration={self.min_duration}, hold={self.hold}"
 
 
-def simulate(cfg: Config, scores):
-    """{path: [(label, start)]}: the event_starts the config gives on every file."""
+QUIET_ROOM = "smoke_test_quiet_room_recording_20250720_091036.wav"
+CONTEXT_WINDOWS = 6  # 3 s of the quiet room before every short clip in the "stream" context
+SHORT_CLIP = 6.0  # seconds; longer recordings are continuous audio already
+
+
+def prepare(scores, method, windows, alpha, context=False):
+    """{path: (times, {label: smoothed scores})} for every candidate label.
+
+    With `context`, every clip shorter than SHORT_CLIP is preceded by the first
+    CONTEXT_WINDOWS windows of the quiet-room recording before smoothing (and those windows
+    are dropped afterwards), as if the clip were heard in a quiet room by a daemon that has
+    been running for a while. Without it the smoother starts empty at the clip's first window,
+    exactly as `hark run --input CLIP` does, which flatters smoothing on 1 s clips: their only
+    window is never averaged with anything.
+    """
+    quiet = next(w for p, w in scores.items() if p.endswith(QUIET_ROOM))[:CONTEXT_WINDOWS]
+    out = {}
+    for path, windows_ in scores.items():
+        pad = quiet if context and windows_[-1][1] <= SHORT_CLIP + 1e-6 else []
+        times = [(w[0], w[1]) for w in windows_]
+        seqs = {}
+        for label in CANDIDATES:
+            raw = [w[2].get(label, 0.0) for w in pad] + [w[2].get(label, 0.0) for w in windows_]
+            seqs[label] = smooth(raw, method, windows, alpha)[len(pad):]
+        out[path] = (times, seqs)
+    return out
+
+
+def simulate(cfg: Config, prepared):
+    """{path: [(label, start)]}: the event_starts the config gives on every file.
+    `prepared` must come from `prepare` with the config's smoothing."""
     events = {}
-    for path, windows in scores.items():
-        times = [(w[0], w[1]) for w in windows]
+    for path, (times, seqs) in prepared.items():
         evs = []
         for label in cfg.listen:
-            seq = smooth([w[2].get(label, 0.0) for w in windows], cfg.method, cfg.windows, cfg.alpha)
-            for start in decide(times, seq, *cfg.rule(label)):
+            for start in decide(times, seqs[label], *cfg.rule(label)):
                 evs.append((label, start))
         events[path] = sorted(evs, key=lambda e: e[1])
     return events
@@ -380,106 +407,266 @@ SMOOTHINGS = [("none", 1, 1.0)]
 SMOOTHINGS += [("mean", n, 0.5) for n in (2, 3, 4, 6)]
 SMOOTHINGS += [("geometric_mean", n, 0.5) for n in (2, 3, 4)]
 SMOOTHINGS += [("ema", 1, a) for a in (0.3, 0.5, 0.7)]
-ONS = [round(0.05 * i, 2) for i in range(2, 17)]  # 0.10 .. 0.80
-MIN_DURATIONS = [0.0, 1.5, 2.0]  # 1, 2, 3 windows of 1 s every 0.5 s
+ONS = [round(0.05 * i, 2) for i in range(4, 17)]  # 0.20 .. 0.80
+# min_duration is measured from the start of the onset window to the end of the latest one,
+# so with 1 s windows every 0.5 s anything up to 1.0 s is met by the onset window itself;
+# 1.5 s asks for a second window at or above `off`.
+MIN_DURATIONS = [0.0, 1.5]
+OFF_RATIO = 0.7  # off = on x this, rounded to 0.05 (hysteresis; see the fragmentation table)
+HOLD = 1.0
+# A false event costs as much as this many missed ones: a daemon that cries wolf gets
+# switched off.
+FP_WEIGHT = 3
+# Classes on which any event at all disqualifies a threshold.
+HARD_SILENT = QUIET | {"silence"}
+# Labels of the original default `listen` list. They are kept when they cause no false event
+# even if this data has nothing for them to detect (doorbells, screams, generic alarms);
+# any other candidate label joins only if it adds detections.
+BASE_LISTEN = [
+    "Smoke detector, smoke alarm", "Fire alarm", "Alarm", "Siren", "Civil defense siren",
+    "Doorbell", "Ding-dong", "Knock", "Glass", "Shatter", "Dog", "Bark",
+    "Baby cry, infant cry", "Screaming",
+]
 
 
-def per_label_curves(files, scores, method, windows, alpha, min_duration, off_ratio):
-    """For one smoothing, per label and `on`: (clips of its group detected, positives,
-    clips of other classes with an event of it, negatives) — the label alone."""
-    cls_of = {str(p): c for p, _, c in files}
-    pos_n = defaultdict(int)
-    for _, _, c in files:
+def off_for(on):
+    return round(max(0.05, round(on * OFF_RATIO / 0.05) * 0.05), 2)
+
+
+def smoothing_name(method, n, a):
+    return {"none": "none", "ema": f"ema a={a}"}.get(method, f"{method} N={n}")
+
+
+def label_outcomes(files, prepared, label, on, min_duration):
+    """Per clip, for one label alone: 'hit', 'false', 'hard' (event where none may be) or
+    None. On the smoke-alarm recordings an alarm event more than 2 s before the onset is
+    'hard', one within 2 s after it a 'hit' (the onset tolerance of the brief)."""
+    g = LABEL_GROUP[label]
+    out = {}
+    for path, ds, cls in files:
+        if cls in UNSCORED_CLASSES:
+            continue
+        times, seqs = prepared[str(path)]
+        seq = seqs[label]
+        if min_duration <= WINDOW and max(seq) < on:
+            continue  # no event possible: skip the state machine
+        starts = decide(times, seq, on, off_for(on), min_duration, HOLD)
+        if not starts:
+            continue
+        name = Path(path).name
+        if name in SMOKE_ONSETS and g == "alarm":
+            onset = SMOKE_ONSETS[name]
+            if starts[0] < onset - ONSET_TOLERANCE or starts[0] > onset + ONSET_TOLERANCE:
+                out[str(path)] = "hard"
+            else:
+                out[str(path)] = "hit"
+        elif is_correct(label, cls):
+            out[str(path)] = "hit" if cls in POSITIVE_CLASSES[g] else None
+        elif cls in HARD_SILENT:
+            out[str(path)] = "hard"
+        else:
+            out[str(path)] = "false"
+    return out
+
+
+def choose(files, prepared, min_duration):
+    """The rule that picks `listen` and each label's `on` for one smoothing:
+
+    1. For every candidate label and `on` in ONS: the clips it fires on alone.
+    2. Per event type, greedy forward selection: add the (label, on) that most lowers
+       missed + FP_WEIGHT x false clips of the type; stop when nothing lowers it.
+       A threshold that puts any event on the quiet room, the background recording, the
+       silence clips, or an alarm event more than 2 s away from a smoke-alarm onset, is
+       never taken.
+    3. Labels of BASE_LISTEN not chosen in 2 are kept at the lowest `on` >= 0.5 that gives
+       no false event at all (they guard sounds this data lacks), or dropped if none does.
+    Returns {label: on}.
+    """
+    positives = defaultdict(set)
+    for path, _, cls in files:
         for g, classes in POSITIVE_CLASSES.items():
-            if c in classes:
-                pos_n[g] += 1
-    neg_n = sum(1 for _, _, c in files if c not in UNSCORED_CLASSES)
-    curves = {}
-    for label in CANDIDATES:
-        g = LABEL_GROUP[label]
-        row = {}
+            if cls in classes:
+                positives[g].add(str(path))
+    outcomes = {
+        label: {on: label_outcomes(files, prepared, label, on, min_duration) for on in ONS}
+        for label in CANDIDATES
+    }
+    chosen = {}
+    for g, labels in GROUPS.items():
+        hit, false = set(), set()
+        cost = len(positives[g])
+        while True:
+            best = None
+            for label in labels:
+                if label in chosen:
+                    continue
+                for on in ONS:
+                    o = outcomes[label][on]
+                    if "hard" in o.values():
+                        continue
+                    h = hit | {p for p, v in o.items() if v == "hit"}
+                    f = false | {p for p, v in o.items() if v == "false"}
+                    c = len(positives[g]) - len(h) + FP_WEIGHT * len(f)
+                    # Lowest cost; among equal costs the higher threshold.
+                    if c < cost and (best is None or (c, -on) < (best[0], -best[2])):
+                        best = (c, label, on, h, f)
+            if best is None:
+                break
+            cost, label, on, hit, false = best
+            chosen[label] = on
+    for label in BASE_LISTEN:
+        if label in chosen:
+            continue
         for on in ONS:
-            d = fp = 0
-            for path, windows_ in scores.items():
-                c = cls_of[path]
-                if c in UNSCORED_CLASSES:
-                    continue
-                times = [(w[0], w[1]) for w in windows_]
-                seq = smooth([w[2].get(label, 0.0) for w in windows_], method, windows, alpha)
-                starts = decide(times, seq, on, on * off_ratio, min_duration, 1.0)
-                if not starts:
-                    continue
-                name = Path(path).name
-                if name in SMOKE_ONSETS and g == "alarm":
-                    early = [s for s in starts if s < SMOKE_ONSETS[name] - ONSET_TOLERANCE]
-                    if early:
-                        fp += 1
-                    if len(early) < len(starts):
-                        d += 1
-                elif is_correct(label, c):
-                    d += 1
-                else:
-                    fp += 1
-            row[on] = (d, pos_n[g], fp, neg_n - pos_n[g])
-        curves[label] = row
-    return curves
+            if on >= 0.5 and not outcomes[label][on]:
+                chosen[label] = on
+                break
+    return {l: chosen[l] for l in CANDIDATES if l in chosen}
+
+
+def config_for(method, n, a, thresholds, min_duration, base_on=None):
+    """A Config with the chosen thresholds: `on` = the most common chosen value (ties: the
+    higher), the others as per-label overrides."""
+    if base_on is None:
+        counts = defaultdict(int)
+        for on in thresholds.values():
+            counts[on] += 1
+        base_on = max(counts, key=lambda on: (counts[on], on))
+    labels = {
+        l: {"on": on, "off": off_for(on)} for l, on in thresholds.items() if on != base_on
+    }
+    return Config(method, n, a, base_on, off_for(base_on), min_duration, HOLD, list(thresholds), labels)
+
+
+def summary_row(files, r):
+    det, pos, fp, n = totals(files, r)
+    errs = []
+    for name in sorted(SMOKE_ONSETS):
+        onset, first, early = r["onsets"][name]
+        errs.append("none" if first is None else f"{first - onset:+.1f}")
+    groups = " ".join(f"{g} {d}/{p}" for g, (d, p) in sorted(r["det"].items()))
+    return det, pos, fp, n - pos, errs, groups
+
+
+def toml_snippet(cfg):
+    lines = ["[smoothing]", f'method = "{cfg.method}"', f"windows = {cfg.windows}",
+             f"ema_alpha = {cfg.alpha}", "", "[decision]", f"on = {cfg.on}", f"off = {cfg.off}",
+             f"min_duration = {cfg.min_duration}", f"hold = {cfg.hold}", "listen = ["]
+    lines += [f'    "{l}",' for l in cfg.listen] + ["]"]
+    for l, o in cfg.labels.items():
+        lines += ["", f'[decision.labels."{l}"]'] + [f"{k} = {v}" for k, v in o.items()]
+    return "\n".join(lines)
 
 
 def cmd_sweep(args, files, scores):
     print("# hark defaults: sweep over simulated smoothing and decision settings\n")
-    print(f"{len(files)} clips; raw scores from `hark classify --json --top 527`.\n")
-    neg = negatives(files)
-    print("Negative classes (clips): " + ", ".join(f"{c} {n}" for c, n in sorted(neg.items())) + "\n")
+    n_pos = sum(1 for _, _, c in files if any(c in v for v in POSITIVE_CLASSES.values()))
+    print(f"{len(files)} clips ({n_pos} of event classes); raw scores from "
+          "`hark classify --json --top 527`, smoothing and decision simulated.\n")
+    print("Clips per class: " + ", ".join(
+        f"{c} {n}" for c, n in sorted(defaultdict(int, ((c, sum(1 for _, _, x in files if x == c)) for _, _, c in files)).items())
+    ) + "\n")
+    print(f"Rule: per event type, greedy choice of labels and `on` (grid {ONS[0]}..{ONS[-1]}) "
+          f"minimising missed + {FP_WEIGHT} x false clips; off = {OFF_RATIO} x on; hold = {HOLD} s.\n")
 
-    # 1. Smoothing x global `on` x min_duration, listening to every candidate label of the
-    #    event types with positives, one threshold for all.
-    listen = [l for l in CANDIDATES if POSITIVE_CLASSES[LABEL_GROUP[l]]] if args.all_labels else args.listen
-    print("## 1. One threshold for every listened label\n")
-    print(f"Listened: {', '.join(listen)}. off = {args.off_ratio} x on; hold = 1.0 s.\n")
-    print("| smoothing | min_duration | on | quiet+onsets ok | 7010b onset | sa302 onset | detected | false (clips) | speech FP | background FP |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    best = []
-    for method, n, a in SMOOTHINGS:
-        for md in MIN_DURATIONS:
-            if method == "none" and md > 0 and False:
-                continue
-            for on in ONS:
-                cfg = Config(method, n, a, on, round(on * args.off_ratio, 3), md, 1.0, listen)
-                r = score(files, simulate(cfg, scores))
-                ok = constraints_ok(r)
-                det, pos, fp, nn = totals(files, r)
-                on_err = {k: (v[1] - v[0] if v[1] is not None else None) for k, v in r["onsets"].items()}
-                sm = {"none": "none", "ema": f"ema a={a}"}.get(method, f"{method} N={n}")
-                fmt = lambda e: "none" if e is None else f"{e:+.1f}"
-                print(
-                    f"| {sm} | {md} | {on} | {'yes' if ok else 'NO'} | {fmt(on_err['first_alert_7010b.wav'])} "
-                    f"| {fmt(on_err['first_alert_sa302.wav'])} | {det}/{pos} | {fp}/{nn - pos} "
-                    f"| {r['fp_clips']['speech'][0]}/{r['fp_clips']['speech'][1]} "
-                    f"| {r['fp_clips']['background'][0]}/{r['fp_clips']['background'][1]} |"
-                )
-                if ok:
-                    best.append((det - 2 * fp, det, fp, cfg.describe()))
-    best.sort(reverse=True)
-    print("\nBest single-threshold settings meeting the constraints (detected - 2 x false):\n")
-    for b in best[:15]:
-        print(f"- {b[3]}: detected {b[1]}, false {b[2]}")
+    # 1. Every smoothing x min_duration, thresholds chosen by the rule in each context.
+    results = {}
+    for context in (False, True):
+        title = ("stream context: short clips preceded by 3 s of the quiet room (realtime)"
+                 if context else "clip context: the smoother starts at the clip's first window")
+        print(f"## 1{'b' if context else 'a'}. Smoothing and min_duration, {title}\n")
+        print("| smoothing | min_duration | constraints | onset error 7010b / sa302 (s) | detected | false clips | per event type | thresholds (label: on) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for method, n, a in SMOOTHINGS:
+            prepared = prepare(scores, method, n, a, context)
+            for md in MIN_DURATIONS:
+                th = choose(files, prepared, md)
+                cfg = config_for(method, n, a, th, md)
+                r = score(files, simulate(cfg, prepared))
+                det, pos, fp, neg, errs, groups = summary_row(files, r)
+                results[(method, n, a, md, context)] = (cfg, r)
+                ths = ", ".join(f"{l} {on}" for l, on in th.items())
+                print(f"| {smoothing_name(method, n, a)} | {md} | {'met' if constraints_ok(r) else 'NOT met'} "
+                      f"| {errs[0]} / {errs[1]} | {det}/{pos} | {fp}/{neg} | {groups} | {ths} |")
+        print()
 
-    # 2. Per-label curves for the candidate smoothings, to set per-label thresholds.
-    print("\n## 2. Per label: detections on its own classes / false events elsewhere, by `on`\n")
-    for method, n, a in [s for s in SMOOTHINGS if s in args.curve_smoothings]:
-        for md in (0.0,):
-            sm = {"none": "none", "ema": f"ema a={a}"}.get(method, f"{method} N={n}")
-            print(f"### {sm}, min_duration {md}\n")
-            curves = per_label_curves(files, scores, method, n, a, md, args.off_ratio)
-            print("| label | " + " | ".join(str(o) for o in ONS) + " |")
-            print("|---|" + "---|" * len(ONS))
-            for label, row in curves.items():
-                cells = []
-                for on in ONS:
-                    d, p, fp, nn = row[on]
-                    cells.append(f"{d}/{p} · {fp}" if p else f"– · {fp}")
-                print(f"| {label} | " + " | ".join(cells) + " |")
-            print()
+    # 2. The thresholds of the chosen smoothing, applied in the other context.
+    method, n, a, md = args.smoothing
+    cfg, _ = results[(method, n, a, md, True)]
+    print(f"## 2. Chosen smoothing {smoothing_name(method, n, a)}, min_duration {md}: "
+          "thresholds from the stream context\n")
+    print("```toml\n" + toml_snippet(cfg) + "\n```\n")
+    for context in (False, True):
+        prepared = prepare(scores, method, n, a, context)
+        r = score(files, simulate(cfg, prepared))
+        report(files, r, "stream context" if context else "clip context (what `hark run` on each clip gives)")
+
+    # 3. Per-label curves of the chosen smoothing (stream context).
+    prepared = prepare(scores, method, n, a, True)
+    print("## 3. Per label alone, stream context: clips of its type detected / false clips, by `on`\n")
+    print("| label | " + " | ".join(str(o) for o in ONS) + " |")
+    print("|---|" + "---|" * len(ONS))
+    for label in CANDIDATES:
+        cells = []
+        for on in ONS:
+            o = label_outcomes(files, prepared, label, on, md)
+            h = sum(v == "hit" for v in o.values())
+            f = sum(v == "false" for v in o.values())
+            x = sum(v == "hard" for v in o.values())
+            cells.append(f"{h} · {f}" + (f" · **{x}!**" if x else ""))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\n(`hits · false clips`; `**n!**` = events on the quiet room / background / silence "
+          "or alarm events more than 2 s from a smoke-alarm onset.)\n")
+
+    # 4. off and hold: how many events each detection is split into.
+    print("## 4. Fragmentation: events per clip with an event, by off ratio and hold (stream context)\n")
+    print("| off = on x | hold (s) | events per hit clip (all event types) | 7010b alarm events | sa302 alarm events | longest alarm event 7010b / sa302 (s) |")
+    print("|---|---|---|---|---|---|")
+    for ratio in (0.5, 0.7, 0.9):
+        for hold in (0.0, 0.5, 1.0, 2.0):
+            c2 = Config(cfg.method, cfg.windows, cfg.alpha, cfg.on, round(cfg.on * ratio, 3), cfg.min_duration, hold,
+                        cfg.listen, {l: {"on": o["on"], "off": round(o["on"] * ratio, 3)} for l, o in cfg.labels.items()})
+            evs, spans = events_with_ends(c2, prepared)
+            hit_clips = [p for p, _, c in files if any(c in v for v in POSITIVE_CLASSES.values()) and evs[str(p)]]
+            per = sum(len(evs[p]) for p in map(str, hit_clips)) / max(1, len(hit_clips))
+            alarm = {}
+            for name in sorted(SMOKE_ONSETS):
+                p = next(str(q) for q, _, _ in files if q.name == name)
+                sp = [s for s in spans[p] if LABEL_GROUP.get(s[0]) == "alarm"]
+                alarm[name] = (len(sp), max((e - s for _, s, e in sp), default=0.0))
+            print(f"| {ratio} | {hold} | {per:.2f} | {alarm['first_alert_7010b.wav'][0]} | {alarm['first_alert_sa302.wav'][0]} "
+                  f"| {alarm['first_alert_7010b.wav'][1]:.1f} / {alarm['first_alert_sa302.wav'][1]:.1f} |")
+    print()
+
+
+def events_with_ends(cfg, prepared):
+    """Like `simulate`, also with each event's (label, start, end) for the fragmentation table."""
+    starts, spans = {}, {}
+    for path, (times, seqs) in prepared.items():
+        ev, sp = [], []
+        for label in cfg.listen:
+            on, off, md, hold = cfg.rule(label)
+            phase, onset, last = "idle", 0.0, 0.0
+            for (start, end), s in zip(times, seqs[label]):
+                if phase == "idle":
+                    if s >= on:
+                        phase, onset = "candidate", start
+                elif phase == "candidate":
+                    if s < off:
+                        phase = "idle"
+                else:
+                    if s >= off:
+                        last = end
+                    elif end - last >= hold:
+                        sp.append((label, onset, last))
+                        phase = "idle"
+                if phase == "candidate" and end - onset >= md:
+                    ev.append((label, onset))
+                    phase, last = "active", end
+            if phase == "active":
+                sp.append((label, onset, last))
+        starts[path], spans[path] = ev, sp
+    return starts, spans
 
 
 # --------------------------------------------------------------------------- verify
@@ -538,7 +725,7 @@ def cmd_verify(args, files, scores):
     cfg = Config.from_toml(args.config)
     print(f"# hark defaults: verification of {args.config}\n")
     print(f"Settings: {cfg.describe()}; listen {len(cfg.listen)} labels; overrides {cfg.labels}\n")
-    sim = simulate(cfg, scores)
+    sim = simulate(cfg, prepare(scores, cfg.method, cfg.windows, cfg.alpha))
     real = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_daemon, args.hark, args.config, p) for p, _, _ in files]
@@ -568,11 +755,16 @@ def main():
     ap.add_argument("--cache", type=Path, default=REPO / "target/measure_defaults/raw_scores.json")
     ap.add_argument("--config", type=Path, default=REPO / "config/hark.toml")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--off-ratio", type=float, default=0.7, help="sweep: off = on x this")
-    ap.add_argument("--listen", nargs="*", default=None, help="sweep: labels for part 1")
+    ap.add_argument(
+        "--smoothing",
+        nargs=4,
+        default=["mean", "2", "0.5", "0.0"],
+        metavar=("METHOD", "WINDOWS", "ALPHA", "MIN_DURATION"),
+        help="sweep: the smoothing whose thresholds sections 2-4 detail",
+    )
     args = ap.parse_args()
-    args.all_labels = args.listen is None
-    args.curve_smoothings = [("none", 1, 1.0), ("mean", 2, 0.5), ("mean", 3, 0.5), ("ema", 1, 0.5)]
+    m, n, a, md = args.smoothing
+    args.smoothing = (m, int(n), float(a), float(md))
     files = load_files(args.data)
     scores = raw_scores(args.hark, files, args.cache)
     {"sweep": cmd_sweep, "verify": cmd_verify}[args.command](args, files, scores)
