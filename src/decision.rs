@@ -47,7 +47,9 @@ pub struct DecisionSettings {
 
 impl Default for DecisionSettings {
     fn default() -> Self {
-        // Provisional: the lead tunes these from measurements.
+        // The same numbers as config/hark.toml, chosen from measurements on real recordings
+        // (docs/defaults.md, scripts/measure_defaults.py); its listen list and per-label
+        // overrides live only there.
         DecisionSettings {
             on: 0.5,
             off: 0.35,

@@ -120,8 +120,6 @@ pub struct SocketSettings {
     pub max_subscribers: usize,
     /// Records queued per subscriber before further records for it are dropped (and counted).
     pub queue: usize,
-    /// Seconds between `status` records (the pipeline emits them; the hub only forwards).
-    pub status_interval: f64,
 }
 
 impl Default for SocketSettings {
@@ -132,7 +130,6 @@ impl Default for SocketSettings {
             group: None,
             max_subscribers: 64,
             queue: 256,
-            status_interval: 10.0,
         }
     }
 }
@@ -159,12 +156,6 @@ impl SocketSettings {
         }
         if self.queue == 0 {
             return Err("socket.queue: must be at least 1, got 0".into());
-        }
-        if !(self.status_interval.is_finite() && self.status_interval > 0.0) {
-            return Err(format!(
-                "socket.status_interval: must be a positive number of seconds, got {}",
-                self.status_interval
-            ));
         }
         Ok(())
     }

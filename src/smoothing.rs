@@ -45,11 +45,12 @@ pub struct SmoothingSettings {
 
 impl Default for SmoothingSettings {
     fn default() -> Self {
-        // Provisional: the lead tunes these from measurements.
+        // The same values as config/hark.toml, chosen from measurements on real recordings
+        // (docs/defaults.md, scripts/measure_defaults.py).
         SmoothingSettings {
-            method: SmoothingMethod::Mean,
-            windows: 3,
-            ema_alpha: 0.5,
+            method: SmoothingMethod::Ema,
+            windows: 2,
+            ema_alpha: 0.7,
         }
     }
 }

@@ -89,7 +89,8 @@ fn hook(name: &str, labels: &[&str], command: &[&str]) -> HookSettings {
         command: command.iter().map(|s| s.to_string()).collect(),
         cooldown: 0.0,
         timeout: 10.0,
-        max_concurrent: 1,
+        // Room for runs overlapping the tail of the previous one; the flood test sets 1.
+        max_concurrent: 8,
     }
 }
 
@@ -372,14 +373,13 @@ fn a_flood_of_events_never_blocks_handle() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let hooks = Hooks::start(
-        vec![hook(
-            "flood",
-            &["*"],
-            &["sh", "-c", r#"echo x >> "$1"; sleep 0.3"#, "sh", arg(&runs)],
-        )],
-        rt.handle(),
+    let mut flood = hook(
+        "flood",
+        &["*"],
+        &["sh", "-c", r#"echo x >> "$1"; sleep 0.3"#, "sh", arg(&runs)],
     );
+    flood.max_concurrent = 1;
+    let hooks = Hooks::start(vec![flood], rt.handle());
     let sender = hooks.sender();
     let (longest, total) = thread::spawn(move || {
         let t0 = Instant::now();

@@ -168,7 +168,7 @@ pub fn fit(
             loss += 0.5 * opts.l2 * l.w.iter().map(|v| v * v).sum::<f32>();
         }
         // d(loss)/d(logits) of a weighted softmax cross-entropy.
-        let mut grad = (&p - &onehot) * &w.view().insert_axis(Axis(1));
+        let mut grad = (&p - &onehot) * w.view().insert_axis(Axis(1));
         for i in (0..head.layers.len()).rev() {
             let input = if i == 0 { &x } else { &acts[i - 1] };
             let gw = input.t().dot(&grad) + &(&head.layers[i].w * opts.l2);

@@ -300,7 +300,7 @@ mod tests {
             .collect();
         let p = plan(&classes(), &clips, &SplitRequest::CrossValidate { k: 5 }, 1).unwrap();
         assert_eq!(p.rounds.len(), 5);
-        let mut seen = vec![0; 40];
+        let mut seen = [0; 40];
         for r in &p.rounds {
             let groups: BTreeSet<&str> = r.test.iter().map(|&i| clips[i].group).collect();
             for &i in &r.test {
