@@ -1,0 +1,94 @@
+//! `hark run --print json`: the records' shape, and the level gate.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A 3 s test signal: 1 s of a loud 1 kHz tone, 1 s of near-silence, 1 s of the tone.
+fn tone_silence_tone(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("tst.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..48_000 {
+        let amp = if (16_000..32_000).contains(&i) {
+            0.0005
+        } else {
+            0.5
+        };
+        let x = amp * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin();
+        w.write_sample((x * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    path
+}
+
+fn run_json(input: &std::path::Path, config: Option<&std::path::Path>) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
+    cmd.args([
+        "--log",
+        "warn",
+        "run",
+        "--fast",
+        "--exit-at-end",
+        "--no-socket",
+        "--print",
+        "json",
+        "--input",
+    ])
+    .arg(input)
+    .current_dir(root());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_record_has_type_start_and_an_rfc3339_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = run_json(&tone_silence_tone(dir.path()), None);
+    let predictions: Vec<_> = recs.iter().filter(|r| r["type"] == "prediction").collect();
+    // 3 s, 1 s windows every 0.5 s: windows at 0, 0.5, ..., 2.0.
+    assert_eq!(predictions.len(), 5);
+    for (i, p) in predictions.iter().enumerate() {
+        assert_eq!(p["start"].as_f64().unwrap(), i as f64 * 0.5);
+        assert_eq!(p["top"].as_array().unwrap().len(), 5, "top_k default");
+        assert!(p["level_db"].as_f64().unwrap() < 0.0);
+    }
+    for r in &recs {
+        assert!(r["start"].is_number(), "{r}");
+        let t = r["time"].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
+    let last = recs.last().unwrap();
+    assert_eq!(last["type"], "status");
+    assert_eq!(last["message"], "end of input");
+}
+
+#[test]
+fn level_gate_skips_quiet_windows_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gate.toml");
+    std::fs::write(&cfg, "[pipeline]\nlevel_gate = -40.0\n").unwrap();
+    let recs = run_json(&tone_silence_tone(dir.path()), Some(&cfg));
+    let p: Vec<_> = recs.iter().filter(|r| r["type"] == "prediction").collect();
+    let gated: Vec<bool> = p.iter().map(|r| r["gated"] == true).collect();
+    // Only the window covering 1..2 s lies wholly in the quiet part (-75 dBFS).
+    assert_eq!(gated, vec![false, false, true, false, false], "{p:?}");
+    let quiet = p[2];
+    assert!(quiet["top"].as_array().unwrap().is_empty());
+    assert!(quiet["level_db"].as_f64().unwrap() < -40.0);
+}
