@@ -86,13 +86,7 @@ fn synthesized_alarm(dir: &Path, lead: f64) -> PathBuf {
     );
     let out = dir.join("synthesized_alarm.wav");
     let lead = lead.to_string();
-    sox(&[
-        p(&beeps),
-        p(&out),
-        "pad",
-        lead.as_str(),
-        "3",
-    ]);
+    sox(&[p(&beeps), p(&out), "pad", lead.as_str(), "3"]);
     out
 }
 
@@ -131,6 +125,10 @@ fn first_event_from_device(dir: &Path, device_name: &str, wav: &Path) -> (String
         matches!(r, Record::EventStart { .. })
     });
     let finished = daemon.terminate(Duration::from_secs(20));
+    eprintln!(
+        "device {device_name}: SIGTERM to exit {:?}",
+        finished.elapsed
+    );
     finished.assert_success();
     assert_eq!(
         status_message(finished.final_status()),
@@ -225,7 +223,7 @@ fn assert_nothing_lost(what: &str, run: &Finished) {
     assert_eq!(
         (overruns, skipped),
         (0, 0),
-        "{what}: a consumer that keeps up with real time loses nothing"
+        "{what}: overruns and skipped windows in the final status"
     );
 }
 
@@ -322,7 +320,7 @@ fn realtime_file_and_stdin_sources_give_the_events_of_the_lossless_run() {
 /// scored completely, like `--input FILE --fast`.
 #[test]
 #[ignore = "src/daemon.rs marks only `--input FILE --fast` lossless, so unpaced stdin skips \
-            windows (43 of 49 for first_alert_sa302) and misses the alarm; see the report"]
+            windows (42-43 of 49 for first_alert_sa302) and misses the alarm; see the report"]
 fn stdin_piped_faster_than_real_time_skips_no_windows() {
     let Some(recordings) = recordings_or_skip() else {
         return;
@@ -358,8 +356,9 @@ fn stdin_piped_faster_than_real_time_skips_no_windows() {
 // -------------------------------------------------------------------------------------------
 // 3. Rate and channel conversion
 
-/// `hark classify --json`: per window the top label, and the summary's labels in order.
-fn classify(file: &Path) -> (Vec<String>, Vec<String>) {
+/// `hark classify --json`: per window the top label, and the summary as (label, windows in
+/// which it was the top label), most frequent first.
+fn classify(file: &Path) -> (Vec<String>, Vec<(String, u64)>) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
         .current_dir(h::manifest_dir())
         .env_remove("RUST_LOG")
@@ -382,11 +381,24 @@ fn classify(file: &Path) -> (Vec<String>, Vec<String>) {
         } else if let Some(heard) = v["summary"].as_array() {
             summary = heard
                 .iter()
-                .map(|h| h["label"].as_str().unwrap().to_owned())
+                .map(|h| {
+                    let label = h["label"].as_str().unwrap().to_owned();
+                    (label, h["windows"].as_u64().unwrap())
+                })
                 .collect();
         }
     }
     (windows, summary)
+}
+
+/// The labels of a classify summary that are the top label of at least a tenth of the windows,
+/// most frequent first: what a file "is". Rarer labels can swap places on a tie.
+fn main_labels(summary: &[(String, u64)], windows: usize) -> Vec<String> {
+    summary
+        .iter()
+        .filter(|(_, n)| *n as usize * 10 >= windows)
+        .map(|(l, _)| l.clone())
+        .collect()
 }
 
 #[test]
@@ -425,7 +437,7 @@ fn stereo_48k_and_44k1_versions_give_the_labels_and_events_of_the_16k_mono_origi
             "-D",
             p(&mono16),
             "-r",
-            rate.as_ref(),
+            rate,
             "-c",
             "2",
             "-e",
@@ -455,17 +467,19 @@ fn stereo_48k_and_44k1_versions_give_the_labels_and_events_of_the_16k_mono_origi
         eprintln!(
             "{name}: top label agrees in {agree} of {} windows; summary {:?}",
             windows.len(),
-            &summary[..summary.len().min(3)]
+            &summary[..summary.len().min(4)]
         );
         assert!(
             agree * 10 >= windows.len() * 9,
             "{name}: top label agrees in only {agree} of {} windows",
             windows.len()
         );
+        let main = main_labels(&summary, windows.len());
+        assert!(main.len() >= 2, "{name}: {summary:?}");
         assert_eq!(
-            &summary[..3],
-            &mono_summary[..3],
-            "{name}: the three most frequent top labels differ"
+            main,
+            main_labels(&mono_summary, mono_windows.len()),
+            "{name}: the labels that are top in a tenth of the windows differ"
         );
         // The daemon converts in its consumer (streaming resampler), not as classify does.
         let events = run_fast(d, version).event_starts();
@@ -556,7 +570,9 @@ fn a_device_faster_than_the_consumer_gives_counted_overruns_and_skips_without_st
     );
     let counts: Vec<(u64, u64)> = statuses.iter().map(|s| status_counts(s)).collect();
     assert!(
-        counts.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+        counts
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
         "counters went backwards: {counts:?}"
     );
     let (overruns, skipped) = status_counts(periodic[periodic.len() - 1]);

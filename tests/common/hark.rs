@@ -105,8 +105,12 @@ impl HarkRun {
             if name.starts_with("HARK_")
                 || matches!(
                     name.as_ref(),
-                    "RUST_LOG" | "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID"
-                        | "INVOCATION_ID" | "ALSA_CONFIG_PATH"
+                    "RUST_LOG"
+                        | "NOTIFY_SOCKET"
+                        | "WATCHDOG_USEC"
+                        | "WATCHDOG_PID"
+                        | "INVOCATION_ID"
+                        | "ALSA_CONFIG_PATH"
                 )
             {
                 command.env_remove(&key);
@@ -181,7 +185,8 @@ impl HarkRun {
         let stdout_reader = thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let parsed = serde_json::from_str::<Record>(&line).map_err(|e| format!("{e}: {line}"));
+                let parsed =
+                    serde_json::from_str::<Record>(&line).map_err(|e| format!("{e}: {line}"));
                 if tx.send(parsed).is_err() {
                     break;
                 }
@@ -244,8 +249,7 @@ impl Finished {
 
     /// The last `status` record: the one hark writes as it stops.
     pub fn final_status(&self) -> &Record {
-        *self
-            .statuses()
+        self.statuses()
             .last()
             .unwrap_or_else(|| panic!("no status record; stderr:\n{}", self.stderr))
     }
@@ -255,9 +259,9 @@ impl Finished {
         self.records
             .iter()
             .filter_map(|r| match r {
-                Record::Prediction { start, top, .. } => top
-                    .first()
-                    .map(|t| (*start, t.label.clone(), t.score)),
+                Record::Prediction { start, top, .. } => {
+                    top.first().map(|t| (*start, t.label.clone(), t.score))
+                }
                 _ => None,
             })
             .collect()

@@ -6,3 +6,4 @@
 
 pub mod alsa;
 pub mod hark;
+pub mod pulse;

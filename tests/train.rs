@@ -1,0 +1,552 @@
+//! `hark train` and `hark eval` end to end, with the real ONNX Runtime and the real CED-tiny.
+//!
+//! The tests make their own dataset: sine tones, white noise and espeak-ng speech (sox and
+//! espeak-ng), a few seconds per class, with extra clips kept out of training. They check that
+//! the trained model classifies those clips, that it round-trips through `hark model info`,
+//! `hark classify` and `hark eval`, that the head ONNX hark writes computes what the trainer
+//! computed, and that every bad input gets a plain answer. Tests on `../shared/data` skip
+//! visibly when it is absent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use hark::model::{LoadOptions, Model};
+use hark::train::fit::{self, FitOptions, Transform};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ced_tiny() -> PathBuf {
+    root().join("models/ced-tiny.toml")
+}
+
+fn hark(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run hark")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Run hark and parse its stdout as one JSON object; panics with stderr when it fails.
+fn hark_json(args: &[&str]) -> serde_json::Value {
+    let out = hark(args);
+    assert!(
+        out.status.success(),
+        "hark {args:?} failed:\n{}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "hark {args:?}: stdout is not JSON ({e}):\n{}",
+            text(&out.stdout)
+        )
+    })
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run a generator (sox / espeak-ng)");
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+}
+
+fn tone(path: &Path, seconds: f32, freq: u32) {
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(path)
+        .args([
+            "synth",
+            &seconds.to_string(),
+            "sine",
+            &freq.to_string(),
+            "vol",
+            "0.5",
+        ]));
+}
+
+fn noise(path: &Path, seconds: f32, vol: f32) {
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(path)
+        .args([
+            "synth",
+            &seconds.to_string(),
+            "whitenoise",
+            "vol",
+            &vol.to_string(),
+        ]));
+}
+
+fn speech(path: &Path, voice: &str, words: &str) {
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-w"])
+        .arg(path)
+        .arg(words));
+}
+
+/// The synthesized dataset: `train/` (a folder per class, 5 recordings each) and `held_out/`
+/// (2 other recordings per class). Class names are AudioSet labels, so CED-tiny itself can
+/// be evaluated on them too. Made once per test run.
+fn dataset() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("train_data_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sentences = [
+            ("en", "the washing machine has finished its cycle"),
+            ("en-us", "somebody is ringing the door bell right now"),
+            ("en-gb-scotland", "please close the window before you leave"),
+            ("en", "seven eight nine ten eleven twelve"),
+            ("en-us", "the kettle is boiling in the kitchen"),
+            ("en-gb-scotland", "a dog is barking in the garden"),
+            ("en", "it is raining again this afternoon"),
+        ];
+        for (split, range) in [("train", 0..5), ("held_out", 5..7)] {
+            let d = dir.join(split);
+            for c in ["sine_wave", "white_noise", "speech"] {
+                std::fs::create_dir_all(d.join(c)).unwrap();
+            }
+            for i in range {
+                tone(
+                    &d.join(format!("sine_wave/tone{i}.wav")),
+                    2.0,
+                    [300, 500, 800, 1200, 2000, 400, 1500][i],
+                );
+                noise(
+                    &d.join(format!("white_noise/noise{i}.wav")),
+                    2.0,
+                    0.1 + 0.07 * i as f32,
+                );
+                let (voice, words) = sentences[i];
+                speech(&d.join(format!("speech/talk{i}.wav")), voice, words);
+            }
+        }
+        dir
+    })
+}
+
+/// Train on the synthesized dataset once; later tests reuse the model folder.
+fn trained() -> &'static (PathBuf, serde_json::Value) {
+    static MODEL: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let data = dataset();
+        let out = data.join("model");
+        let report = hark_json(&[
+            "train",
+            data.join("train").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--base",
+            ced_tiny().to_str().unwrap(),
+            "--json",
+        ]);
+        (out, report)
+    })
+}
+
+#[test]
+fn training_reports_honest_metrics_and_classifies_held_out_clips() {
+    let (model, report) = trained();
+    for key in ["accuracy", "balanced_accuracy", "per_class", "confusion"] {
+        assert!(report.get(key).is_some(), "no {key} in {report}");
+    }
+    assert_eq!(
+        report["classes"],
+        serde_json::json!(["sine_wave", "speech", "white_noise"])
+    );
+    // Five recordings per class, each its own group: 5-fold cross-validation.
+    assert!(
+        report["split"].as_str().unwrap().contains("5-fold"),
+        "{}",
+        report["split"]
+    );
+    assert!(report["accuracy"].as_f64().unwrap() >= 0.9, "{report}");
+    assert_eq!(report["confusion"].as_array().unwrap().len(), 3);
+    assert!(report["export_max_diff"].as_f64().unwrap() < 1e-4);
+    for f in [
+        "manifest.toml",
+        "head.onnx",
+        "labels.txt",
+        "base/ced-tiny.toml",
+        "base/ced-tiny.onnx",
+        "report.json",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+
+    // Clips the model never saw, through `hark eval`.
+    let held_out = dataset().join("held_out");
+    let eval = hark_json(&[
+        "eval",
+        model.to_str().unwrap(),
+        held_out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(eval["accuracy"].as_f64(), Some(1.0), "{eval}");
+    assert_eq!(eval["per_class"][0]["recall"].as_f64(), Some(1.0));
+}
+
+#[test]
+fn trained_model_round_trips_through_model_info_and_classify() {
+    let (model, _) = trained();
+    let info = hark(&[
+        "model",
+        "info",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(info.status.success(), "{}", text(&info.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["labels"], 3);
+    assert_eq!(info["multi_label"], false);
+    assert_eq!(info["base"]["name"], "ced-tiny");
+    assert_eq!(info["base"]["labels"], 527);
+    assert!(
+        info["inputs"][0].as_str().unwrap().contains("[1, 527]"),
+        "{info}"
+    );
+
+    let plain = hark(&["model", "info", "--model", model.to_str().unwrap()]);
+    assert!(
+        text(&plain.stdout).contains("base model ced-tiny"),
+        "{}",
+        text(&plain.stdout)
+    );
+
+    // `hark classify` on a held-out speech clip: every window's best label is speech.
+    let clip = dataset().join("held_out/speech/talk5.wav");
+    let out = hark(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        clip.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["summary"][0]["label"], "speech", "{summary}");
+    let tone = dataset().join("held_out/sine_wave/tone6.wav");
+    let out = hark(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        tone.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("heard: sine_wave"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn moved_model_folder_still_works() {
+    let (model, _) = trained();
+    let moved = dataset().join("moved/elsewhere");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&moved);
+    run(Command::new("cp").arg("-r").arg(model).arg(&moved));
+    let clip = dataset().join("held_out/white_noise/noise5.wav");
+    let out = hark(&[
+        "classify",
+        "--model",
+        moved.to_str().unwrap(),
+        clip.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("heard: white_noise"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn head_onnx_written_by_hark_computes_what_the_trainer_computes() {
+    // An MLP head (ReLU in the graph) on random-ish CED scores, written and loaded through
+    // Model::load as a two-stage model, must give the same probabilities as Head::predict_proba.
+    let mut base = Model::load(&ced_tiny(), &LoadOptions::default()).unwrap();
+    let clips = [
+        dataset().join("train/sine_wave/tone0.wav"),
+        dataset().join("train/speech/talk0.wav"),
+        dataset().join("train/white_noise/noise0.wav"),
+    ];
+    let mut rows = Vec::new();
+    let mut windows = Vec::new();
+    for (label, c) in clips.iter().enumerate() {
+        let audio = hark::audio::load_mono(c, 16_000).unwrap();
+        let w = audio[..16_000].to_vec();
+        rows.extend(base.predict(&w).unwrap());
+        windows.push((label, w));
+    }
+    let x = ndarray::Array2::from_shape_vec((3, 527), rows).unwrap();
+    let opts = FitOptions {
+        hidden: 16,
+        epochs: 50,
+        transform: Transform::Logit { eps: 1e-4 },
+        ..FitOptions::default()
+    };
+    let head = fit::fit(x.view(), &[0, 1, 2], &[1.0; 3], 3, &opts, &mut |_, _| {});
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("head.onnx"),
+        hark::train::onnx::encode_head(&head, "test"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("labels.txt"), "a\nb\nc\n").unwrap();
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        format!(
+            "name = \"t\"\nmodel = \"head.onnx\"\nlabels = \"labels.txt\"\nsample_rate = 16000\nwindow = 1.0\nhop = 0.5\noutput = \"probabilities\"\nmulti_label = false\n[frontend]\nkind = \"waveform\"\n[head]\nbase = {:?}\n",
+            ced_tiny()
+        ),
+    )
+    .unwrap();
+    let mut two_stage =
+        Model::load(&dir.path().join("manifest.toml"), &LoadOptions::default()).unwrap();
+    let want = head.predict_proba(x.view());
+    for (i, (_, w)) in windows.iter().enumerate() {
+        let got = two_stage.predict(w).unwrap();
+        for (g, e) in got.iter().zip(want.row(i)) {
+            assert!(
+                (g - e).abs() < 1e-5,
+                "window {i}: {got:?} vs {:?}",
+                want.row(i)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_head_whose_base_is_missing_names_the_key_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("head.onnx"), b"not used").unwrap();
+    std::fs::write(dir.path().join("labels.txt"), "a\nb\n").unwrap();
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        "name = \"t\"\nmodel = \"head.onnx\"\nlabels = \"labels.txt\"\nsample_rate = 16000\nwindow = 1.0\nhop = 0.5\noutput = \"probabilities\"\n[frontend]\nkind = \"waveform\"\n[head]\nbase = \"base/gone.toml\"\n",
+    )
+    .unwrap();
+    let e = Model::load(&dir.path().join("manifest.toml"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("head.base") && e.contains("gone.toml"), "{e}");
+}
+
+#[test]
+fn ced_tiny_itself_can_be_evaluated_on_classes_named_like_its_labels() {
+    // sine_wave, white_noise and speech are AudioSet labels ("Sine wave", ...): zero-shot.
+    let eval = hark_json(&[
+        "eval",
+        ced_tiny().to_str().unwrap(),
+        dataset().join("held_out").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(eval["clips"], 6);
+    assert!(eval["accuracy"].as_f64().unwrap() >= 0.5, "{eval}");
+}
+
+/// A scratch dataset for one bad-input test.
+fn scratch(name: &str) -> PathBuf {
+    let d = dataset().join("bad").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn copy_class(from: &str, to: &Path, n: usize) {
+    std::fs::create_dir_all(to).unwrap();
+    let src = dataset().join("train").join(from);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files.iter().take(n) {
+        std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+fn train_fails(data: &Path, extra: &[&str]) -> String {
+    let out_dir = data.join("out");
+    let mut args = vec![
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = hark(&args);
+    assert!(
+        !out.status.success(),
+        "expected failure, got:\n{}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+#[test]
+fn an_empty_class_folder_is_refused_by_name() {
+    let d = scratch("empty_class");
+    copy_class("speech", &d.join("speech"), 2);
+    std::fs::create_dir_all(d.join("doorbell")).unwrap();
+    let e = train_fails(&d, &[]);
+    assert!(e.contains("doorbell") && e.contains("is empty"), "{e}");
+}
+
+#[test]
+fn a_single_class_is_refused_with_what_to_add() {
+    let d = scratch("one_class");
+    copy_class("speech", &d.join("speech"), 3);
+    let e = train_fails(&d, &[]);
+    assert!(
+        e.contains("single class (speech)") && e.contains("background"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_listed_and_skipped_up_to_a_limit() {
+    let d = scratch("unreadable");
+    copy_class("speech", &d.join("speech"), 5);
+    copy_class("sine_wave", &d.join("sine_wave"), 5);
+    std::fs::write(
+        d.join("speech/broken.wav"),
+        b"RIFF but not really a wave file",
+    )
+    .unwrap();
+    let out = d.join("out");
+    let report = hark_json(&[
+        "train",
+        d.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
+    let skipped = report["unreadable"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert_eq!(skipped[0]["file"], "speech/broken.wav");
+    assert_eq!(report["clips"], 10);
+
+    // Three broken files of 13 is above a 10% limit: an error that lists them.
+    std::fs::write(d.join("sine_wave/empty.wav"), b"").unwrap();
+    std::fs::write(d.join("sine_wave/notes.txt"), b"recorded on tuesday").unwrap();
+    let e = train_fails(&d, &["-q"]);
+    assert!(
+        e.contains("3 of 13 files could not be read")
+            && e.contains("notes.txt")
+            && e.contains("--max-unreadable"),
+        "{e}"
+    );
+}
+
+#[test]
+fn clips_shorter_than_a_window_are_padded_and_reported() {
+    let d = scratch("short");
+    copy_class("speech", &d.join("speech"), 3);
+    std::fs::create_dir_all(d.join("sine_wave")).unwrap();
+    for (i, f) in [300, 700, 1100].iter().enumerate() {
+        tone(&d.join(format!("sine_wave/blip{i}.wav")), 0.3, *f);
+    }
+    let out = hark(&[
+        "train",
+        d.to_str().unwrap(),
+        "--out",
+        d.join("out").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("3 clip(s) shorter than the 1 s window were zero-padded"),
+        "{}",
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["padded"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_dataset_too_small_to_hold_out_says_so_and_no_eval_still_trains() {
+    let d = scratch("tiny");
+    copy_class("speech", &d.join("speech"), 1);
+    copy_class("white_noise", &d.join("white_noise"), 1);
+    let e = train_fails(&d, &["-q"]);
+    assert!(
+        e.contains("too small for a held-out split") && e.contains("--no-eval"),
+        "{e}"
+    );
+    let report = hark_json(&[
+        "train",
+        d.to_str().unwrap(),
+        "--out",
+        d.join("out").to_str().unwrap(),
+        "--no-eval",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(report["accuracy"], serde_json::Value::Null);
+    assert!(d.join("out/head.onnx").is_file());
+}
+
+#[test]
+fn eval_refuses_a_model_without_the_dataset_classes() {
+    let d = scratch("mismatch");
+    copy_class("speech", &d.join("speech"), 1);
+    copy_class("speech", &d.join("my_doorbell"), 1);
+    let out = hark(&["eval", "ced-tiny", d.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("no label for the dataset's classes my_doorbell"),
+        "{e}"
+    );
+}
+
+fn shared_datasets() -> Option<PathBuf> {
+    let p = root().join("../shared/data/datasets");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: ../shared not found (training on fire_alarm_tinyml)");
+        None
+    }
+}
+
+#[test]
+fn fire_alarm_tinyml_alarm_is_recalled_on_held_out_recordings() {
+    let Some(ds) = shared_datasets() else { return };
+    let out = dataset().join("fire_alarm_model");
+    let report = hark_json(&[
+        "train",
+        ds.join("fire_alarm_tinyml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--classes",
+        "alarm,background",
+        // Edge Impulse sample ids: `.s1`/`.s2` files are parts of one recording.
+        "--group-pattern",
+        r"^[^/]+/([^.]+\.[^.]+)",
+        "--json",
+        "-q",
+    ]);
+    let alarm = &report["per_class"][0];
+    assert_eq!(alarm["label"], "alarm");
+    assert!(alarm["recall"].as_f64().unwrap() >= 0.8, "{report}");
+    assert!(
+        report["balanced_accuracy"].as_f64().unwrap() >= 0.75,
+        "{report}"
+    );
+}
