@@ -165,7 +165,8 @@ impl Metrics {
             .max()
             .unwrap_or(5)
             .max(5);
-        let pct = |v: Option<f64>| v.map_or("    -".to_string(), |v| format!("{:5.1}", v * 100.0));
+        let pct =
+            |v: Option<f64>| v.map_or("     -".to_string(), |v| format!("{:5.1}%", v * 100.0));
         let _ = writeln!(
             s,
             "accuracy           {:5.1}%  ({} clips)",
@@ -181,7 +182,7 @@ impl Metrics {
         for (i, c) in self.per_class.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "{i:>3} {:<w$}     {}%  {}%  {:>5}",
+                "{i:>3} {:<w$}     {}  {}  {:>5}",
                 c.label,
                 pct(c.precision),
                 pct(c.recall),
@@ -282,7 +283,7 @@ pub fn evaluate(
         }
     }
     for n in &ds.notes {
-        progress.line(&format!("note: {n}"));
+        progress.warn(n);
     }
     let load = || Model::load(&manifest, &opts.load);
     let probe = load()?;
@@ -317,7 +318,7 @@ pub fn evaluate(
         .collect();
     let ex = extract::run_over_clips(&files, &load, opts.jobs, progress)?;
     for u in &ex.unreadable {
-        progress.line(&format!("skipped (unreadable): {}: {}", u.file, u.error));
+        progress.warn(&format!("skipped unreadable file {}: {}", u.file, u.error));
     }
     extract::check_unreadable(&ex.unreadable, files.len(), opts.max_unreadable)?;
     let mut truth = Vec::new();

@@ -579,8 +579,7 @@ fn write_model_dir(
     let body = toml::to_string(&manifest).unwrap_or_default();
     let text = format!(
         "# Written by `hark train`: a classifier head over the scores of the base model in base/.\n\
-         # Use it as `hark classify --model {0}` or `hark run --model {0}`; see report.json for how it was measured.\n{body}",
-        out.display()
+         # Use this folder as `--model` of `hark classify` or `hark run`; report.json says how it was measured.\n{body}"
     );
     std::fs::write(&manifest_path, text).map_err(werr(&manifest_path))?;
     Ok(manifest_path)

@@ -113,9 +113,7 @@ fn effective(stdout: &str, key: &str) -> Option<(String, String)> {
     for line in stdout.lines() {
         let t = line.trim();
         if t.starts_with('[') {
-            section = t
-                .trim_matches(|c| c == '[' || c == ']')
-                .replace('"', "");
+            section = t.trim_matches(|c| c == '[' || c == ']').replace('"', "");
             continue;
         }
         let Some((lhs, rest)) = t.split_once('=') else {
@@ -169,8 +167,18 @@ fn default_number(section: &str, key: &str) -> f64 {
 fn an_empty_file_leaves_every_value_at_its_default() {
     let s = Scratch::new();
     let run = check_config(&s.file("hark.toml", ""), &[], false);
-    assert_number(&run, "decision.on", default_number("decision", "on"), "default");
-    assert_number(&run, "smoothing.windows", default_number("smoothing", "windows"), "default");
+    assert_number(
+        &run,
+        "decision.on",
+        default_number("decision", "on"),
+        "default",
+    );
+    assert_number(
+        &run,
+        "smoothing.windows",
+        default_number("smoothing", "windows"),
+        "default",
+    );
     assert!(
         !run.stdout.contains("# from file") && !run.stdout.contains("# from env"),
         "{}",
@@ -181,12 +189,20 @@ fn an_empty_file_leaves_every_value_at_its_default() {
 #[test]
 fn the_file_beats_the_defaults_key_by_key() {
     let s = Scratch::new();
-    let file = s.file("hark.toml", "[decision]\non = 0.6\n[smoothing]\nwindows = 5\n");
+    let file = s.file(
+        "hark.toml",
+        "[decision]\non = 0.6\n[smoothing]\nwindows = 5\n",
+    );
     let run = check_config(&file, &[], false);
     assert_number(&run, "decision.on", 0.6, "file");
     assert_number(&run, "smoothing.windows", 5.0, "file");
     // A key the file does not set keeps its default, even in a section the file touches.
-    assert_number(&run, "decision.off", default_number("decision", "off"), "default");
+    assert_number(
+        &run,
+        "decision.off",
+        default_number("decision", "off"),
+        "default",
+    );
 }
 
 #[test]
@@ -205,7 +221,12 @@ fn the_environment_beats_the_file_and_the_defaults() {
     assert_number(&run, "pipeline.top_k", 9.0, "env"); // env over default
     assert_number(&run, "decision.off", 0.2, "file"); // file, env silent
     assert_number(&run, "smoothing.windows", 5.0, "file");
-    assert_number(&run, "decision.hold", default_number("decision", "hold"), "default");
+    assert_number(
+        &run,
+        "decision.hold",
+        default_number("decision", "hold"),
+        "default",
+    );
 }
 
 #[test]
@@ -261,17 +282,29 @@ fn prediction_steps(stdout: &str) -> Vec<f64> {
 
 /// `hark run` over a 2 s file with the hop set by some layers, returning the hop it used
 /// (read off the prediction records).
-fn hop_used(s: &Scratch, file_hop: Option<f64>, env_hop: Option<&str>, flag_hop: Option<&str>) -> f64 {
+fn hop_used(
+    s: &Scratch,
+    file_hop: Option<f64>,
+    env_hop: Option<&str>,
+    flag_hop: Option<&str>,
+) -> f64 {
     let config = s.file(
         "run.toml",
         &file_hop.map_or(String::new(), |h| format!("[model]\nhop = {h}\n")),
     );
     let mut cmd = hark();
-    cmd.args(["--log", "warn", "run", "--fast", "--exit-at-end", "--no-socket"])
-        .args(["--print", "json", "--config"])
-        .arg(&config)
-        .arg("--input")
-        .arg(s.wav());
+    cmd.args([
+        "--log",
+        "warn",
+        "run",
+        "--fast",
+        "--exit-at-end",
+        "--no-socket",
+    ])
+    .args(["--print", "json", "--config"])
+    .arg(&config)
+    .arg("--input")
+    .arg(s.wav());
     if let Some(h) = env_hop {
         cmd.env("HARK_MODEL__HOP", h);
     }
@@ -281,7 +314,11 @@ fn hop_used(s: &Scratch, file_hop: Option<f64>, env_hop: Option<&str>, flag_hop:
     let run: Run = cmd.output().expect("run hark run").into();
     assert!(run.ok(), "hark run failed: {}", run.stderr);
     let steps = prediction_steps(&run.stdout);
-    assert!(!steps.is_empty(), "fewer than two predictions:\n{}", run.stdout);
+    assert!(
+        !steps.is_empty(),
+        "fewer than two predictions:\n{}",
+        run.stdout
+    );
     let hop = steps[0];
     assert!(
         steps.iter().all(|s| (s - hop).abs() < 1e-3),
@@ -295,12 +332,11 @@ fn each_layer_beats_the_one_below_in_what_hark_run_does() {
     let s = Scratch::new();
     // model.hop is unset by default: the model's manifest decides. Each layer's value differs
     // from it and from the others.
-    let manifest: toml::Value = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ced-tiny.toml"),
-    )
-    .expect("read models/ced-tiny.toml")
-    .parse()
-    .expect("manifest parses");
+    let manifest: toml::Value =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ced-tiny.toml"))
+            .expect("read models/ced-tiny.toml")
+            .parse()
+            .expect("manifest parses");
     let manifest_hop = manifest["hop"].as_float().expect("hop in the manifest");
     assert!(![0.75, 0.4, 0.25].contains(&manifest_hop));
     let close = |a: f64, b: f64| (a - b).abs() < 1e-3;
@@ -407,7 +443,11 @@ fn an_unknown_key_is_a_warning_naming_it() {
 #[test]
 fn an_unknown_section_is_a_warning_naming_it() {
     let s = Scratch::new();
-    let run = check_config(&s.file("hark.toml", "[microphone]\nname = \"USB\"\n"), &[], false);
+    let run = check_config(
+        &s.file("hark.toml", "[microphone]\nname = \"USB\"\n"),
+        &[],
+        false,
+    );
     assert!(run.ok(), "{}", run.stderr);
     assert!(run.stderr.contains("microphone"), "{}", run.stderr);
 }
@@ -417,7 +457,11 @@ fn an_unknown_key_is_an_error_with_strict() {
     let s = Scratch::new();
     let file = s.file("hark.toml", "[decision]\nthreshold = 0.3\n");
     let run = check_config(&file, &[], true);
-    assert!(!run.ok(), "--strict accepted an unknown key:\n{}", run.stdout);
+    assert!(
+        !run.ok(),
+        "--strict accepted an unknown key:\n{}",
+        run.stdout
+    );
     assert!(run.stderr.contains("threshold"), "{}", run.stderr);
 }
 
@@ -445,7 +489,14 @@ fn assert_run_rejects_label(toml: &str, key: &str, label: &str) {
     let s = Scratch::new();
     let config = s.file("hark.toml", toml);
     let run: Run = hark()
-        .args(["--log", "warn", "run", "--fast", "--exit-at-end", "--no-socket"])
+        .args([
+            "--log",
+            "warn",
+            "run",
+            "--fast",
+            "--exit-at-end",
+            "--no-socket",
+        ])
         .args(["--print", "none", "--config"])
         .arg(&config)
         .arg("--input")
@@ -463,7 +514,11 @@ fn assert_run_rejects_label(toml: &str, key: &str, label: &str) {
 
 #[test]
 fn hark_run_rejects_an_unknown_listened_label() {
-    assert_run_rejects_label("[decision]\nlisten = [\"Knok\"]\n", "decision.listen", "Knok");
+    assert_run_rejects_label(
+        "[decision]\nlisten = [\"Knok\"]\n",
+        "decision.listen",
+        "Knok",
+    );
 }
 
 #[test]

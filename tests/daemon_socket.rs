@@ -41,34 +41,24 @@ fn knocks() -> Option<PathBuf> {
         if !source.is_file() {
             return None;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("daemon_socket-input")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
-        let (lead, knock, out) = (
-            dir.join("lead.wav"),
-            dir.join("knock.wav"),
-            dir.join("knocks.wav"),
-        );
-        sox(&["-n", "-r", "16000", "-c", "1", "-b", "16"])
-            .arg(&lead)
-            .args(["trim", "0", "1"])
-            .done();
+        // Built in a directory of its own and renamed into place: the other test binary may
+        // be building the same file at the same moment.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("daemon_socket-knocks.wav");
+        let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let path = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
+        let (lead, knock, built) = (path("lead.wav"), path("knock.wav"), path("knocks.wav"));
+        let source = source.to_str().unwrap();
+        let mono = ["-r", "16000", "-c", "1", "-b", "16"];
+        sox(&[&["-n"], &mono[..], &[&lead, "trim", "0", "1"]].concat());
         // The first 1.5 s of the recording hold the knocking; 1.5 s of silence end the event.
-        sox(&[])
-            .arg(&source)
-            .args(["-r", "16000", "-c", "1", "-b", "16"])
-            .arg(&knock)
-            .args(["trim", "0", "1.5", "pad", "0", "1.5"])
-            .done();
-        sox(&[])
-            .arg(&lead)
-            .arg(&knock)
-            .arg(&knock)
-            .arg(&knock)
-            .arg(&out)
-            .done();
+        sox(&[
+            &[source],
+            &mono[..],
+            &[&knock, "trim", "0", "1.5", "pad", "0", "1.5"],
+        ]
+        .concat());
+        sox(&[&lead, &knock, &knock, &knock, &built]);
+        std::fs::rename(&built, &out).unwrap();
         Some(out)
     });
     if built.is_none() {
@@ -77,52 +67,28 @@ fn knocks() -> Option<PathBuf> {
     built.clone()
 }
 
-struct Sox(Command);
-
-fn sox(args: &[&str]) -> Sox {
-    let mut c = Command::new("sox");
-    c.args(args);
-    Sox(c)
-}
-
-impl Sox {
-    fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Sox {
-        self.0.arg(a);
-        self
-    }
-    fn args(mut self, a: &[&str]) -> Sox {
-        self.0.args(a);
-        self
-    }
-    fn done(mut self) {
-        let out = self
-            .0
-            .output()
-            .unwrap_or_else(|e| panic!("run sox (install the `sox` package): {e}"));
-        assert!(
-            out.status.success(),
-            "{:?}: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// Runs sox with `args`; panics with its stderr if it fails.
+fn sox(args: &[&str]) {
+    let out = Command::new("sox")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run sox (install the `sox` package): {e}"));
+    assert!(
+        out.status.success(),
+        "sox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // The daemon
 
-/// One line the daemon printed on stdout.
-#[derive(Clone)]
-struct Printed {
-    raw: String,
-    record: Value,
-}
-
 /// A `hark run` child. Dropping it kills the child if the test did not stop it.
 struct Daemon {
     child: Child,
     socket: PathBuf,
-    stdout: Arc<Mutex<Vec<Printed>>>,
+    /// Every record printed on stdout.
+    stdout: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
@@ -182,7 +148,7 @@ impl Daemon {
                 let Ok(raw) = line else { break };
                 let record = serde_json::from_str(&raw)
                     .unwrap_or_else(|e| panic!("hark printed a line that is not JSON: {e}: {raw}"));
-                lines.lock().unwrap().push(Printed { raw, record });
+                lines.lock().unwrap().push(record);
             }
         });
         let mut err = child.stderr.take().unwrap();
@@ -249,8 +215,7 @@ impl Daemon {
 
     /// Every record printed so far.
     fn records(&self) -> Vec<Value> {
-        let lines = self.stdout.lock().unwrap();
-        lines.iter().map(|p| p.record.clone()).collect()
+        self.stdout.lock().unwrap().clone()
     }
 
     /// What a subscriber with the default subscription should have received: every record
@@ -282,11 +247,6 @@ impl Daemon {
             "no end-of-input status within 30 s; stderr:\n{}",
             self.stderr()
         );
-    }
-
-    /// The child's resident set size in KiB, while it runs.
-    fn rss_kib(&self) -> Option<u64> {
-        rss_kib(self.pid())
     }
 
     /// Waits for the exit (killing the child after `timeout`) and for its output to close.
@@ -460,6 +420,33 @@ impl Client {
                 return (before, v);
             }
             before.push(v);
+        }
+    }
+
+    /// Everything that arrives until the stream ends or stays quiet for `quiet`.
+    fn until_quiet(&mut self, quiet: Duration) -> Vec<Value> {
+        self.reader.get_ref().set_read_timeout(Some(quiet)).unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return lines,
+                Ok(_) => {
+                    assert!(line.ends_with('\n'), "unterminated line {line:?}");
+                    lines.push(
+                        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}")),
+                    );
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return lines
+                }
+                Err(e) => panic!("read: {e}"),
+            }
         }
     }
 
@@ -708,11 +695,13 @@ struct LatencyRun {
     max_rss_kib: u64,
     /// Everything the stalled client read once it started reading, when there was one.
     stalled: Option<Vec<Value>>,
+    /// Everything the client that only connected read at the end, when there was one.
+    silent: Option<Vec<Value>>,
     printed: Vec<Value>,
 }
 
-/// Plays the knocks with three reading subscribers and, if `stall`, one that floods requests
-/// and then reads nothing until the input has ended.
+/// Plays the knocks with three reading subscribers and, if `stall`, two that read nothing
+/// until the input has ended: one that only connects, one that floods requests first.
 fn latency_run(input: &Path, stall: bool) -> LatencyRun {
     const READERS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
@@ -727,6 +716,8 @@ fn latency_run(input: &Path, stall: bool) -> LatencyRun {
         })
         .collect();
 
+    // One client connects and then neither sends nor reads anything.
+    let silent = stall.then(|| Client::connect(&socket));
     let stalled = stall.then(|| {
         let c = Client::connect(&socket);
         // The few records a run produces would fit in the socket's kernel buffer forever,
@@ -770,30 +761,14 @@ fn latency_run(input: &Path, stall: bool) -> LatencyRun {
     };
 
     daemon.wait_for_end_of_input();
+    let silent = silent.map(|mut c| c.until_quiet(Duration::from_secs(1)));
     let stalled = stalled.map(|(mut c, flood)| {
         assert!(
             flood.join().unwrap(),
             "the daemon kept reading 40 MB of requests from a client that reads nothing"
         );
         // Now read: acks, the few records queued before the stall, the dropped count, ...
-        c.reader
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let mut lines = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match c.reader.read_line(&mut line) {
-                Ok(0) => break,
-                Ok(_) if line.ends_with('\n') => lines.push(serde_json::from_str(&line).unwrap()),
-                Ok(_) => break, // the flood's cut-off last request
-                // Quiet for 2 s: everything queued has arrived.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("reading the stalled client: {e}"),
-            }
-        }
-        lines
+        c.until_quiet(Duration::from_secs(2))
     });
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -819,6 +794,7 @@ fn latency_run(input: &Path, stall: bool) -> LatencyRun {
         latencies,
         max_rss_kib,
         stalled,
+        silent,
         printed: daemon.records(),
     }
 }
@@ -892,6 +868,37 @@ fn a_subscriber_that_never_reads_delays_no_one_later_gets_a_dropped_count_and_me
         "received ({}) + dropped ({dropped}) = records published since its first",
         got.len()
     );
+
+    eprintln!(
+        "the stalled subscriber got {} records and {} dropped records (in {} counts)",
+        got.len(),
+        dropped,
+        drops.len()
+    );
+
+    // The one that only connected had room enough in the socket's buffer: it gets everything.
+    let silent = stalled.silent.unwrap();
+    assert_eq!(kind(&silent[0]), "hello");
+    let published: Vec<Value> = stalled
+        .printed
+        .iter()
+        .filter(|v| kind(v) != "prediction")
+        .cloned()
+        .collect();
+    let dropped: u64 = silent
+        .iter()
+        .filter(|v| kind(v) == "dropped")
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    let got = records_only(&silent);
+    assert_eq!(
+        got.len() as u64 + dropped,
+        published.len() as u64,
+        "the silent subscriber: received + dropped = published"
+    );
+    if dropped == 0 {
+        assert_eq!(got, published);
+    }
 
     assert!(stalled.max_rss_kib > 0 && clean.max_rss_kib > 0);
     assert!(

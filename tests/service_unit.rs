@@ -175,7 +175,9 @@ fn the_sandbox_is_in_place() {
     let u = unit();
     let filters = &u["Service"]["SystemCallFilter"];
     assert!(
-        filters.iter().any(|f| f.split_whitespace().any(|s| s == "@system-service")),
+        filters
+            .iter()
+            .any(|f| f.split_whitespace().any(|s| s == "@system-service")),
         "SystemCallFilter={filters:?}"
     );
     // Only one RestrictAddressFamilies= line: a second would add to the list.
@@ -253,12 +255,19 @@ fn file_name(path: &str) -> &str {
 #[test]
 fn the_maintainer_scripts_create_the_user_and_group_the_unit_runs_as() {
     let deb = deb_metadata();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(deb["maintainer-scripts"].as_str().expect("maintainer-scripts"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        deb["maintainer-scripts"]
+            .as_str()
+            .expect("maintainer-scripts"),
+    );
     let postinst = std::fs::read_to_string(dir.join("postinst")).expect("debian/postinst");
     let user = service("User").expect("User=");
     let group = service("Group").unwrap_or_else(|| user.clone());
     assert!(postinst.contains(&format!("addgroup --quiet --system {group}")));
-    assert!(postinst.contains(&format!("--ingroup {group}")) && postinst.contains(&format!(" {user}\n")));
+    assert!(
+        postinst.contains(&format!("--ingroup {group}"))
+            && postinst.contains(&format!(" {user}\n"))
+    );
     assert!(postinst.contains("fetch-assets.sh"));
     #[cfg(unix)]
     for script in ["postinst", "prerm", "postrm", "fetch-assets.sh"] {
@@ -288,7 +297,10 @@ fn systemd_analyze_or_skip(what: &str) -> Option<&'static str> {
 fn unit_for_this_build() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
     let bin = env!("CARGO_BIN_EXE_hark");
-    let text = UNIT.replace("ExecStart=/usr/bin/hark run", &format!("ExecStart={bin} run"));
+    let text = UNIT.replace(
+        "ExecStart=/usr/bin/hark run",
+        &format!("ExecStart={bin} run"),
+    );
     assert_ne!(text, UNIT, "ExecStart=/usr/bin/hark run not found");
     std::fs::write(dir.path().join("hark.service"), text).expect("write the unit copy");
     dir
@@ -311,7 +323,10 @@ fn systemd_analyze_verify_accepts_the_unit() {
         "systemd-analyze verify failed:\n{stderr}"
     );
     // verify exits 0 on some warnings; any line naming the unit is one.
-    let about_us: Vec<&str> = stderr.lines().filter(|l| l.contains("hark.service")).collect();
+    let about_us: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("hark.service"))
+        .collect();
     assert!(about_us.is_empty(), "warnings:\n{}", about_us.join("\n"));
 }
 

@@ -23,6 +23,9 @@ pub enum OutputKind {
     LogitsSigmoid,
     /// Logits: hark applies a softmax over labels (single-label models).
     LogitsSoftmax,
+    /// Not scores: the values of an internal layer, passed on unchanged. Only useful as the
+    /// base of a head (`hark train` writes such a base); its "labels" merely number the values.
+    Embedding,
 }
 
 /// One axis of a log-mel model's input tensor.
@@ -89,14 +92,15 @@ pub struct Manifest {
     /// Why the window and hop were chosen, and other notes; not used by hark.
     #[serde(default)]
     pub notes: Option<String>,
-    /// Present when `model` is a head trained on another model's scores (`hark train`): hark
-    /// then runs the base model on each window and feeds its scores to `model`.
+    /// Present when `model` is a head trained on another model's output (`hark train`): hark
+    /// then runs the base model on each window and feeds its output to `model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Head>,
 }
 
 /// The `[head]` section of a two-stage model: the ONNX file named by `model` takes the
-/// base model's output (one score per base label) as its input `[1, base labels]`.
+/// base model's output (its scores, or an internal layer the base exposes, one value per base
+/// "label") as its input `[1, base labels]`.
 ///
 /// The top-level `sample_rate`, `window`, `hop` and `frontend` must describe the base model
 /// (a head cannot change what the base hears); `labels` are the head's classes.

@@ -549,12 +549,12 @@ impl Model {
             InputPlan::Waveform { .. } => "waveform".to_string(),
             InputPlan::Embedding { dim, .. } => match &base {
                 Some(b) => format!(
-                    "{}, then base model {} ({}) whose {dim} scores feed this head",
+                    "{}, then base model {} ({}) whose {dim} outputs feed this head",
                     b.frontend,
                     b.name,
                     b.manifest.display()
                 ),
-                None => format!("{dim} scores of a base model"),
+                None => format!("{dim} outputs of a base model"),
             },
             InputPlan::LogMel {
                 frontend,
@@ -685,7 +685,7 @@ fn apply_overrides(m: &mut Manifest, opts: &LoadOptions) -> std::result::Result<
 /// Turn raw outputs into scores in 0..1 according to the manifest.
 pub fn postprocess(kind: OutputKind, scores: &mut [f32]) {
     match kind {
-        OutputKind::Probabilities => {}
+        OutputKind::Probabilities | OutputKind::Embedding => {}
         OutputKind::LogitsSigmoid => {
             for s in scores.iter_mut() {
                 *s = 1.0 / (1.0 + (-*s).exp());

@@ -291,7 +291,13 @@ fn read_folders(root: &Path, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let mut class_dirs = BTreeMap::new();
     let mut loose = 0;
     for entry in read_dir_sorted(root)? {
-        if entry.is_dir() {
+        if entry.is_dir() && entry.join("manifest.toml").is_file() {
+            // A model folder written by `hark train --out DATASET/model`: not a class.
+            notes.push(format!(
+                "{} holds a model (manifest.toml), not recordings; it was ignored",
+                entry.display()
+            ));
+        } else if entry.is_dir() {
             let name = file_name(&entry);
             class_dirs.insert(name, entry);
         } else {
@@ -379,12 +385,14 @@ mod tests {
         touch(&d.path().join("dog/sub/b.wav"));
         touch(&d.path().join("cat/c.wav"));
         touch(&d.path().join("cat/.DS_Store"));
+        touch(&d.path().join("model/manifest.toml"));
         let ds = Dataset::load(d.path(), &DatasetOptions::default()).unwrap();
         assert_eq!(ds.classes, vec!["cat", "dog"]);
         let names: Vec<&str> = ds.clips.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["cat/c.wav", "dog/a.wav", "dog/sub/b.wav"]);
         assert_eq!(ds.clips[2].group, "dog/sub/b.wav");
         assert_eq!(ds.grouping, "one group per file");
+        assert!(ds.notes[0].contains("holds a model"), "{:?}", ds.notes);
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn score_file(model: &mut Model, path: &std::path::Path) -> Result<ClipScores, C
 
 /// More files failed to decode than the user allows.
 #[derive(Debug, thiserror::Error)]
-#[error("{} of {total} files could not be read, more than the limit of {limit_percent}%: {}; fix or remove them, or raise --max-unreadable", .unreadable.len(), list(.unreadable))]
+#[error("{} of {total} files could not be read, more than the limit of {limit_percent}% ({}; the reasons are listed above); fix or remove them, or raise --max-unreadable", .unreadable.len(), list(.unreadable))]
 pub struct TooManyUnreadable {
     pub unreadable: Vec<Unreadable>,
     pub total: usize,
@@ -163,11 +163,7 @@ pub struct TooManyUnreadable {
 }
 
 fn list(u: &[Unreadable]) -> String {
-    let mut s: Vec<String> = u
-        .iter()
-        .take(5)
-        .map(|u| format!("{} ({})", u.file, u.error))
-        .collect();
+    let mut s: Vec<String> = u.iter().take(5).map(|u| u.file.clone()).collect();
     if u.len() > 5 {
         s.push(format!("and {} more", u.len() - 5));
     }

@@ -76,12 +76,27 @@ fn tensor(name: &str, dims: &[usize], data: &[f32]) -> Msg {
     t
 }
 
+/// One dimension of a declared tensor shape.
+enum Dim<'a> {
+    Fixed(usize),
+    /// A named, free dimension (e.g. the batch).
+    Param(&'a str),
+}
+
 /// A ValueInfoProto for a float32 tensor of fixed shape.
 fn value_info(name: &str, dims: &[usize]) -> Msg {
+    let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Fixed(d)).collect();
+    value_info_dims(name, &dims)
+}
+
+fn value_info_dims(name: &str, dims: &[Dim]) -> Msg {
     let mut shape = Msg::default();
-    for &d in dims {
+    for d in dims {
         let mut dim = Msg::default();
-        dim.int(1, d as u64);
+        match d {
+            Dim::Fixed(v) => dim.int(1, *v as u64),
+            Dim::Param(p) => dim.str(2, p),
+        };
         shape.msg(1, &dim);
     }
     let mut tensor_type = Msg::default();
@@ -194,6 +209,231 @@ pub fn encode_head(head: &Head, doc: &str) -> Vec<u8> {
     model.0
 }
 
+/// One field of a protobuf message being read.
+struct Field<'a> {
+    number: u32,
+    /// The value of a varint field.
+    int: u64,
+    /// The payload of a length-delimited field.
+    bytes: &'a [u8],
+    /// The whole field as encoded, key included, to copy it unchanged.
+    raw: &'a [u8],
+}
+
+fn read_varint(b: &[u8], i: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*i).ok_or("truncated varint")?;
+        *i += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err("varint longer than 64 bits".into())
+}
+
+/// Split an encoded message into its fields.
+fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        let key = read_varint(b, &mut i)?;
+        let (number, wire) = ((key >> 3) as u32, key & 7);
+        let (mut int, mut bytes) = (0, &b[0..0]);
+        match wire {
+            0 => int = read_varint(b, &mut i)?,
+            1 => i += 8,
+            2 => {
+                let n = read_varint(b, &mut i)? as usize;
+                bytes = b.get(i..i + n).ok_or("truncated field")?;
+                i += n;
+            }
+            5 => i += 4,
+            w => return Err(format!("unsupported wire type {w}")),
+        }
+        let raw = b.get(start..i).ok_or("truncated field")?;
+        out.push(Field {
+            number,
+            int,
+            bytes,
+            raw,
+        });
+    }
+    Ok(out)
+}
+
+fn utf8(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// What hark reads of a NodeProto.
+struct Node {
+    op: String,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    /// Integer attributes by name (Gemm's `transB`).
+    ints: Vec<(String, u64)>,
+}
+
+/// A base model with one of its internal tensors added as a graph output.
+pub struct Exposed {
+    /// The whole ONNX model, re-encoded.
+    pub bytes: Vec<u8>,
+    /// The tensor now exposed as an output.
+    pub tensor: String,
+    /// Its size per window.
+    pub dim: usize,
+}
+
+/// Add the input of the model's final dense layer (its embedding, e.g. CED-tiny's 192-value
+/// `layer_norm_25`) as a graph output, leaving everything else as it was.
+///
+/// The output `output` (default: the graph's first) must be a dense layer (`Gemm`, or `MatMul` + `Add`), optionally
+/// followed by `Sigmoid`, `Softmax` or `Identity`: then the layer's input is the
+/// representation the model's classes are read from. Anything else is an error saying so.
+pub fn expose_embedding(model: &[u8], output: Option<&str>) -> Result<Exposed, String> {
+    let top = fields(model)?;
+    let graph = top
+        .iter()
+        .find(|f| f.number == 7)
+        .ok_or("the file has no graph")?
+        .bytes;
+    let mut nodes = Vec::new();
+    let mut dims_of: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut first_output = None;
+    for f in fields(graph)? {
+        match f.number {
+            12 if first_output.is_none() => {
+                first_output = fields(f.bytes)?
+                    .iter()
+                    .find(|x| x.number == 1)
+                    .map(|x| utf8(x.bytes));
+            }
+            1 => {
+                let mut n = Node {
+                    op: String::new(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    ints: Vec::new(),
+                };
+                for g in fields(f.bytes)? {
+                    match g.number {
+                        1 => n.inputs.push(utf8(g.bytes)),
+                        2 => n.outputs.push(utf8(g.bytes)),
+                        4 => n.op = utf8(g.bytes),
+                        5 => {
+                            let a = fields(g.bytes)?;
+                            let name = a.iter().find(|x| x.number == 1).map(|x| utf8(x.bytes));
+                            let i = a.iter().find(|x| x.number == 3).map(|x| x.int);
+                            if let (Some(name), Some(i)) = (name, i) {
+                                n.ints.push((name, i));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                nodes.push(n);
+            }
+            5 => {
+                let t = fields(f.bytes)?;
+                let name = t.iter().find(|x| x.number == 8).map(|x| utf8(x.bytes));
+                let mut dims = Vec::new();
+                for d in t.iter().filter(|x| x.number == 1) {
+                    if d.bytes.is_empty() {
+                        dims.push(d.int as usize);
+                    } else {
+                        // Packed repeated int64.
+                        let mut i = 0;
+                        while i < d.bytes.len() {
+                            dims.push(read_varint(d.bytes, &mut i)? as usize);
+                        }
+                    }
+                }
+                if let Some(name) = name {
+                    dims_of.push((name, dims));
+                }
+            }
+            _ => {}
+        }
+    }
+    let output = match output {
+        Some(o) => o.to_string(),
+        None => first_output.ok_or("the graph has no outputs")?,
+    };
+    let output = output.as_str();
+    let producer = |t: &str| nodes.iter().find(|n| n.outputs.iter().any(|o| o == t));
+    // The dims of a weight: an initializer, possibly behind a DequantizeLinear.
+    let weight_dims = |t: &str| -> Option<Vec<usize>> {
+        let mut t = t.to_string();
+        for _ in 0..4 {
+            if let Some((_, d)) = dims_of.iter().find(|(n, _)| *n == t) {
+                return Some(d.clone());
+            }
+            let p = producer(&t)?;
+            if p.op != "DequantizeLinear" {
+                return None;
+            }
+            t = p.inputs.first()?.clone();
+        }
+        None
+    };
+    let not_dense = |what: &str| {
+        format!("output {output:?} is not a dense layer on an embedding ({what}); train on the model's scores instead")
+    };
+    let mut node = producer(output).ok_or_else(|| not_dense("no node makes it"))?;
+    if matches!(node.op.as_str(), "Sigmoid" | "Softmax" | "Identity") {
+        let input = node.inputs.first().ok_or_else(|| not_dense("no input"))?;
+        node = producer(input).ok_or_else(|| not_dense("no node makes its input"))?;
+    }
+    let (tensor, dim) = match node.op.as_str() {
+        "Gemm" => {
+            let trans_b = node.ints.iter().any(|(n, v)| n == "transB" && *v != 0);
+            let w =
+                weight_dims(&node.inputs[1]).ok_or_else(|| not_dense("Gemm weight not found"))?;
+            let dim = if trans_b { w.get(1) } else { w.first() };
+            (node.inputs[0].clone(), dim.copied())
+        }
+        "Add" => {
+            let mm = node
+                .inputs
+                .iter()
+                .filter_map(|i| producer(i))
+                .find(|n| n.op == "MatMul")
+                .ok_or_else(|| not_dense("Add without MatMul"))?;
+            let w =
+                weight_dims(&mm.inputs[1]).ok_or_else(|| not_dense("MatMul weight not found"))?;
+            (mm.inputs[0].clone(), w.first().copied())
+        }
+        other => return Err(not_dense(&format!("it is made by {other}"))),
+    };
+    let dim = dim
+        .filter(|&d| d > 0)
+        .ok_or_else(|| not_dense("weight shape unknown"))?;
+
+    let mut new_graph = graph.to_vec();
+    let mut extra = Msg::default();
+    extra.msg(
+        12,
+        &value_info_dims(&tensor, &[Dim::Param("batch"), Dim::Fixed(dim)]),
+    );
+    new_graph.extend_from_slice(&extra.0);
+    let mut out = Msg::default();
+    for f in &top {
+        if f.number == 7 {
+            out.bytes(7, &new_graph);
+        } else {
+            out.0.extend_from_slice(f.raw);
+        }
+    }
+    Ok(Exposed {
+        bytes: out.0,
+        tensor,
+        dim,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +448,40 @@ mod tests {
         // Negative int64 values take ten bytes, the last one 0x01.
         assert_eq!(m.0.len(), 3 + 10);
         assert_eq!(m.0[12], 0x01);
+    }
+
+    #[test]
+    fn the_input_of_a_heads_last_layer_is_found_and_exposed() {
+        // A head is itself "a dense layer + softmax": its last layer's input is `dense0`'s
+        // ReLU for an MLP, `standardized` for a logistic regression.
+        let head = Head {
+            transform: Transform::Identity,
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            layers: vec![super::super::fit::Layer {
+                w: ndarray::Array2::zeros((3, 2)),
+                b: ndarray::Array1::zeros(2),
+            }],
+        };
+        let bytes = encode_head(&head, "");
+        let e = expose_embedding(&bytes, None).unwrap();
+        assert_eq!((e.tensor.as_str(), e.dim), ("standardized", 3));
+        assert!(e.bytes.len() > bytes.len());
+        // The original fields are still there, and the new output is last.
+        let graph = fields(&e.bytes)
+            .unwrap()
+            .into_iter()
+            .find(|f| f.number == 7)
+            .unwrap();
+        let outs: Vec<String> = fields(graph.bytes)
+            .unwrap()
+            .iter()
+            .filter(|f| f.number == 12)
+            .map(|f| utf8(fields(f.bytes).unwrap()[0].bytes))
+            .collect();
+        assert_eq!(outs, vec![OUTPUT_NAME, "standardized"]);
+        let e = expose_embedding(&bytes, Some("centered")).unwrap_err();
+        assert!(e.contains("not a dense layer"), "{e}");
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn by_groups(
     }
     let mut rounds: Vec<Round> = (1..=k)
         .map(|r| Round {
-            name: format!("round {r}/{k}"),
+            name: format!("round {r}"),
             test: Vec::new(),
         })
         .collect();

@@ -93,7 +93,10 @@ impl PulseServer {
     }
 
     fn spawn(&mut self) {
-        assert!(self.child.is_none(), "the PulseAudio server is running already");
+        assert!(
+            self.child.is_none(),
+            "the PulseAudio server is running already"
+        );
         let log_path = self.log_path();
         let log = File::options()
             .create(true)
@@ -211,7 +214,11 @@ impl PulseServer {
 
     /// Loads the null sink again (the microphone plugged back in).
     pub fn add_sink(&self) {
-        self.pactl(&["load-module", "module-null-sink", &format!("sink_name={SINK}")]);
+        self.pactl(&[
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={SINK}"),
+        ]);
     }
 
     /// Plays `file` into the null sink at real time; the returned player is killed on drop.
