@@ -22,7 +22,7 @@ want_test=0
 
 # --- apt -------------------------------------------------------------------------
 pkgs=(libasound2-dev pkg-config python3 python3-pip)
-[ $want_test = 1 ] && pkgs+=(sox libsox-fmt-all lame espeak-ng alsa-utils socat)
+[ $want_test = 1 ] && pkgs+=(sox libsox-fmt-all lame espeak-ng alsa-utils socat pulseaudio pulseaudio-utils libasound2-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

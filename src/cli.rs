@@ -411,15 +411,6 @@ fn model_info(args: &ModelArgs, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The base model's scores as the head sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum HeadInput {
-    /// Log-odds of the scores, ln(p / (1 - p)): undoes the base model's sigmoid.
-    Logit,
-    /// The scores as they are, in 0..1.
-    Probabilities,
-}
-
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Dataset: a folder with one sub-folder of recordings per class, or with a labels.csv
@@ -471,9 +462,10 @@ pub struct TrainArgs {
     /// Hidden units of a one-hidden-layer MLP; 0 = logistic regression.
     #[arg(long, default_value_t = 0)]
     pub hidden: usize,
-    /// How the head sees the base model's scores.
-    #[arg(long, value_enum, default_value = "logit")]
-    pub head_input: HeadInput,
+    /// What the head learns from: the base model's last hidden layer (`internal`), or its
+    /// scores as log-odds or as they are.
+    #[arg(long, value_enum, default_value = "internal")]
+    pub embedding: crate::train::Embedding,
     /// Fit on every window, or on one mean score vector per clip.
     #[arg(long, value_enum, default_value = "windows")]
     pub train_on: crate::train::TrainOn,
@@ -604,6 +596,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         out: args.out.clone(),
         approach: args.approach,
         base: args.base.clone(),
+        embedding: args.embedding,
         load: LoadOptions {
             onnxruntime: args.onnxruntime.clone(),
             ..LoadOptions::default()
@@ -616,15 +609,12 @@ fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         },
         seed: args.seed,
         fit: fit::FitOptions {
-            transform: match args.head_input {
-                HeadInput::Logit => fit::Transform::Logit { eps: 1e-4 },
-                HeadInput::Probabilities => fit::Transform::Identity,
-            },
             epochs: args.epochs.max(1),
             learning_rate: args.learning_rate,
             l2: args.l2,
             hidden: args.hidden,
             seed: args.seed,
+            ..fit::FitOptions::default()
         },
         train_on: args.train_on,
         balance: !args.no_balance,
@@ -650,7 +640,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "data:  {} clips, {} windows; groups: {}",
-        report.clips, report.windows, report.grouping
+        report.readable_clips, report.windows, report.grouping
     );
     println!("split: {}", report.split);
     if let Some(m) = &report.metrics {

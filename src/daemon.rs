@@ -125,7 +125,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             let mut watchdog = crate::service::Watchdog::from_env();
             let mut settings = settings;
             let mut consumer = Consumer::new(model, settings.live());
-            consumer.set_lossless(matches!(input, Input::File { realtime: false, .. }));
+            consumer.set_lossless(is_lossless(&input));
             crate::service::ready(&format!("listening on {}", capture.name));
             loop {
                 tracing::info!(
@@ -175,7 +175,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                             };
                         }
                         consumer = Consumer::new(model, new.live());
-                        consumer.set_lossless(matches!(input, Input::File { realtime: false, .. }));
+                        consumer.set_lossless(is_lossless(&input));
                         consumer.seek(position);
                         settings = new;
                         tracing::info!(model = %consumer.model().manifest().name, "pipeline rebuilt");
@@ -213,6 +213,19 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     });
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
+}
+
+/// Sources that wait for the consumer instead of dropping samples: a file read as fast as
+/// possible, and stdin (the pipe pushes back on its writer). Skipping windows there would
+/// throw away audio that is already here.
+fn is_lossless(input: &Input) -> bool {
+    matches!(
+        input,
+        Input::File {
+            realtime: false,
+            ..
+        } | Input::Stdin { .. }
+    )
 }
 
 /// Build and start the source `input` names.

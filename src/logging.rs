@@ -10,6 +10,7 @@ pub fn init(filter: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     if under_systemd {
         builder.without_time().init();

@@ -233,14 +233,16 @@ impl Consumer {
         let t0 = start as f64 / rate;
         let t1 = (start as usize + self.model.window_samples()) as f64 / rate;
         let level = level_dbfs(samples);
-        let time = now_rfc3339();
         if let Some(s) = &mut self.streaming {
             s.push(stream);
         }
         let gated = self.settings.pipeline.level_gate.is_some_and(|g| level < g);
         if let Some(stall) = &self.stall {
             if self.counters.windows == stall.after_windows {
-                tracing::warn!(seconds = stall.seconds, "HARK_FAULT_STALL: wedging the consumer");
+                tracing::warn!(
+                    seconds = stall.seconds,
+                    "HARK_FAULT_STALL: wedging the consumer"
+                );
                 std::thread::sleep(Duration::from_secs_f64(stall.seconds));
             }
         }
@@ -261,6 +263,8 @@ impl Consumer {
         };
         self.counters.inference += began.elapsed();
         self.counters.windows += 1;
+        // The wall clock when the scores are known: what a subscriber's latency is measured from.
+        let time = now_rfc3339();
         let smoothed = self.smoother.push(&raw);
         let top = if gated {
             Vec::new()
@@ -467,10 +471,14 @@ pub fn run(
         let stopping = stop.load(Ordering::Relaxed);
         let ended = capture.stats.ended.load(Ordering::Acquire);
 
-        // Drain the ring completely each turn, so it never fills while we have work queued.
+        // Drain what the ring holds at the start of the turn, so it never fills while we have
+        // work queued, but a producer faster than us cannot keep us here.
         let mut got = 0;
-        loop {
-            let n = capture.consumer.pop_slice(&mut scratch);
+        let mut budget = capture.consumer.occupied_len();
+        while budget > 0 {
+            let take = budget.min(scratch.len());
+            let n = capture.consumer.pop_slice(&mut scratch[..take]);
+            budget -= n;
             if n == 0 {
                 break;
             }
@@ -526,8 +534,8 @@ pub fn run(
             consumer.fed_upto = newest;
         }
 
-        // Every complete window.
-        loop {
+        // Every complete window, unless asked to stop: then only the one in flight finishes.
+        while !stop.load(Ordering::Relaxed) {
             let st = &consumer.stream;
             if st.buf_start + (st.buf.len() as u64) < st.next_start + window as u64 {
                 break;

@@ -69,6 +69,29 @@ pub enum Approach {
     Head,
 }
 
+/// What the head learns from, per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Embedding {
+    /// The input of the base model's final dense layer (CED-tiny: 192 values), exposed as an
+    /// extra output of a copy of the base. Falls back to `logit-scores` when the base's
+    /// output is not a dense layer.
+    Internal,
+    /// The base model's scores as log-odds, ln(p / (1 - p)).
+    LogitScores,
+    /// The base model's scores as they are (0..1).
+    Scores,
+}
+
+impl Embedding {
+    fn transform(self) -> fit::Transform {
+        match self {
+            Embedding::LogitScores => fit::Transform::Logit { eps: 1e-4 },
+            Embedding::Internal | Embedding::Scores => fit::Transform::Identity,
+        }
+    }
+}
+
 /// What the head is fitted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -88,11 +111,13 @@ pub struct TrainOptions {
     pub approach: Approach,
     /// The base model, as `--model` takes it.
     pub base: String,
+    pub embedding: Embedding,
     pub load: LoadOptions,
     pub jobs: usize,
     /// None: train on everything and measure nothing.
     pub split: Option<SplitRequest>,
     pub seed: u64,
+    /// Fit settings; `transform` is replaced by the one `embedding` needs.
     pub fit: FitOptions,
     pub train_on: TrainOn,
     /// Weigh classes equally in the loss, whatever their number of clips.
@@ -116,9 +141,12 @@ pub struct TrainReport {
     pub out: PathBuf,
     pub approach: Approach,
     pub base: PathBuf,
+    /// What the head learned from, e.g. "layer_norm_25 of ced-tiny (192 values)".
+    pub embedding: String,
     pub classes: Vec<String>,
-    /// Readable clips and their windows.
-    pub clips: usize,
+    /// Readable clips (all of them, trained on or tested) and their windows. The metrics'
+    /// own `clips` counts the clips tested.
+    pub readable_clips: usize,
     pub windows: usize,
     pub grouping: String,
     pub split: String,
@@ -219,7 +247,27 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         progress.warn(n);
     }
     let base_path = model::resolve(&opts.base)?;
-    let base = Model::load(&base_path, &opts.load)?;
+    let staging = Staging::new()?;
+    let mut fit_opts = opts.fit.clone();
+    fit_opts.transform = opts.embedding.transform();
+    // The model that turns a window into the head's input: the base itself, or a copy of
+    // it that also outputs an internal layer.
+    let (feature_path, embedding) = match opts.embedding {
+        Embedding::Internal => match expose_internal(&base_path, staging.path()) {
+            Ok(found) => found,
+            Err(msg) => {
+                progress.warn(&format!(
+                    "no internal layer of {} can be used ({msg}); learning from its scores as log-odds",
+                    base_path.display()
+                ));
+                fit_opts.transform = Embedding::LogitScores.transform();
+                (base_path.clone(), "scores as log-odds".to_string())
+            }
+        },
+        Embedding::LogitScores => (base_path.clone(), "scores as log-odds".to_string()),
+        Embedding::Scores => (base_path.clone(), "scores".to_string()),
+    };
+    let base = Model::load(&feature_path, &opts.load)?;
     progress.line(&format!(
         "dataset {}: {} clips, {} classes ({}), labels from {}, groups: {}",
         opts.dataset.display(),
@@ -230,7 +278,7 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         ds.grouping
     ));
     progress.line(&format!(
-        "base model {}: {} scores per {} s window, hop {} s; running it over every clip on {} thread(s)",
+        "base model {}: {embedding}, {} values per {} s window, hop {} s; running it over every clip on {} thread(s)",
         base_path.display(),
         base.labels().len(),
         base.manifest().window_seconds(),
@@ -246,7 +294,7 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         .iter()
         .map(|c| (c.path.clone(), c.name.clone()))
         .collect();
-    let load = || Model::load(&base_path, &opts.load);
+    let load = || Model::load(&feature_path, &opts.load);
     let ex = extract::run_over_clips(&files, &load, opts.jobs, progress)?;
     for u in &ex.unreadable {
         progress.warn(&format!("skipped unreadable file {}: {}", u.file, u.error));
@@ -326,6 +374,7 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
                 &train_idx,
                 ds.classes.len(),
                 opts,
+                &fit_opts,
                 progress,
                 &label,
             );
@@ -363,19 +412,20 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         &final_train,
         ds.classes.len(),
         opts,
+        &fit_opts,
         progress,
         "final model",
     );
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let doc = format!(
-        "hark train head over {} scores; dataset {}; classes {}",
+        "hark train head over {} ({embedding}); dataset {}; classes {}",
         base_manifest.name,
         opts.dataset.display(),
         ds.classes.join(", ")
     );
     let manifest_path = write_model_dir(
         &opts.out,
-        &base_path,
+        &feature_path,
         &base_manifest,
         &head,
         &ds.classes,
@@ -394,8 +444,9 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         out: opts.out.clone(),
         approach: opts.approach,
         base: base_path,
+        embedding,
         classes: ds.classes.clone(),
-        clips: samples.len(),
+        readable_clips: samples.len(),
         windows,
         grouping: ds.grouping.clone(),
         split: split_desc,
@@ -405,7 +456,7 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
         unreadable: ex.unreadable,
         padded,
         notes,
-        fit: opts.fit.clone(),
+        fit: fit_opts,
         train_on: opts.train_on,
         balance: opts.balance,
         clip_score: opts.clip_score,
@@ -429,6 +480,7 @@ fn fit_head(
     idx: &[usize],
     n_classes: usize,
     opts: &TrainOptions,
+    fit_opts: &FitOptions,
     progress: &Progress,
     what: &str,
 ) -> Head {
@@ -466,24 +518,95 @@ fn fit_head(
         }
     }
     let x = Array2::from_shape_vec((y.len(), dim), rows).expect("rows of equal length");
-    let epochs = opts.fit.epochs;
-    let head = fit::fit(
-        x.view(),
-        &y,
-        &w,
-        n_classes,
-        &opts.fit,
-        &mut |epoch, loss| {
-            if progress.show_epoch(epoch, epochs) {
-                progress.status(&format!(
-                    "{what}: epoch {epoch:>4}/{epochs}, {} rows, loss {loss:.4}",
-                    y.len()
-                ));
-            }
-        },
-    );
+    let epochs = fit_opts.epochs;
+    let head = fit::fit(x.view(), &y, &w, n_classes, fit_opts, &mut |epoch, loss| {
+        if progress.show_epoch(epoch, epochs) {
+            progress.status(&format!(
+                "{what}: epoch {epoch:>4}/{epochs}, {} rows, loss {loss:.4}",
+                y.len()
+            ));
+        }
+    });
     progress.done();
     head
+}
+
+/// A scratch folder for the embedding model, removed when training ends (or fails).
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new() -> Result<Staging> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("hark-train-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| TrainError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Staging(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Write, in `dir`, a copy of the base model that also outputs the input of its final dense
+/// layer, with a manifest reading that output. Returns the manifest and a description.
+fn expose_internal(base_path: &Path, dir: &Path) -> std::result::Result<(PathBuf, String), String> {
+    let base = Manifest::from_file(base_path).map_err(|e| e.to_string())?;
+    let src = base_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&base.model);
+    let bytes = std::fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+    let exposed = onnx::expose_embedding(&bytes, base.output_name.as_deref())?;
+    let stem = format!("{}-embedding", base.name);
+    let write = |name: &str, data: &[u8]| {
+        std::fs::write(dir.join(name), data).map_err(|e| format!("cannot write {name}: {e}"))
+    };
+    write(&format!("{stem}.onnx"), &exposed.bytes)?;
+    let names: Vec<String> = (0..exposed.dim).map(|i| format!("value {i}")).collect();
+    write(
+        &format!("{stem}.labels.txt"),
+        (names.join("\n") + "\n").as_bytes(),
+    )?;
+    let m = Manifest {
+        name: stem.clone(),
+        description: Some(format!(
+            "{} with its internal layer {} ({} values) as an extra output; the base of a `hark train` head",
+            base.name, exposed.tensor, exposed.dim
+        )),
+        model: format!("{stem}.onnx").into(),
+        labels: format!("{stem}.labels.txt").into(),
+        output: model::OutputKind::Embedding,
+        output_name: Some(exposed.tensor.clone()),
+        multi_label: true,
+        ..base.clone()
+    };
+    let text = format!(
+        "# Written by `hark train`: {} with `{}`, the input of its last dense layer, as an extra\n\
+         # output. Its values are not scores; the head in the folder above reads them.\n{}",
+        base.name,
+        exposed.tensor,
+        toml::to_string(&m).map_err(|e| e.to_string())?
+    );
+    let manifest = dir.join(format!("{stem}.toml"));
+    write(&format!("{stem}.toml"), text.as_bytes())?;
+    Ok((
+        manifest,
+        format!(
+            "{} of {} ({} values)",
+            exposed.tensor, base.name, exposed.dim
+        ),
+    ))
 }
 
 /// A clip's class from the head's scores of its windows.

@@ -735,7 +735,7 @@ fn latency_run(input: &Path, stall: bool) -> LatencyRun {
                 .cycle()
                 .take(line.len() * 1000)
                 .collect();
-            // Until the daemon stops reading (the write times out), at most 50 MB.
+            // Until the daemon stops reading (the write times out); 800 x 66 KB at most.
             for _ in 0..800 {
                 if w.write_all(&burst).is_err() {
                     return true;
@@ -765,7 +765,7 @@ fn latency_run(input: &Path, stall: bool) -> LatencyRun {
     let stalled = stalled.map(|(mut c, flood)| {
         assert!(
             flood.join().unwrap(),
-            "the daemon kept reading 40 MB of requests from a client that reads nothing"
+            "the daemon kept reading 50 MB of requests from a client that reads nothing"
         );
         // Now read: acks, the few records queued before the stall, the dropped count, ...
         c.until_quiet(Duration::from_secs(2))
@@ -876,7 +876,8 @@ fn a_subscriber_that_never_reads_delays_no_one_later_gets_a_dropped_count_and_me
         drops.len()
     );
 
-    // The one that only connected had room enough in the socket's buffer: it gets everything.
+    // The one that only connected: its few records fit in the socket buffer, so it gets them
+    // all once it reads (or, had the buffer filled, a dropped count for the rest).
     let silent = stalled.silent.unwrap();
     assert_eq!(kind(&silent[0]), "hello");
     let published: Vec<Value> = stalled

@@ -5,7 +5,7 @@
 //! and comes back.
 //!
 //! The input is a recording of door knocks repeated with pauses between them (Knock events at
-//! about 0, 5.5, 11, 16.5 s of stream time), played at real time. It comes from
+//! about 0, 5.5, 11 and 16 s of stream time), played at real time. It comes from
 //! `../shared/data/recordings`; without it the tests say `SKIPPED:` and pass. The device-loss
 //! tests run a private PulseAudio server (see `common::pulse`) and say `SKIPPED:` without one.
 

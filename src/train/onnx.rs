@@ -9,8 +9,9 @@
 
 use super::fit::{Head, Transform};
 
-/// The head's input tensor name, `[1, inputs]`: the base model's scores.
-pub const INPUT_NAME: &str = "scores";
+/// The head's input tensor name, `[1, inputs]`: what the base model outputs per window (an
+/// internal layer, or its scores).
+pub const INPUT_NAME: &str = "embedding";
 /// The head's output tensor name, `[1, classes]`: softmax probabilities.
 pub const OUTPUT_NAME: &str = "probabilities";
 
