@@ -155,9 +155,13 @@ impl CaptureStats {
             .store(error_kind_code(kind), Ordering::Relaxed);
         if matches!(
             kind,
-            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
+            cpal::ErrorKind::DeviceNotAvailable
+                | cpal::ErrorKind::StreamInvalidated
+                | cpal::ErrorKind::BackendError
         ) {
-            // cpal's ALSA worker returns after these: the stream is dead, not glitching.
+            // The stream is dead, not glitching: a removed PulseAudio source shows up as a
+            // storm of BackendError (hundreds of thousands a second) and never recovers.
+            // Reopening is the way back; a stream that was only glitching costs one reopen.
             self.device_lost.store(true, Ordering::Release);
         }
     }
@@ -248,6 +252,9 @@ impl StopSignal {
 }
 
 /// Stops a source's thread when the [`Capture`] goes away.
+/// How long dropping a `Capture` waits for its thread.
+const WORKER_JOIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 struct Worker {
     stop: StopSignal,
     handle: Option<JoinHandle<()>>,
@@ -262,9 +269,19 @@ impl Drop for Worker {
         if let Some(handle) = self.handle.take() {
             handle.thread().unpark();
             if self.join {
-                // A panic in the worker has already been printed by the panic hook; there is
-                // nothing more to do with it while tearing down.
-                let _ = handle.join();
+                // A device thread can hang in the driver while it drops its stream (a killed
+                // sound server leaves alsa-lib's pulse plugin waiting on a lock forever). Wait
+                // a bounded time, then leave it: shutdown and reopening must not hang on it.
+                let deadline = Instant::now() + WORKER_JOIN_TIMEOUT;
+                while !handle.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if handle.is_finished() {
+                    // A panic in the worker has already been printed by the panic hook.
+                    let _ = handle.join();
+                } else {
+                    tracing::warn!("capture thread did not stop in time; leaving it behind");
+                }
             }
         }
     }

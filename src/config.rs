@@ -39,7 +39,7 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 
 /// `[model]`: which model and how to run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ModelSettings {
     /// A manifest path, a folder holding one, or a model name under the model folders.
     pub name: String,
@@ -78,12 +78,15 @@ impl ModelSettings {
 
 /// `[capture]`: where audio comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct CaptureSettings {
     /// Capture device name or a case-insensitive part of it; unset = the default input.
     pub device: Option<String>,
     /// Seconds of audio the capture ring holds.
     pub ring_seconds: f32,
+    /// A device that delivers no samples for this many seconds is treated as lost and
+    /// reopened (a sound server that died, a stuck driver); 0 disables.
+    pub stall_timeout: f64,
 }
 
 impl Default for CaptureSettings {
@@ -91,13 +94,14 @@ impl Default for CaptureSettings {
         CaptureSettings {
             device: None,
             ring_seconds: 4.0,
+            stall_timeout: 5.0,
         }
     }
 }
 
 /// Everything hark's daemon is configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Settings {
     pub model: ModelSettings,
     pub capture: CaptureSettings,
@@ -132,6 +136,12 @@ impl Settings {
             return Err(format!(
                 "capture.ring_seconds = {}: must be between 0.1 and 60 seconds",
                 self.capture.ring_seconds
+            ));
+        }
+        if !(self.capture.stall_timeout.is_finite() && self.capture.stall_timeout >= 0.0) {
+            return Err(format!(
+                "capture.stall_timeout = {}: must be 0 (off) or a positive number of seconds",
+                self.capture.stall_timeout
             ));
         }
         self.pipeline.validate()?;
@@ -222,7 +232,16 @@ pub fn load(src: &Sources) -> Result<Loaded> {
         ));
     }
     if src.env {
+        // Only HARK_<SECTION>__<KEY> variables are configuration; others (HARK_LOG,
+        // HARK_MODEL_DIR, HARK_FAULT_STALL) belong to other parts of hark.
+        let vars: Map<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.strip_prefix("HARK_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .collect();
         let env = Environment::with_prefix("HARK")
+            .source(Some(vars))
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)

@@ -126,6 +126,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             let mut settings = settings;
             let mut consumer = Consumer::new(model, settings.live());
             consumer.set_lossless(is_lossless(&input));
+            consumer.set_stall_timeout(stall_timeout(&input, &settings));
             crate::service::ready(&format!("listening on {}", capture.name));
             loop {
                 tracing::info!(
@@ -176,6 +177,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                         }
                         consumer = Consumer::new(model, new.live());
                         consumer.set_lossless(is_lossless(&input));
+                        consumer.set_stall_timeout(stall_timeout(&input, &new));
                         consumer.seek(position);
                         settings = new;
                         tracing::info!(model = %consumer.model().manifest().name, "pipeline rebuilt");
@@ -226,6 +228,12 @@ fn is_lossless(input: &Input) -> bool {
             ..
         } | Input::Stdin { .. }
     )
+}
+
+/// How long a device may deliver nothing before it is reopened (devices only).
+fn stall_timeout(input: &Input, settings: &Settings) -> Option<Duration> {
+    let t = settings.capture.stall_timeout;
+    (matches!(input, Input::Device(_)) && t > 0.0).then(|| Duration::from_secs_f64(t))
 }
 
 /// Build and start the source `input` names.

@@ -16,7 +16,6 @@ use crate::record::Record;
 
 /// Per-label overrides of the defaults in [`DecisionSettings`]; `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LabelRule {
     pub on: Option<f32>,
     pub off: Option<f32>,
@@ -26,7 +25,7 @@ pub struct LabelRule {
 
 /// The `[decision]` section of the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct DecisionSettings {
     /// A sound may start once its smoothed score is >= `on`.
     pub on: f32,

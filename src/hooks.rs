@@ -68,7 +68,6 @@ impl HookEvent {
 
 /// One `[[hooks]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HookSettings {
     /// Names the hook in logs; unique.
     pub name: String,

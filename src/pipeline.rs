@@ -42,7 +42,7 @@ pub enum PipelineError {
 
 /// The `[pipeline]` settings: what the consumer reports and how it keeps up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct PipelineSettings {
     /// Labels in each `prediction` record.
     pub top_k: usize,
@@ -168,6 +168,9 @@ pub struct Consumer {
     counters: Counters,
     /// Where the stream stands; survives device reopenings.
     stream: Stream,
+    /// A device silent (no samples at all) this long is treated as lost; None for sources
+    /// that may legitimately pause (files, stdin).
+    stall_timeout: Option<Duration>,
     /// Fault injection for tests of the service layer (see `Stall`).
     stall: Option<Stall>,
     /// The source waits for us instead of dropping samples (a file read as fast as possible),
@@ -196,7 +199,13 @@ impl Consumer {
             lossless: false,
             stream: Stream::default(),
             stall: Stall::from_env(),
+            stall_timeout: None,
         }
+    }
+
+    /// Treat a device that delivers no samples for `timeout` as lost.
+    pub fn set_stall_timeout(&mut self, timeout: Option<Duration>) {
+        self.stall_timeout = timeout;
     }
 
     /// Never skip windows: the source blocks rather than drops when the ring is full.
@@ -578,8 +587,17 @@ pub fn run(
             });
         }
 
-        if capture.stats.device_lost.load(Ordering::Acquire) {
+        let stalled = consumer
+            .stall_timeout
+            .is_some_and(|t| silence.last_sample.elapsed() >= t);
+        if stalled {
+            tracing::warn!(device = %capture.name, "no samples from the capture device; treating it as lost");
+        }
+        if stalled || capture.stats.device_lost.load(Ordering::Acquire) {
             tracing::warn!(device = %capture.name, "capture device lost");
+            // Sounds cannot be heard through an outage: end open events where audio stopped.
+            let at = consumer.position();
+            consumer.finish(at, emit);
             emit(consumer.status(
                 consumer.position(),
                 Some(format!("capture device {} lost; reopening", capture.name)),

@@ -106,7 +106,7 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> P
 
 /// The `[socket]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SocketSettings {
     /// Where to listen. `None` means [`default_socket_path`].
     pub path: Option<PathBuf>,

@@ -34,7 +34,7 @@ pub enum SmoothingMethod {
 
 /// The `[smoothing]` section of the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SmoothingSettings {
     pub method: SmoothingMethod,
     /// How many of the latest windows `Mean` and `GeometricMean` combine (N, at least 1).

@@ -815,8 +815,6 @@ fn sd_notify_ready_with_status_then_watchdog_pings_every_half_interval_then_stop
 }
 
 #[test]
-#[ignore = "src/config.rs: the HARK_ environment layer reads HARK_FAULT_STALL as a config key \
-            `fault_stall`, which the config rejects, so `hark run` does not start with it"]
 fn sd_notify_watchdog_pings_stop_while_the_consumer_is_wedged_and_resume_after() {
     let Some(input) = knocks() else { return };
     // The consumer sleeps 2 s before window 4 (about 3 s into the stream).
@@ -942,17 +940,11 @@ fn device_loss(loss: Loss) {
 }
 
 #[test]
-#[ignore = "src/capture.rs: a PulseAudio source that vanishes makes cpal report \
-            ErrorKind::BackendError (in a tight loop), which record_stream_error does not \
-            treat as device loss, so hark never reopens"]
 fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume() {
     device_loss(Loss::SourceRemoved);
 }
 
 #[test]
-#[ignore = "src/capture.rs: when the PulseAudio server dies, cpal's ALSA worker blocks for \
-            ever inside the pulse plugin without reporting an error; hark neither notices \
-            nor can stop (dropping the stream joins that worker)"]
 fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume() {
     device_loss(Loss::ServerKilled);
 }

@@ -279,6 +279,7 @@ struct Node {
 }
 
 /// A base model with one of its internal tensors added as a graph output.
+#[derive(Debug)]
 pub struct Exposed {
     /// The whole ONNX model, re-encoded.
     pub bytes: Vec<u8>,
