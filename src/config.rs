@@ -144,8 +144,17 @@ impl Settings {
                 self.capture.stall_timeout
             ));
         }
+        for (key, v) in [
+            ("model.window", self.model.window),
+            ("model.hop", self.model.hop),
+        ] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!("{key} = {v}: must be a positive number of seconds"));
+            }
+        }
         self.pipeline.validate()?;
         self.smoothing.validate()?;
+        self.decision.validate_values()?;
         self.socket.validate()?;
         crate::hooks::validate_hooks(&self.hooks)?;
         Ok(())

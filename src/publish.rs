@@ -1113,7 +1113,11 @@ mod tests {
         let s: SocketSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(s, SocketSettings::default());
         assert!(s.validate().is_ok());
-        assert!(serde_json::from_str::<SocketSettings>(r#"{"queu":3}"#).is_err());
+        let mut unknown = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(r#"{"queu":3}"#);
+        let _: SocketSettings =
+            serde_ignored::deserialize(&mut de, |p| unknown.push(p.to_string())).unwrap();
+        assert_eq!(unknown, ["queu"]);
         let s = SocketSettings {
             queue: 0,
             ..SocketSettings::default()

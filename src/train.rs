@@ -241,6 +241,8 @@ struct Sample {
 /// Train a head on `opts.dataset`, measure it, and write the model folder.
 pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     let started = Instant::now();
+    // Checked first so that a wrong --out does not cost a whole run.
+    check_out_dir(&opts.out)?;
     let ds = Dataset::load(&opts.dataset, &opts.dataset_opts)?;
     let mut notes = ds.notes.clone();
     for n in &ds.notes {
@@ -620,6 +622,20 @@ fn predict_clip(head: &Head, windows: &[Vec<f32>], how: ClipScore) -> usize {
     clip_decision(&rows, &classes, how)
 }
 
+/// Refuse to write into a folder that holds something other than a model: only a new or
+/// empty folder, or an earlier model (which is overwritten), will do.
+fn check_out_dir(out: &Path) -> Result<()> {
+    if out.is_dir() && !out.join("manifest.toml").is_file() {
+        let empty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(TrainError::OutNotModel(out.to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
 /// Write `DIR/manifest.toml`, `head.onnx`, `labels.txt` and a copy of the base under
 /// `DIR/base/`. Returns the manifest's path.
 fn write_model_dir(
@@ -630,15 +646,8 @@ fn write_model_dir(
     classes: &[String],
     doc: &str,
 ) -> Result<PathBuf> {
+    check_out_dir(out)?;
     let manifest_path = out.join("manifest.toml");
-    if out.is_dir() && !manifest_path.is_file() {
-        let empty = std::fs::read_dir(out)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !empty {
-            return Err(TrainError::OutNotModel(out.to_path_buf()));
-        }
-    }
     let base_dir = out.join("base");
     let werr = |path: &Path| {
         let path = path.to_path_buf();

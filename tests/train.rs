@@ -579,3 +579,42 @@ fn fire_alarm_tinyml_alarm_is_recalled_on_held_out_recordings() {
         "{report}"
     );
 }
+
+#[test]
+fn a_class_whose_files_all_fail_to_decode_is_named() {
+    let d = scratch("all_broken");
+    copy_class("speech", &d.join("speech"), 3);
+    std::fs::create_dir_all(d.join("doorbell")).unwrap();
+    std::fs::write(d.join("doorbell/ring.wav"), b"not audio").unwrap();
+    let e = train_fails(&d, &["-q", "--max-unreadable", "100"]);
+    assert!(
+        e.contains("no readable clips left in class doorbell"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_out_folder_that_is_not_a_model_is_left_alone() {
+    let d = scratch("out_taken");
+    copy_class("speech", &d.join("speech"), 2);
+    copy_class("white_noise", &d.join("white_noise"), 2);
+    let taken = dataset().join("bad/taken_out");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("thesis.txt"), b"precious").unwrap();
+    let out = hark(&[
+        "train",
+        d.to_str().unwrap(),
+        "--out",
+        taken.to_str().unwrap(),
+        "--no-eval",
+        "-q",
+    ]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains("is not a hark model"), "{e}");
+    assert_eq!(
+        std::fs::read(taken.join("thesis.txt")).unwrap(),
+        b"precious"
+    );
+    assert!(!taken.join("head.onnx").exists());
+}

@@ -377,6 +377,24 @@ mod tests {
     }
 
     #[test]
+    fn a_test_fold_needs_a_fold_column() {
+        let clips = vec![
+            ClipRef {
+                label: 0,
+                group: "x",
+                fold: None,
+            },
+            ClipRef {
+                label: 1,
+                group: "y",
+                fold: None,
+            },
+        ];
+        let e = plan(&classes(), &clips, &SplitRequest::TestFold("1".into()), 1).unwrap_err();
+        assert!(e.to_string().contains("`fold` column"), "{e}");
+    }
+
+    #[test]
     fn a_group_in_two_folds_is_refused() {
         let clips = vec![
             ClipRef {
