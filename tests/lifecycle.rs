@@ -876,7 +876,9 @@ fn device_loss(loss: Loss) {
     }
     let Some(input) = knocks() else { return };
     let mut server = PulseServer::start();
-    let scratch = Scratch::new(KNOCKS);
+    // A dead sound server leaves the stream silent without an error: hark notices by the
+    // absence of samples (capture.stall_timeout), shortened here to keep the test quick.
+    let scratch = Scratch::new(&format!("{KNOCKS}[capture]\nstall_timeout = 2.0\n"));
     let mut command = hark_command(&scratch.config(), &scratch.socket());
     command.args(["--device", pulse::ALSA_DEVICE]);
     server.apply_env(&mut command);
