@@ -167,7 +167,7 @@ fn yamnet_backbone_features_and_scores_match_the_reference() {
     let golden = shared.join("data/models/yamnet/golden");
     for name in ["fireworks", "smoke_alarm", "quiet_room"] {
         let read = |suffix: &str| {
-            hark::npy::read_f32(&golden.join(format!("{name}_{suffix}.npy"))).unwrap()
+            hark::npy::read_f32(golden.join(format!("{name}_{suffix}.npy"))).unwrap()
         };
         let (_, wave) = read("waveform_16k");
         let (shape, reference) = read("log_mel_reference");
@@ -242,7 +242,7 @@ fn features_command_reproduces_a_golden_case() {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let (shape, got) = hark::npy::read_f32(&out).unwrap();
-        let (want_shape, want) = hark::npy::read_f32(&root().join(format!(
+        let (want_shape, want) = hark::npy::read_f32(root().join(format!(
             "tests/fixtures/golden/cases/{config}__alarm_beeps__expected.npy"
         )))
         .unwrap();
