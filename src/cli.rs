@@ -254,7 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices => devices(),
         Command::Subscribe(a) => {
             crate::subscribe::run(&crate::subscribe::SubscribeOptions {
-                socket: a.socket.unwrap_or_else(crate::publish::default_socket_path),
+                socket: a.socket.unwrap_or_else(crate::subscribe::default_socket),
                 predictions: a.predictions,
                 labels: a.labels,
                 json: a.json,

@@ -191,8 +191,11 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
 
     if !opts.exit_at_end {
-        // The input ended but the daemon keeps serving subscribers until told to stop.
+        // The input ended but the daemon keeps serving subscribers until told to stop; it is
+        // idle, not wedged, so systemd's watchdog keeps being fed.
+        let mut watchdog = crate::service::Watchdog::from_env();
         while !stop.load(Ordering::Relaxed) {
+            watchdog.tick();
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -138,7 +138,7 @@ impl SocketSettings {
     /// Checks values that deserialization cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if let Err(e) = parse_mode(&self.mode) {
-            return Err(format!("socket.mode: {e}"));
+            return Err(e.to_string());
         }
         if let Some(path) = &self.path {
             if path.as_os_str().is_empty() {

@@ -24,6 +24,18 @@ pub struct SubscribeOptions {
     pub max_attempts: Option<u32>,
 }
 
+/// The socket to try when none is given: where `hark run` would listen in this session, or
+/// else the system service's socket if it exists.
+pub fn default_socket() -> PathBuf {
+    let own = crate::publish::default_socket_path();
+    let system = Path::new("/run/hark/hark.sock");
+    if !own.exists() && system.exists() {
+        system.to_path_buf()
+    } else {
+        own
+    }
+}
+
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
