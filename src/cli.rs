@@ -419,11 +419,11 @@ pub struct TrainArgs {
     /// Model folder to write (manifest.toml, head.onnx, labels.txt, base/, report.json).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
-    /// What to train: `head` = a classifier on the base model's scores. (The log-mel CNN is
-    /// trained in Python, see training/.)
+    /// What to train: `head` = a classifier on the base model's output. (A log-mel CNN is not
+    /// available yet; docs/training.md says why.)
     #[arg(long, value_enum, default_value = "head")]
     pub approach: crate::train::Approach,
-    /// Base model whose scores the head learns from.
+    /// Base model whose output the head learns from.
     #[arg(long, default_value = model::DEFAULT_MODEL, value_name = "MODEL")]
     pub base: String,
     /// Labels CSV instead of DATASET/labels.csv (paths in it relative to DATASET).

@@ -1,8 +1,10 @@
 //! `hark train`: a detector for the user's own sounds, trained on top of the default model.
 //!
-//! The approach is an *embedding head*: the base model (CED-tiny by default) scores every
-//! window of every clip, as it would at run time; those 527 scores are the embedding; a small
-//! classifier ([`fit`]) learns the user's classes from them. The result is written as a model
+//! The approach is an *embedding head*: the base model (CED-tiny by default) runs over every
+//! window of every clip, as it would at run time; the input of its final dense layer (192
+//! values for CED-tiny, exposed by [`onnx::expose_embedding`]) or, on request, its 527 scores
+//! are the embedding; a small classifier ([`fit`]) learns the user's classes from it, window
+//! by window. The result is written as a model
 //! folder that `hark classify --model DIR` and `hark run --model DIR` use directly: the head
 //! as an ONNX graph written by hark itself ([`onnx`]), its labels, a manifest whose `[head]`
 //! section names the base, and a copy of the base model, so the folder can be moved as a
@@ -65,7 +67,8 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Approach {
-    /// A classifier on the base model's scores, written as a two-stage model (default).
+    /// A classifier on the base model's output (an internal layer or its scores), written
+    /// as a two-stage model (default).
     Head,
 }
 

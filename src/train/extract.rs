@@ -1,6 +1,6 @@
 //! Running a model over every clip of a dataset, window by window, on worker threads.
 //!
-//! Training runs the base model here to get each window's scores (the head's input); `hark
+//! Training runs the base model here to get each window's output (the head's input); `hark
 //! eval` runs the model under test. Clips are cut into windows exactly as `hark classify`
 //! and the daemon cut them ([`crate::classify::classify_samples`]), so what is learned and
 //! measured is what runs later. Each worker thread loads and owns its own model (sessions

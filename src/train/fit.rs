@@ -1,8 +1,9 @@
-//! Fitting a small classifier (the "head") on a base model's scores.
+//! Fitting a small classifier (the "head") on a base model's output (an internal layer or its
+//! scores).
 //!
-//! The head is: an optional log-odds transform of the base's probabilities, standardization
-//! (mean and standard deviation of the training rows), then a multinomial logistic regression
-//! or a one-hidden-layer MLP, then a softmax. It is trained full-batch with Adam on a weighted
+//! The head is: an optional log-odds transform (when its inputs are the base's probabilities),
+//! standardization (mean and standard deviation of the training rows), then a multinomial
+//! logistic regression or a one-hidden-layer MLP, then a softmax. It is trained full-batch with Adam on a weighted
 //! cross-entropy plus an L2 penalty on the weights. Everything here is pure computation on
 //! in-memory arrays: no I/O, no ONNX; [`super::onnx`] turns the result into a graph that
 //! computes exactly what [`Head::predict_proba`] computes.
@@ -10,11 +11,11 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
-/// How the base model's scores are transformed before standardization.
+/// How the base model's output is transformed before standardization.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Transform {
-    /// The scores as they are (probabilities in 0..1).
+    /// The values as they are (an internal layer, or probabilities in 0..1).
     Identity,
     /// `ln(p) - ln(1 - p)` with `p` clipped to `[eps, 1 - eps]`: undoes the base's sigmoid,
     /// so that a label going from 0.001 to 0.01 counts as much as one going from 0.5 to 0.9.
@@ -67,7 +68,7 @@ impl Head {
         self.layers.last().map_or(0, |l| l.b.len())
     }
 
-    /// Transform and standardize raw base scores `[rows, inputs]`.
+    /// Transform and standardize raw base outputs `[rows, inputs]`.
     pub fn prepare(&self, raw: ArrayView2<f32>) -> Array2<f32> {
         let mut x = raw.mapv(|v| self.transform.apply(v));
         for mut row in x.rows_mut() {
@@ -78,7 +79,7 @@ impl Head {
         x
     }
 
-    /// Class probabilities `[rows, classes]` for raw base scores `[rows, inputs]`.
+    /// Class probabilities `[rows, classes]` for raw base outputs `[rows, inputs]`.
     pub fn predict_proba(&self, raw: ArrayView2<f32>) -> Array2<f32> {
         let x = self.prepare(raw);
         let mut acts = forward(&self.layers, x);
@@ -116,7 +117,7 @@ impl Default for FitOptions {
     }
 }
 
-/// Fit a head on raw base scores `raw` `[rows, inputs]` with classes `y` and per-row `weights`
+/// Fit a head on raw base outputs `raw` `[rows, inputs]` with classes `y` and per-row `weights`
 /// (normalized here to sum to 1). `on_epoch(epoch, loss)` is called after every step.
 pub fn fit(
     raw: ArrayView2<f32>,
