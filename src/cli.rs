@@ -246,6 +246,14 @@ impl RunArgs {
 
 /// Run the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(cli.command, Command::Run(_)) {
+        // One-shot commands end quietly when their reader goes away (`hark model info | head`),
+        // as command-line tools do. The daemon keeps Rust's default (writes fail, it goes on).
+        // SAFETY: setting a signal disposition to SIG_DFL before any threads are started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Run(args) => {
             crate::daemon::run(args.options()?)?;

@@ -211,6 +211,45 @@ pub struct Sources {
     pub strict: bool,
 }
 
+impl Loaded {
+    /// The settings for a model with `labels`: label names the user wrote must exist, but the
+    /// built-in listen list and per-label overrides (AudioSet names) are fitted to the model,
+    /// so a model trained on your own classes runs on the defaults. If none of the built-in
+    /// listen list is among its labels, every label is listened to.
+    pub fn for_labels(&self, labels: &[String]) -> Result<Settings> {
+        let mut s = self.settings.clone();
+        let builtin = |key: &str| {
+            self.origins
+                .iter()
+                .filter(|(k, _)| *k == key || k.starts_with(&format!("{key}.")))
+                .all(|(_, o)| *o == Origin::Default)
+        };
+        let known = |l: &String| labels.contains(l);
+        if builtin("decision.listen") && !s.decision.listen.iter().all(known) {
+            let before = s.decision.listen.len();
+            s.decision.listen.retain(known);
+            if s.decision.listen.is_empty() {
+                tracing::warn!(
+                    builtin = before,
+                    "none of the built-in listen labels is a label of this model; listening \
+                     for every label (set decision.listen to choose)"
+                );
+            } else {
+                tracing::info!(
+                    kept = s.decision.listen.len(),
+                    of = before,
+                    "built-in listen labels fitted to the model's labels"
+                );
+            }
+        }
+        s.decision
+            .labels
+            .retain(|l, _| known(l) || !builtin(&format!("decision.labels.{l}")));
+        s.validate_labels(labels).map_err(ConfigError::Invalid)?;
+        Ok(s)
+    }
+}
+
 /// Load, merge, deserialize and validate the configuration.
 pub fn load(src: &Sources) -> Result<Loaded> {
     let file = match &src.file {

@@ -67,8 +67,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");
     }
-    let settings = loaded.settings;
-    let model = load_model(&settings)?;
+    let (model, settings) = load_model(&loaded)?;
     let labels = model.labels().to_vec();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -308,13 +307,12 @@ fn status_message(consumer: &Consumer, message: String) -> Record {
     consumer.status_record(Some(message))
 }
 
-fn load_model(settings: &Settings) -> anyhow::Result<Model> {
-    let path = model::resolve(&settings.model.name)?;
-    let model = Model::load(&path, &settings.model.load_options())?;
-    settings
-        .validate_labels(model.labels())
-        .map_err(config::ConfigError::Invalid)?;
-    Ok(model)
+/// Load the configured model and fit the settings to its labels.
+fn load_model(loaded: &config::Loaded) -> anyhow::Result<(Model, Settings)> {
+    let path = model::resolve(&loaded.settings.model.name)?;
+    let model = Model::load(&path, &loaded.settings.model.load_options())?;
+    let settings = loaded.for_labels(model.labels())?;
+    Ok((model, settings))
 }
 
 fn hello(model: &Model) -> Hello {
@@ -388,17 +386,15 @@ fn reload(
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");
     }
-    let new = loaded.settings;
-    if new.model != running.model || new.capture != running.capture {
-        let model = load_model(&new)?;
+    if loaded.settings.model != running.model || loaded.settings.capture != running.capture {
+        let (model, new) = load_model(&loaded)?;
         let r = Rebuild {
             model,
             settings: new.clone(),
         };
         return Ok((new, Control::Rebuild(Box::new(r))));
     }
-    new.validate_labels(labels)
-        .map_err(config::ConfigError::Invalid)?;
+    let new = loaded.for_labels(labels)?;
     Ok((new.clone(), Control::Settings(Box::new(new.live()))))
 }
 

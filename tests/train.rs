@@ -274,6 +274,57 @@ fn trained_model_round_trips_through_model_info_and_classify() {
     );
 }
 
+/// `hark run --model DIR` on the built-in config: the built-in AudioSet listen list does not
+/// apply to a model of your own classes, so hark listens for every one of its labels.
+#[test]
+fn trained_model_runs_in_the_daemon_on_the_default_config() {
+    let (model, _) = trained();
+    let clip = dataset().join("held_out/sine_wave/tone6.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args([
+            "--log",
+            "warn",
+            "run",
+            "--no-socket",
+            "--fast",
+            "--exit-at-end",
+            "--print",
+            "json",
+        ])
+        .arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(&clip)
+        .env_remove("HARK_DECISION__LISTEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let predictions: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "prediction")
+        .collect();
+    // 2 s at 1 s windows every 0.5 s.
+    assert_eq!(predictions.len(), 3);
+    for p in &predictions {
+        assert_eq!(p["top"][0]["label"], "sine_wave", "{p}");
+    }
+    let starts: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "event_start")
+        .collect();
+    assert_eq!(starts.len(), 1, "{records:?}");
+    assert_eq!(starts[0]["label"], "sine_wave");
+    assert!(
+        text(&out.stderr).contains("listening for every label"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn moved_model_folder_still_works() {
     let (model, _) = trained();
