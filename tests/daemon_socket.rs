@@ -7,17 +7,21 @@
 //! The recording comes from `../shared/data/recordings`; without it the tests say
 //! `SKIPPED:` and pass.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+
+use common::daemon::{self, hark_run, kind, Daemon};
 
 /// Knocks only, and a threshold below the recording's smoothed Knock score (about 0.52 at
 /// onset, for the default 0.5 a hair's breadth): the number of events must not depend on
@@ -36,278 +40,20 @@ const MODEL_LABELS: usize = 527;
 fn knocks() -> Option<PathBuf> {
     static KNOCKS: OnceLock<Option<PathBuf>> = OnceLock::new();
     let built = KNOCKS.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/recordings/door_knock_Door5.wav");
-        if !source.is_file() {
-            return None;
-        }
-        // Built in a directory of its own and renamed into place: the other test binary may
-        // be building the same file at the same moment.
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("daemon_socket-knocks.wav");
-        let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let path = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
-        let (lead, knock, built) = (path("lead.wav"), path("knock.wav"), path("knocks.wav"));
-        let source = source.to_str().unwrap();
-        let mono = ["-r", "16000", "-c", "1", "-b", "16"];
-        sox(&[&["-n"], &mono[..], &[&lead, "trim", "0", "1"]].concat());
-        // The first 1.5 s of the recording hold the knocking; 1.5 s of silence end the event.
-        sox(&[
-            &[source],
-            &mono[..],
-            &[&knock, "trim", "0", "1.5", "pad", "0", "1.5"],
-        ]
-        .concat());
-        sox(&[&lead, &knock, &knock, &knock, &built]);
-        std::fs::rename(&built, &out).unwrap();
-        Some(out)
+        let source = daemon::door5()?;
+        Some(daemon::knocks_after_a_second(
+            &source,
+            3,
+            "daemon_socket-knocks.wav",
+        ))
     });
-    if built.is_none() {
-        eprintln!("SKIPPED: ../shared/data/recordings/door_knock_Door5.wav not found");
-    }
-    built.clone()
-}
-
-/// Runs sox with `args`; panics with its stderr if it fails.
-fn sox(args: &[&str]) {
-    let out = Command::new("sox")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run sox (install the `sox` package): {e}"));
-    assert!(
-        out.status.success(),
-        "sox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon::or_skip(built.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
-// The daemon
+// The daemon's memory
 
-/// A `hark run` child. Dropping it kills the child if the test did not stop it.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    /// Every record printed on stdout.
-    stdout: Arc<Mutex<Vec<Value>>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-/// `hark run` as the tests start it: the knocks at real time, socket at `socket`, every record
-/// on stdout as JSON, `config` (TOML) as the config file.
-fn hark_run(config: &str, input: &Path, socket: &Path, exit_at_end: bool) -> Command {
-    let config_path = socket.with_extension("toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hark"));
-    // models/ and third_party/ resolve from the crate's root.
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HARK_")
-            || ["RUST_LOG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains(&&*k)
-        {
-            c.env_remove(&key);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    c.args(["--log", "info", "run", "--config"])
-        .arg(&config_path)
-        .arg("--input")
-        .arg(input)
-        .arg("--socket")
-        .arg(socket)
-        .args(["--print", "json"]);
-    if exit_at_end {
-        c.arg("--exit-at-end");
-    }
-    c
-}
-
-impl Daemon {
-    /// Starts `hark run` and returns once it answers on its socket with a hello.
-    fn start(config: &str, input: &Path, socket: &Path, exit_at_end: bool) -> Daemon {
-        let mut d = Daemon::spawn(hark_run(config, input, socket, exit_at_end), socket);
-        d.wait_ready();
-        d
-    }
-
-    fn spawn(mut command: Command, socket: &Path) -> Daemon {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().unwrap();
-        let lines = stdout.clone();
-        let r1 = thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(raw) = line else { break };
-                let record = serde_json::from_str(&raw)
-                    .unwrap_or_else(|e| panic!("hark printed a line that is not JSON: {e}: {raw}"));
-                lines.lock().unwrap().push(record);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let text = stderr.clone();
-        let r2 = thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                text.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Daemon {
-            child,
-            socket: socket.to_owned(),
-            stdout,
-            stderr,
-            readers: vec![r1, r2],
-            status: None,
-        }
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        self.child.id() as libc::pid_t
-    }
-
-    /// Waits until a connection to the socket gets a hello (a stale file refuses connections,
-    /// so this also waits for hark to replace one).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(s) = UnixStream::connect(&self.socket) {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut line = String::new();
-                if BufReader::new(s).read_line(&mut line).is_ok() && line.contains("\"hello\"") {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.status = Some(status);
-                panic!(
-                    "hark exited with {status} before serving {}; stderr:\n{}",
-                    self.socket.display(),
-                    self.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "hark did not serve {} within 20 s; stderr:\n{}",
-                self.socket.display(),
-                self.stderr()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// What hark logged so far, without terminal escapes.
-    fn stderr(&self) -> String {
-        strip_ansi(&self.stderr.lock().unwrap())
-    }
-
-    /// Every record printed so far.
-    fn records(&self) -> Vec<Value> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// What a subscriber with the default subscription should have received: every record
-    /// but the predictions.
-    fn published(&self) -> Vec<Value> {
-        let mut r = self.records();
-        r.retain(|v| kind(v) != "prediction");
-        r
-    }
-
-    /// Waits up to `timeout` for a printed record that `wanted` accepts.
-    fn wait_for(&self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.records().iter().any(&wanted) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Waits for the final `status` hark prints when the input ends.
-    fn wait_for_end_of_input(&self) {
-        assert!(
-            self.wait_for(Duration::from_secs(30), |v| {
-                kind(v) == "status" && v["message"] == "end of input"
-            }),
-            "no end-of-input status within 30 s; stderr:\n{}",
-            self.stderr()
-        );
-    }
-
-    /// Waits for the exit (killing the child after `timeout`) and for its output to close.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.status.or_else(|| self.child.try_wait().unwrap()) {
-                break s;
-            }
-            if Instant::now() >= deadline {
-                self.kill();
-                panic!(
-                    "hark did not exit within {timeout:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        self.status = Some(status);
-        for r in self.readers.drain(..) {
-            r.join().expect("output reader");
-        }
-        status
-    }
-
-    /// SIGTERM, then the exit within 10 s, which must be a success.
-    fn terminate(&mut self) {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
-        let status = self.wait_exit(Duration::from_secs(10));
-        assert!(
-            status.success(),
-            "hark exited with {status} after SIGTERM; stderr:\n{}",
-            self.stderr()
-        );
-    }
-
-    /// The exit at the end of the input (`--exit-at-end`), which must be a success.
-    fn finish(&mut self) {
-        let status = self.wait_exit(Duration::from_secs(40));
-        assert!(
-            status.success(),
-            "hark exited with {status}; stderr:\n{}",
-            self.stderr()
-        );
-    }
-
-    fn kill(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            self.status = self.child.wait().ok();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
+/// The resident set size of process `pid`, in KiB.
 fn rss_kib(pid: libc::pid_t) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -316,30 +62,8 @@ fn rss_kib(pid: libc::pid_t) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // Clients
-
-fn kind(v: &Value) -> &str {
-    v["type"].as_str().unwrap_or("")
-}
 
 fn is_event(v: &Value) -> bool {
     matches!(kind(v), "event_start" | "event_end")

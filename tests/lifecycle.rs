@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::daemon::{self, hark_command, kind};
 use common::pulse::{self, PulseServer};
 
 /// Knock events only, with a threshold well under the recording's smoothed Knock score at each
@@ -49,11 +50,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(2);
 fn knocks() -> Option<PathBuf> {
     static KNOCKS: OnceLock<Option<PathBuf>> = OnceLock::new();
     let built = KNOCKS.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/recordings/door_knock_Door5.wav");
-        if !source.is_file() {
-            return None;
-        }
+        let source = daemon::door5()?;
         let dir = tempfile::Builder::new()
             .prefix("lifecycle-input")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -72,10 +69,7 @@ fn knocks() -> Option<PathBuf> {
         ]);
         Some(out)
     });
-    if built.is_none() {
-        eprintln!("SKIPPED: ../shared/data/recordings/door_knock_Door5.wav not found");
-    }
-    built.clone()
+    daemon::or_skip(built.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,10 +161,6 @@ fn json(line: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
 }
 
-fn kind(v: &Value) -> &str {
-    v["type"].as_str().unwrap_or("")
-}
-
 fn message(v: &Value) -> &str {
     v["message"].as_str().unwrap_or("")
 }
@@ -200,29 +190,6 @@ struct Hark {
     stdout: Lines,
     stderr: Lines,
     status: Option<ExitStatus>,
-}
-
-/// `hark --log info run --config CONFIG --socket SOCKET --print json`, in the crate's root (so
-/// `models/` and `third_party/` resolve), without the caller's `HARK_*`, `RUST_LOG` or systemd
-/// variables. The caller adds the input.
-fn hark_command(config: &Path, socket: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hark"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HARK_")
-            || ["RUST_LOG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains(&&*k)
-        {
-            c.env_remove(&key);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    c.args(["--log", "info", "run", "--config"])
-        .arg(config)
-        .arg("--socket")
-        .arg(socket)
-        .args(["--print", "json"]);
-    c
 }
 
 /// A scratch directory with the config file (from `toml`) and the socket path in it.

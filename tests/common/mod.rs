@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 pub mod alsa;
+pub mod daemon;
 pub mod hark;
 pub mod pulse;
