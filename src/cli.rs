@@ -487,16 +487,23 @@ pub struct TrainArgs {
     /// Seed for the split's tie-breaking and the MLP's initial weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Percentage of files that may fail to decode (listed and skipped) before training stops.
+    #[command(flatten)]
+    pub run: DatasetRunArgs,
+}
+
+/// How `hark train` and `hark eval` read a dataset, run the model over it and report.
+#[derive(Debug, Args)]
+pub struct DatasetRunArgs {
+    /// Percentage of files that may fail to decode (listed and skipped) before the command stops.
     #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
     pub max_unreadable: f64,
-    /// Threads running the base model, each with its own copy (default: all cores).
+    /// Threads running the model, each with its own copy (default: all cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
     /// Path of libonnxruntime.so (default: ORT_DYLIB_PATH, third_party/onnxruntime, system paths).
     #[arg(long, value_name = "PATH")]
     pub onnxruntime: Option<PathBuf>,
-    /// Print the report as one JSON object on stdout.
+    /// Print the report (metrics) as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
     /// No progress lines on stderr (warnings still appear).
@@ -526,21 +533,8 @@ pub struct EvalArgs {
     /// Hop between windows in seconds instead of the manifest's.
     #[arg(long, value_name = "SECONDS")]
     pub hop: Option<f64>,
-    /// Percentage of files that may fail to decode (listed and skipped).
-    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
-    pub max_unreadable: f64,
-    /// Threads running the model, each with its own copy (default: all cores).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
-    /// Path of libonnxruntime.so.
-    #[arg(long, value_name = "PATH")]
-    pub onnxruntime: Option<PathBuf>,
-    /// Print the metrics as one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress lines on stderr (warnings still appear).
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: DatasetRunArgs,
 }
 
 fn default_jobs(jobs: Option<usize>) -> usize {
@@ -606,10 +600,10 @@ fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         base: args.base.clone(),
         embedding: args.embedding,
         load: LoadOptions {
-            onnxruntime: args.onnxruntime.clone(),
+            onnxruntime: args.run.onnxruntime.clone(),
             ..LoadOptions::default()
         },
-        jobs: default_jobs(args.jobs),
+        jobs: default_jobs(args.run.jobs),
         split: match (&args.test_fold, args.no_eval) {
             (_, true) => None,
             (Some(f), false) => Some(SplitRequest::TestFold(f.clone())),
@@ -627,12 +621,12 @@ fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         train_on: args.train_on,
         balance: !args.no_balance,
         clip_score: args.clip_score,
-        max_unreadable: args.max_unreadable,
+        max_unreadable: args.run.max_unreadable,
     };
-    let progress = crate::train::Progress::stderr(args.quiet);
+    let progress = crate::train::Progress::stderr(args.run.quiet);
     let report = crate::train::train(&opts, &progress)
         .with_context(|| format!("training on {}", args.dataset.display()))?;
-    if args.json {
+    if args.run.json {
         println!("{}", flatten_metrics(serde_json::to_value(&report)?));
         return Ok(ExitCode::SUCCESS);
     }
@@ -695,18 +689,18 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         dataset: dataset_options(&args.labels, None, None, &args.classes)?,
         folds: args.fold.clone(),
         load: LoadOptions {
-            onnxruntime: args.onnxruntime.clone(),
+            onnxruntime: args.run.onnxruntime.clone(),
             hop: args.hop,
             ..LoadOptions::default()
         },
-        jobs: default_jobs(args.jobs),
+        jobs: default_jobs(args.run.jobs),
         clip_score: args.clip_score,
-        max_unreadable: args.max_unreadable,
+        max_unreadable: args.run.max_unreadable,
     };
-    let progress = crate::train::Progress::stderr(args.quiet);
+    let progress = crate::train::Progress::stderr(args.run.quiet);
     let report = crate::eval::evaluate(&args.model, &args.dataset, &opts, &progress)
         .with_context(|| format!("evaluating {} on {}", args.model, args.dataset.display()))?;
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_value(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
