@@ -427,8 +427,8 @@ pub struct TrainArgs {
     /// Model folder to write (manifest.toml, head.onnx, labels.txt, base/, report.json).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
-    /// What to train: `head` = a classifier on the base model's output. (A log-mel CNN is not
-    /// available yet; docs/training.md says why.)
+    /// What to train: `head` = a classifier on the base model's output. (A log-mel CNN is
+    /// trained in Python by training/train_cnn.py on `hark features`; see docs/training.md.)
     #[arg(long, value_enum, default_value = "head")]
     pub approach: crate::train::Approach,
     /// Base model whose output the head learns from.
