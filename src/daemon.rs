@@ -157,7 +157,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                         drop(capture);
                         match reopen(&input, &settings, &consumer_stop, &mut watchdog) {
                             Some(c) => {
-                                emit(status_message(&consumer, format!("capture device {} is back", c.name)));
+                                emit(consumer.status_record(Some(format!("capture device {} is back", c.name))));
                                 capture = c;
                             }
                             None => return Ok(()),
@@ -301,10 +301,6 @@ fn reopen(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
-}
-
-fn status_message(consumer: &Consumer, message: String) -> Record {
-    consumer.status_record(Some(message))
 }
 
 /// Load the configured model and fit the settings to its labels.

@@ -242,6 +242,7 @@ impl Consumer {
         let t0 = start as f64 / rate;
         let t1 = (start as usize + self.model.window_samples()) as f64 / rate;
         let level = level_dbfs(samples);
+        self.stream.last_level = level;
         if let Some(s) = &mut self.streaming {
             s.push(stream);
         }
@@ -553,10 +554,11 @@ pub fn run(
             let a = (next - st.buf_start) as usize;
             let w_end = a + window;
             let fed = (consumer.fed_upto.max(st.buf_start) - st.buf_start) as usize;
-            let win = st.buf[a..w_end].to_vec();
-            let fresh = st.buf[fed.min(w_end)..w_end].to_vec();
-            consumer.stream.last_level = level_dbfs(&win);
-            consumer.window(next, &win, &fresh, emit)?;
+            // Lend the buffer to `window` instead of copying the window out of it.
+            let buf = std::mem::take(&mut consumer.stream.buf);
+            let scored = consumer.window(next, &buf[a..w_end], &buf[fed.min(w_end)..w_end], emit);
+            consumer.stream.buf = buf;
+            scored?;
             consumer.fed_upto = next + window as u64;
             let st = &mut consumer.stream;
             st.ran_any = true;
@@ -573,9 +575,9 @@ pub fn run(
             let end_at = (st.buf_start + st.buf.len() as u64) as f64 / model_rate as f64;
             if at_end && !st.ran_any && !st.buf.is_empty() {
                 // Shorter than one window: score it once, zero-padded, as `hark classify` does.
-                let (start, tail) = (st.buf_start, st.buf.clone());
+                let start = st.buf_start;
+                let tail = std::mem::take(&mut consumer.stream.buf);
                 consumer.window(start, &tail, &tail, emit)?;
-                consumer.stream.last_level = level_dbfs(&tail);
             }
             consumer.finish(end_at, emit);
             let msg = if stopping { "stopping" } else { "end of input" };
