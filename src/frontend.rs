@@ -15,13 +15,12 @@
 //! at stream start; the right padding is never applied (a stream has no end), so the streamed
 //! frames equal the batch frames that do not reach into the right padding.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayBase, ArrayViewMut2, DataMut, Ix2};
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
@@ -607,9 +606,18 @@ fn reflect_index(i: isize, n: usize) -> usize {
 /// piece librosa pads can be shorter than the padding, so numpy reflects it twice and the last
 /// frame's final few samples differ. Those samples sit under the window's near-zero tail (and
 /// streaming never computes right-padded frames), so hark keeps the plain definition.
+#[cfg(test)]
 fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
+    let mut out = Vec::new();
+    pad_signal_into(samples, pad, mode, &mut out);
+    out
+}
+
+/// [`pad_signal`] into a reused buffer: allocates only when `out` lacks the capacity.
+fn pad_signal_into(samples: &[f32], pad: usize, mode: PadMode, out: &mut Vec<f32>) {
     let n = samples.len();
-    let mut out = Vec::with_capacity(n + 2 * pad);
+    out.clear();
+    out.reserve(n + 2 * pad);
     match mode {
         PadMode::Constant => {
             out.resize(pad, 0.0);
@@ -622,20 +630,37 @@ fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
             );
         }
     }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
 // The front end
 // ---------------------------------------------------------------------------------------------
 
-/// Per-caller work buffers for one frame, so the frame loop does not allocate.
-struct Scratch {
+/// Caller-owned work buffers for [`MelFrontend::compute_into`], so that computing window after
+/// window allocates nothing once the buffers have grown to the window's size. Make one with
+/// [`MelFrontend::scratch`]; a scratch made for another spec still works (it is resized, which
+/// allocates once).
+pub struct FrameScratch {
+    /// The windowed frame, zero-padded to n_fft (the FFT's input, overwritten by it).
     input: Vec<f64>,
     spectrum: Vec<Complex<f64>>,
     fft: Vec<Complex<f64>>,
     /// |X|^power per bin.
     bins: Vec<f64>,
+    /// One frame's log-mel values, before they are copied into the caller's (maybe strided)
+    /// output.
+    column: Vec<f32>,
+    /// The center-padded signal; grows to the longest signal seen.
+    padded: Vec<f32>,
+}
+
+impl fmt::Debug for FrameScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameScratch")
+            .field("n_fft", &self.input.len())
+            .field("padded_capacity", &self.padded.capacity())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated spec with everything precomputed: window, filter bank, FFT plan. Cheap to clone
@@ -698,51 +723,114 @@ impl MelFrontend {
         self.spec.n_mels
     }
 
-    fn scratch(&self) -> Scratch {
-        Scratch {
+    /// Work buffers for [`compute_into`](Self::compute_into), sized for this spec. Keep it and
+    /// pass it to every call.
+    pub fn scratch(&self) -> FrameScratch {
+        FrameScratch {
             input: self.fft.make_input_vec(),
             spectrum: self.fft.make_output_vec(),
             fft: self.fft.make_scratch_vec(),
             bins: vec![0.0; self.spec.n_bins()],
+            column: vec![0.0; self.spec.n_mels],
+            padded: Vec::new(),
+        }
+    }
+
+    /// Resizes a scratch made for another spec (allocates); a no-op for one made by
+    /// [`scratch`](Self::scratch).
+    fn fit_scratch(&self, s: &mut FrameScratch) {
+        if s.input.len() != self.spec.n_fft
+            || s.fft.len() != self.fft.get_scratch_len()
+            || s.column.len() != self.spec.n_mels
+        {
+            let padded = std::mem::take(&mut s.padded);
+            *s = FrameScratch {
+                padded,
+                ..self.scratch()
+            };
         }
     }
 
     /// Whole-signal features `[n_mels, frames]`, including center padding, top-dB clipping and
     /// normalisation: the same numbers as librosa (or YAMNet's reference for tf framing).
-    /// A signal too short for one frame gives `[n_mels, 0]`.
+    /// A signal too short for one frame gives `[n_mels, 0]`. Allocates its result and work
+    /// buffers; [`compute_into`](Self::compute_into) does not.
     pub fn compute(&self, samples: &[f32]) -> Array2<f32> {
-        let mut out = self.log_mel_frames(samples);
-        self.normalize(&mut out);
+        let mut out = Array2::<f32>::zeros((self.spec.n_mels, self.num_frames(samples.len())));
+        self.compute_into(samples, &mut self.scratch(), out.view_mut());
         out
     }
 
-    /// Log-mel frames of a whole signal before the whole-window steps.
-    fn log_mel_frames(&self, samples: &[f32]) -> Array2<f32> {
+    /// [`compute`](Self::compute) into `out`, which must be `[n_mels, num_frames(samples.len())]`
+    /// (the same numbers, bit for bit). Allocates nothing once `scratch` has seen a signal this
+    /// long (the center padding is built in it).
+    ///
+    /// `out` may have any strides: for a frames-first `[frames, n_mels]` array `a`, pass
+    /// `a.view_mut().reversed_axes()`; each frame is then written contiguously.
+    ///
+    /// # Panics
+    /// If `out` has another shape.
+    pub fn compute_into(
+        &self,
+        samples: &[f32],
+        scratch: &mut FrameScratch,
+        mut out: ArrayViewMut2<'_, f32>,
+    ) {
+        self.log_mel_frames_into(samples, scratch, &mut out);
+        self.normalize(&mut out);
+    }
+
+    /// Log-mel frames of a whole signal before the whole-window steps, into `out`.
+    fn log_mel_frames_into(
+        &self,
+        samples: &[f32],
+        scratch: &mut FrameScratch,
+        out: &mut ArrayViewMut2<'_, f32>,
+    ) {
         let n_frames = self.num_frames(samples.len());
-        let mut out = Array2::<f32>::zeros((self.spec.n_mels, n_frames));
+        assert_eq!(
+            out.dim(),
+            (self.spec.n_mels, n_frames),
+            "compute_into: output is {:?}, {} samples give [n_mels, frames] = [{}, {}]",
+            out.dim(),
+            samples.len(),
+            self.spec.n_mels,
+            n_frames
+        );
         if n_frames == 0 {
-            return out;
+            return;
         }
-        let padded: Cow<[f32]> = if self.spec.center {
-            Cow::Owned(pad_signal(
+        self.fit_scratch(scratch);
+        // Take the padded buffer out so the frames can borrow it while the rest of the scratch
+        // is written; it goes back (with its capacity) at the end.
+        let mut padded = std::mem::take(&mut scratch.padded);
+        let signal: &[f32] = if self.spec.center {
+            pad_signal_into(
                 samples,
                 self.spec.center_pad(),
                 self.spec.pad_mode,
-            ))
+                &mut padded,
+            );
+            &padded
         } else {
-            Cow::Borrowed(samples)
+            samples
         };
-        let mut scratch = self.scratch();
-        let mut column = vec![0.0f32; self.spec.n_mels];
         let frame_len = self.frame_len();
-        for t in 0..n_frames {
+        let mut column = std::mem::take(&mut scratch.column);
+        for (t, mut col) in out.columns_mut().into_iter().enumerate() {
             let start = t * self.spec.hop_length;
-            self.frame_into(&padded[start..start + frame_len], &mut column, &mut scratch);
-            out.column_mut(t)
-                .iter_mut()
-                .zip(&column)
-                .for_each(|(o, &v)| *o = v);
+            self.frame_into(&signal[start..start + frame_len], &mut column, scratch);
+            col.iter_mut().zip(&column).for_each(|(o, &v)| *o = v);
         }
+        scratch.column = column;
+        scratch.padded = padded;
+    }
+
+    /// Log-mel frames of a whole signal before the whole-window steps.
+    #[cfg(test)]
+    fn log_mel_frames(&self, samples: &[f32]) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((self.spec.n_mels, self.num_frames(samples.len())));
+        self.log_mel_frames_into(samples, &mut self.scratch(), &mut out.view_mut());
         out
     }
 
@@ -758,7 +846,7 @@ impl MelFrontend {
         self.frame_into(frame, out, &mut scratch);
     }
 
-    fn frame_into(&self, frame: &[f32], out: &mut [f32], s: &mut Scratch) {
+    fn frame_into(&self, frame: &[f32], out: &mut [f32], s: &mut FrameScratch) {
         assert_eq!(
             frame.len(),
             self.window.len(),
@@ -810,8 +898,9 @@ impl MelFrontend {
     /// (`log = "db"` with `db_top` set: values below the matrix maximum minus db_top are raised
     /// to it) and then `normalize`. Both look at the whole matrix, so they belong to a window,
     /// not a frame; `frame_log_mel` for each frame followed by this equals `compute` (for
-    /// `center = false`). Statistics are taken in f64.
-    pub fn normalize(&self, x: &mut Array2<f32>) {
+    /// `center = false`). Statistics are taken in f64. Works on an owned array or a (mutable,
+    /// possibly strided) view alike.
+    pub fn normalize<S: DataMut<Elem = f32>>(&self, x: &mut ArrayBase<S, Ix2>) {
         if x.is_empty() {
             return;
         }
@@ -875,7 +964,7 @@ impl MelFrontend {
 /// stream start and after [`reset`](Self::reset); no right padding is ever applied.
 pub struct StreamingFrontend {
     frontend: MelFrontend,
-    scratch: Scratch,
+    scratch: FrameScratch,
     /// Samples from the next frame's first sample on (padded-stream coordinates).
     pending: Vec<f32>,
     /// Incoming samples to drop before the next frame starts (when hop > frame length).
@@ -883,15 +972,15 @@ pub struct StreamingFrontend {
     /// False while a reflect-padded stream waits for the samples its left padding mirrors.
     started: bool,
     /// Kept log-mel frames, oldest first, n_mels values each, before the whole-window steps.
+    /// Its capacity is reused, so once it holds as many frames as the caller keeps between
+    /// [`discard_before`](Self::discard_before) calls, pushing allocates nothing.
     frames: VecDeque<f32>,
-    column: Vec<f32>,
 }
 
 impl StreamingFrontend {
     /// A stream at its start (see [`reset`](Self::reset)).
     pub fn new(frontend: MelFrontend) -> Self {
         let scratch = frontend.scratch();
-        let column = vec![0.0; frontend.spec.n_mels];
         let mut s = Self {
             frontend,
             scratch,
@@ -899,7 +988,6 @@ impl StreamingFrontend {
             to_skip: 0,
             started: false,
             frames: VecDeque::new(),
-            column,
         };
         s.reset();
         s
@@ -910,7 +998,9 @@ impl StreamingFrontend {
         &self.frontend
     }
 
-    /// Appends samples and computes every frame they complete.
+    /// Appends samples and computes every frame they complete. Allocates nothing once its
+    /// buffers have reached their steady size (the pending samples stay below one frame plus
+    /// the largest push; the kept frames are bounded by [`discard_before`](Self::discard_before)).
     pub fn push(&mut self, samples: &[f32]) {
         let mut samples = samples;
         if !self.started {
@@ -920,10 +1010,13 @@ impl StreamingFrontend {
             if self.pending.len() <= pad {
                 return;
             }
-            // Mirror samples pad..=1 in front, as numpy.pad(mode="reflect") would.
-            let mut padded: Vec<f32> = (1..=pad).rev().map(|i| self.pending[i]).collect();
-            padded.extend_from_slice(&self.pending);
-            self.pending = padded;
+            // Mirror samples pad..=1 in front, as numpy.pad(mode="reflect") would: append them
+            // in that order, then rotate them to the front.
+            for i in (1..=pad).rev() {
+                let v = self.pending[i];
+                self.pending.push(v);
+            }
+            self.pending.rotate_right(pad);
             self.started = true;
         }
         let skip = self.to_skip.min(samples.len());
@@ -934,12 +1027,14 @@ impl StreamingFrontend {
         let hop = self.frontend.spec.hop_length;
         let mut start = 0;
         while start + frame_len <= self.pending.len() {
+            let mut column = std::mem::take(&mut self.scratch.column);
             self.frontend.frame_into(
                 &self.pending[start..start + frame_len],
-                &mut self.column,
+                &mut column,
                 &mut self.scratch,
             );
-            self.frames.extend(self.column.iter().copied());
+            self.frames.extend(column.iter().copied());
+            self.scratch.column = column;
             start += hop;
         }
         if start > self.pending.len() {
@@ -957,22 +1052,45 @@ impl StreamingFrontend {
 
     /// The last `n_frames` frames as `[n_mels, n_frames]`, with the whole-window steps (top-dB
     /// clipping, normalisation) applied over this window alone; None if fewer are kept.
+    /// Allocates the result; [`window_into`](Self::window_into) does not.
     pub fn window(&self, n_frames: usize) -> Option<Array2<f32>> {
-        let n_mels = self.frontend.spec.n_mels;
-        let available = self.frames_available();
-        if n_frames > available {
-            return None;
-        }
-        let first = (available - n_frames) * n_mels;
-        let mut out = Array2::<f32>::zeros((n_mels, n_frames));
-        for (i, &v) in self.frames.range(first..).enumerate() {
-            out[[i % n_mels, i / n_mels]] = v;
-        }
-        self.frontend.normalize(&mut out);
-        Some(out)
+        let mut out = Array2::<f32>::zeros((self.frontend.spec.n_mels, n_frames));
+        self.window_into(out.view_mut()).then_some(out)
     }
 
-    /// Drops all but the newest `keep_last` frames, so memory stays bounded.
+    /// [`window`](Self::window) into `out`, whose shape `[n_mels, n_frames]` says how many
+    /// frames are wanted (the same numbers, bit for bit); allocates nothing. Returns false, and
+    /// leaves `out` untouched, if fewer than n_frames frames are kept.
+    ///
+    /// `out` may have any strides: for a frames-first `[n_frames, n_mels]` array `a` (as some
+    /// models take), pass `a.view_mut().reversed_axes()`; each frame is then written
+    /// contiguously.
+    ///
+    /// # Panics
+    /// If `out` does not have n_mels rows.
+    pub fn window_into(&self, mut out: ArrayViewMut2<'_, f32>) -> bool {
+        let n_mels = self.frontend.spec.n_mels;
+        assert_eq!(
+            out.nrows(),
+            n_mels,
+            "window_into: output has {} rows, the spec has n_mels = {n_mels}",
+            out.nrows()
+        );
+        let n_frames = out.ncols();
+        let available = self.frames_available();
+        if n_frames > available {
+            return false;
+        }
+        let mut kept = self.frames.range((available - n_frames) * n_mels..);
+        for mut col in out.columns_mut() {
+            col.iter_mut().zip(kept.by_ref()).for_each(|(o, &v)| *o = v);
+        }
+        self.frontend.normalize(&mut out);
+        true
+    }
+
+    /// Drops all but the newest `keep_last` frames, so memory stays bounded (the storage is kept
+    /// for the frames pushed next).
     pub fn discard_before(&mut self, keep_last: usize) {
         let available = self.frames_available();
         if available > keep_last {
@@ -1278,6 +1396,138 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<MelFrontend>();
         send_sync::<StreamingFrontend>();
+    }
+
+    /// A deterministic test signal: a rising tone plus pseudo-random noise.
+    fn test_signal(n: usize) -> Vec<f32> {
+        let mut x = 12345u32;
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                let t = i as f64 / 16000.0;
+                (0.5 * (2.0 * std::f64::consts::PI * (200.0 + 900.0 * t) * t).sin()) as f32
+                    + 0.1 * noise
+            })
+            .collect()
+    }
+
+    /// A centred (reflect-padded, dB with top-dB clipping, z-scored) and a non-centred spec.
+    fn centred_and_not() -> [FeatureSpec; 3] {
+        let centred = FeatureSpec {
+            center: true,
+            pad_mode: PadMode::Reflect,
+            mel_scale: MelScale::Slaney,
+            mel_norm: MelNorm::Slaney,
+            power: 2.0,
+            log: LogKind::Db,
+            db_top: Some(80.0),
+            normalize: Normalize::Zscore,
+            ..spec()
+        };
+        let constant = FeatureSpec {
+            pad_mode: PadMode::Constant,
+            normalize: Normalize::SamplewiseMinmax,
+            ..centred.clone()
+        };
+        [centred, constant, spec()]
+    }
+
+    #[test]
+    fn compute_into_equals_compute_in_both_layouts_and_reuses_its_scratch() {
+        for s in centred_and_not() {
+            let fe = MelFrontend::new(s.clone()).unwrap();
+            let mut scratch = fe.scratch();
+            // Longest first, so the later calls find the padding buffer big enough.
+            for n in [16000, 4000, 700, 100] {
+                let signal = test_signal(n);
+                let want = fe.compute(&signal);
+                let mut got = Array2::from_elem(want.dim(), f32::NAN);
+                fe.compute_into(&signal, &mut scratch, got.view_mut());
+                assert_eq!(got, want, "center {} n {n}", s.center);
+                let mut frames_first = Array2::from_elem((want.ncols(), s.n_mels), f32::NAN);
+                let capacity = scratch.padded.capacity();
+                fe.compute_into(
+                    &signal,
+                    &mut scratch,
+                    frames_first.view_mut().reversed_axes(),
+                );
+                assert_eq!(frames_first.t(), want, "frames first, n {n}");
+                assert_eq!(scratch.padded.capacity(), capacity, "padding reused");
+            }
+        }
+        // A scratch made for another spec is resized rather than misused.
+        let small = MelFrontend::new(spec()).unwrap();
+        let big = MelFrontend::new(FeatureSpec {
+            n_fft: 1024,
+            win_length: 1024,
+            n_mels: 40,
+            ..spec()
+        })
+        .unwrap();
+        let signal = test_signal(8000);
+        let mut scratch = small.scratch();
+        let want = big.compute(&signal);
+        let mut got = Array2::zeros(want.dim());
+        big.compute_into(&signal, &mut scratch, got.view_mut());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    #[should_panic(expected = "compute_into: output is")]
+    fn compute_into_rejects_an_output_of_the_wrong_shape() {
+        let fe = MelFrontend::new(spec()).unwrap();
+        let mut out = Array2::zeros((64, 3));
+        fe.compute_into(&test_signal(16000), &mut fe.scratch(), out.view_mut());
+    }
+
+    #[test]
+    fn window_into_equals_window_in_both_layouts() {
+        for s in centred_and_not() {
+            let fe = MelFrontend::new(s.clone()).unwrap();
+            let mut st = StreamingFrontend::new(fe);
+            for chunk in test_signal(16000).chunks(160) {
+                st.push(chunk);
+            }
+            let available = st.frames_available();
+            for n in [0, 1, 17, available] {
+                let want = st.window(n).unwrap();
+                let mut got = Array2::from_elem((s.n_mels, n), f32::NAN);
+                assert!(st.window_into(got.view_mut()));
+                assert_eq!(got, want, "center {} n {n}", s.center);
+                let mut frames_first = Array2::from_elem((n, s.n_mels), f32::NAN);
+                assert!(st.window_into(frames_first.view_mut().reversed_axes()));
+                assert_eq!(frames_first.t(), want);
+            }
+            let mut too_many = Array2::from_elem((s.n_mels, available + 1), 7.0f32);
+            assert!(!st.window_into(too_many.view_mut()));
+            assert!(too_many.iter().all(|&v| v == 7.0), "left untouched");
+            assert!(st.window(available + 1).is_none());
+        }
+    }
+
+    #[test]
+    fn streaming_buffers_stop_growing_once_steady() {
+        for s in centred_and_not() {
+            let hop = s.hop_length;
+            let mut st = StreamingFrontend::new(MelFrontend::new(s).unwrap());
+            let signal = test_signal(64000);
+            let mut out = Array2::zeros((64, 96));
+            let mut steady = None;
+            // 48 frames per push, 96 kept, as YAMNet's 0.96 s window at a 0.48 s hop.
+            for (i, chunk) in signal.chunks(48 * hop).enumerate() {
+                st.push(chunk);
+                st.window_into(out.view_mut());
+                st.discard_before(96);
+                let caps = (st.pending.capacity(), st.frames.capacity());
+                if i == 3 {
+                    steady = Some(caps);
+                } else if i > 3 && chunk.len() == 48 * hop {
+                    assert_eq!(Some(caps), steady, "push {i}");
+                }
+            }
+            assert!(steady.is_some());
+        }
     }
 
     #[test]
