@@ -40,40 +40,64 @@ pub fn window_starts(len: usize, window: usize, hop: usize) -> Vec<usize> {
     (0..=(len - window) / hop).map(|k| k * hop).collect()
 }
 
-/// Run the model over every window of `samples` (mono, at the model's rate).
+/// Run the model over every window of `samples` (mono, at the model's rate), `batch` windows
+/// per ONNX Runtime call where the model allows it (see [`Model::predict_batch`]); the scores
+/// are the same whatever the batch.
 pub fn classify_samples(
     model: &mut Model,
     samples: &[f32],
+    batch: usize,
 ) -> Result<Vec<WindowScores>, crate::model::ModelError> {
     let (window, hop, rate) = (
         model.window_samples(),
         model.hop_samples(),
         model.sample_rate() as f64,
     );
-    let mut out = Vec::new();
-    for start in window_starts(samples.len(), window, hop) {
-        let end = (start + window).min(samples.len());
-        let scores = model.predict(&samples[start..end])?;
-        out.push(WindowScores {
+    let starts = window_starts(samples.len(), window, hop);
+    let windows: Vec<&[f32]> = starts
+        .iter()
+        .map(|&start| &samples[start..(start + window).min(samples.len())])
+        .collect();
+    let scores = model.predict_batch(&windows, batch)?;
+    Ok(starts
+        .iter()
+        .zip(scores)
+        .map(|(&start, scores)| WindowScores {
             start: start as f64 / rate,
             end: (start + window) as f64 / rate,
             scores,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
-/// The `k` best labels of one score vector, best first.
+/// The `k` best labels of one score vector, best first (equal scores: lower index first).
+///
+/// Selects by repeated scans, O(labels x k) for a small k, so that the only allocations are
+/// the returned records themselves: the daemon calls this for every window.
 pub fn top_k(scores: &[f32], labels: &[String], k: usize) -> Vec<LabelScore> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    idx.into_iter()
-        .take(k)
-        .map(|i| LabelScore {
-            label: labels[i].clone(),
-            score: scores[i],
-        })
-        .collect()
+    let k = k.min(scores.len());
+    let mut out = Vec::with_capacity(k);
+    // Rank of (score, index): higher score first, then lower index.
+    let before =
+        |a: (f32, usize), b: (f32, usize)| a.0.total_cmp(&b.0).reverse().then(a.1.cmp(&b.1));
+    let mut last: Option<(f32, usize)> = None;
+    for _ in 0..k {
+        let mut best: Option<(f32, usize)> = None;
+        for (i, &s) in scores.iter().enumerate() {
+            let c = (s, i);
+            let after_last = last.is_none_or(|l| before(l, c).is_lt());
+            if after_last && best.is_none_or(|b| before(c, b).is_lt()) {
+                best = Some(c);
+            }
+        }
+        let Some(b) = best else { break };
+        out.push(LabelScore {
+            label: labels[b.1].clone(),
+            score: b.0,
+        });
+        last = Some(b);
+    }
+    out
 }
 
 /// Labels that were the best in at least one window, most windows first.

@@ -112,6 +112,11 @@ pub struct ClassifyArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Windows per ONNX Runtime call, for models with a dynamic batch dimension (others run
+    /// one window at a time). Scores agree across batch sizes to float rounding (about 1e-6);
+    /// see BENCHMARKS.md for the speed.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
     /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -328,7 +333,7 @@ fn classify_files(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let windows = classify::classify_samples(&mut model, &samples)
+        let windows = classify::classify_samples(&mut model, &samples, usize::from(args.batch))
             .with_context(|| format!("classifying {}", file.display()))?;
         if !args.json {
             writeln!(out, "{}", file.display())?;

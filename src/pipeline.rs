@@ -19,13 +19,18 @@ use ringbuf::traits::{Consumer as _, Observer as _};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::StreamResampler;
+use crate::capture::Arrival;
 use crate::capture::Capture;
 use crate::classify::top_k;
 use crate::decision::{Decider, DecisionSettings};
 use crate::frontend::StreamingFrontend;
 use crate::model::Model;
-use crate::record::{now_rfc3339, Record};
+use crate::record::{micros_rfc3339, now_rfc3339, Record};
 use crate::smoothing::{Smoother, SmoothingSettings};
+
+/// How close to completing its next window the consumer polls the ring every millisecond
+/// instead of every five: a device period plus the resampler's block.
+const NEAR_WINDOW: Duration = Duration::from_millis(30);
 
 /// Errors that stop the consumer.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +181,8 @@ pub struct Consumer {
     /// The source waits for us instead of dropping samples (a file read as fast as possible),
     /// so falling behind loses nothing and no window is skipped.
     lossless: bool,
+    /// The scores of a gated window (all zero), kept so that gating allocates nothing.
+    gated_scores: Vec<f32>,
 }
 
 impl Consumer {
@@ -200,6 +207,7 @@ impl Consumer {
             stream: Stream::default(),
             stall: Stall::from_env(),
             stall_timeout: None,
+            gated_scores: vec![0.0; labels.len()],
         }
     }
 
@@ -236,6 +244,7 @@ impl Consumer {
         start: u64,
         samples: &[f32],
         stream: &[f32],
+        captured_us: Option<u64>,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
         let rate = self.model.sample_rate() as f64;
@@ -257,16 +266,16 @@ impl Consumer {
             }
         }
         let began = Instant::now();
-        let raw = if gated {
+        let raw: &[f32] = if gated {
             self.counters.gated_windows += 1;
-            vec![0.0; self.model.labels().len()]
+            &self.gated_scores
         } else {
             let frames = self.model.frames();
             match (&mut self.streaming, frames) {
                 (Some(s), Some(n)) if s.frames_available() >= n => {
-                    let feats = s.window(n).expect("enough frames");
+                    let scores = self.model.predict_stream(s)?.expect("enough frames");
                     s.discard_before(n);
-                    self.model.predict_features(feats.view())?
+                    scores
                 }
                 _ => self.model.predict(samples)?,
             }
@@ -275,7 +284,7 @@ impl Consumer {
         self.counters.windows += 1;
         // The wall clock when the scores are known: what a subscriber's latency is measured from.
         let time = now_rfc3339();
-        let smoothed = self.smoother.push(&raw);
+        let smoothed = self.smoother.push(raw);
         let top = if gated {
             Vec::new()
         } else {
@@ -288,6 +297,7 @@ impl Consumer {
             time,
             top,
             level_db: (level * 10.0).round() / 10.0,
+            captured: captured_us.map(micros_rfc3339),
             gated,
         });
         for e in events {
@@ -310,6 +320,7 @@ impl Consumer {
             start: round_ms(at),
             time: now_rfc3339(),
             overruns: c.overruns,
+            windows: c.windows,
             skipped_windows: c.skipped_windows,
             inference_ms: if c.windows > 0 {
                 (c.inference.as_secs_f64() * 1000.0 / c.windows as f64) as f32
@@ -458,11 +469,25 @@ pub fn run(
     // The resampler's filter delay: drop that many output samples so times match the input.
     let mut to_discard = resampler.delay();
     let mut scratch = vec![0f32; (capture.sample_rate as usize / 10).max(1024)];
-    let mut resampled: Vec<f32> = Vec::new();
+    // Sized once for the most a turn can bring (a scratch-full, or the whole ring on top of a
+    // window), so the steady state never reallocates them.
+    let to_model =
+        |n: usize| (n as f64 * model_rate as f64 / capture.sample_rate as f64).ceil() as usize;
+    let block = resampler.block_len();
+    let mut resampled: Vec<f32> = Vec::with_capacity(to_model(scratch.len()) + block);
+    let most_buffered = window
+        + to_model(capture.consumer.capacity().get())
+        + (consumer.settings.pipeline.max_backlog * model_rate as f64) as usize
+        + 2 * block;
+    consumer
+        .stream
+        .buf
+        .reserve(most_buffered.saturating_sub(consumer.stream.buf.len()));
     let mut total_in: u64 = 0;
     let mut last_status = Instant::now();
     let max_backlog = (consumer.settings.pipeline.max_backlog * model_rate as f64) as u64;
     let mut silence = SilenceWatch::new(consumer.settings.pipeline.silence_timeout);
+    let mut arrivals = Arrivals::default();
 
     loop {
         supervisor.tick();
@@ -501,16 +526,18 @@ pub fn run(
             to_discard -= skip;
             consumer.stream.buf.extend_from_slice(&resampled[skip..]);
         }
+        arrivals.take(&mut capture.arrivals);
         let at_end = ended && capture.consumer.occupied_len() == 0;
         let st = &mut consumer.stream;
         if at_end && model_rate != capture.sample_rate {
             // Flush the resampler's tail so the last window of a file is complete.
             let target = piece_start
                 + (total_in as f64 * model_rate as f64 / capture.sample_rate as f64).round() as u64;
-            let zeros = vec![0f32; capture.sample_rate as usize];
+            // Silence pushes the tail out of the filter; the drained scratch block serves.
+            scratch.fill(0.0);
             while st.buf_start + (st.buf.len() as u64) < target {
                 resampled.clear();
-                resampler.process(&zeros, &mut resampled);
+                resampler.process(&scratch, &mut resampled);
                 let skip = to_discard.min(resampled.len());
                 to_discard -= skip;
                 st.buf.extend_from_slice(&resampled[skip..]);
@@ -554,9 +581,19 @@ pub fn run(
             let a = (next - st.buf_start) as usize;
             let w_end = a + window;
             let fed = (consumer.fed_upto.max(st.buf_start) - st.buf_start) as usize;
+            // The capture sample that completed this window, and when it entered the ring.
+            let newest = (next + window as u64 - piece_start) as f64 * capture.sample_rate as f64
+                / model_rate as f64;
+            let captured_us = arrivals.at(newest.ceil() as u64);
             // Lend the buffer to `window` instead of copying the window out of it.
             let buf = std::mem::take(&mut consumer.stream.buf);
-            let scored = consumer.window(next, &buf[a..w_end], &buf[fed.min(w_end)..w_end], emit);
+            let scored = consumer.window(
+                next,
+                &buf[a..w_end],
+                &buf[fed.min(w_end)..w_end],
+                captured_us,
+                emit,
+            );
             consumer.stream.buf = buf;
             scored?;
             consumer.fed_upto = next + window as u64;
@@ -577,7 +614,7 @@ pub fn run(
                 // Shorter than one window: score it once, zero-padded, as `hark classify` does.
                 let start = st.buf_start;
                 let tail = std::mem::take(&mut consumer.stream.buf);
-                consumer.window(start, &tail, &tail, emit)?;
+                consumer.window(start, &tail, &tail, None, emit)?;
             }
             consumer.finish(end_at, emit);
             let msg = if stopping { "stopping" } else { "end of input" };
@@ -618,8 +655,56 @@ pub fn run(
         }
 
         if got == 0 {
-            std::thread::sleep(Duration::from_millis(5));
+            // Poll finely only when the next window is about to complete, so its prediction
+            // leaves within a millisecond of its last sample, and coarsely the rest of the time.
+            let st = &consumer.stream;
+            let missing =
+                (st.next_start + window as u64).saturating_sub(st.buf_start + st.buf.len() as u64);
+            let due_in = missing as f64 / model_rate as f64;
+            let nap = if due_in < NEAR_WINDOW.as_secs_f64() {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(5)
+            };
+            std::thread::sleep(nap);
         }
+    }
+}
+
+/// The capture's arrival marks the consumer has taken from the ring and still needs.
+#[derive(Debug)]
+struct Arrivals {
+    marks: std::collections::VecDeque<Arrival>,
+}
+
+impl Default for Arrivals {
+    fn default() -> Self {
+        // Room for every mark the ring can hold, so taking them never reallocates.
+        Arrivals {
+            marks: std::collections::VecDeque::with_capacity(512),
+        }
+    }
+}
+
+impl Arrivals {
+    /// Move the ring's new marks here, forgetting the oldest ones if there is no room.
+    fn take(&mut self, ring: &mut ringbuf::HeapCons<Arrival>) {
+        while let Some(mark) = ring.try_pop() {
+            if self.marks.len() == self.marks.capacity() {
+                self.marks.pop_front();
+            }
+            self.marks.push_back(mark);
+        }
+    }
+
+    /// Wall-clock microseconds at which capture sample number `sample` (1-based count of
+    /// samples the ring received) arrived; marks before it are dropped, as later windows end
+    /// later. None when no mark covers it (a zero-padded tail, or marks that were dropped).
+    fn at(&mut self, sample: u64) -> Option<u64> {
+        while self.marks.front().is_some_and(|m| m.end < sample) {
+            self.marks.pop_front();
+        }
+        self.marks.front().map(|m| m.wall_us)
     }
 }
 

@@ -26,6 +26,12 @@ pub enum Record {
         top: Vec<LabelScore>,
         /// RMS level of the window in dBFS.
         level_db: f32,
+        /// Wall clock (RFC 3339, microseconds) when the window's newest sample entered the
+        /// capture ring: `time` minus this is the pipeline's latency for the window, and a
+        /// subscriber's receive time minus this is the latency up to the socket. Absent for
+        /// sources that carry no arrival times.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        captured: Option<String>,
         /// True when the level gate skipped inference for this window (`top` is then empty).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         gated: bool,
@@ -53,9 +59,13 @@ pub enum Record {
         time: String,
         /// Samples the capture ring could not take (the consumer was too slow).
         overruns: u64,
+        /// Windows scored since the pipeline started (gated ones included).
+        #[serde(default)]
+        windows: u64,
         /// Windows the consumer skipped to catch up.
         skipped_windows: u64,
-        /// Mean inference time per window since the last status, in milliseconds.
+        /// Mean time per window in the front end and the model since the pipeline started,
+        /// in milliseconds.
         inference_ms: f32,
         /// Level of the last window, in dBFS.
         level_db: f32,
@@ -92,6 +102,13 @@ impl Record {
 /// The wall clock now, as RFC 3339 with milliseconds.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A wall-clock time given in microseconds since the Unix epoch, in RFC 3339 with microseconds.
+pub fn micros_rfc3339(wall_us: u64) -> String {
+    chrono::DateTime::from_timestamp_micros(wall_us as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

@@ -458,6 +458,7 @@ fn records_that_are_not_events_run_nothing() {
         start: 0.0,
         time: "t".into(),
         overruns: 0,
+        windows: 0,
         skipped_windows: 0,
         inference_ms: 1.0,
         level_db: -30.0,

@@ -54,6 +54,7 @@ fn status_rec(seq: u64, message: Option<String>) -> Record {
         start: seq as f64,
         time: "2026-01-01T00:00:00.000Z".into(),
         overruns: 0,
+        windows: seq,
         skipped_windows: 0,
         inference_ms: 1.0,
         level_db: -40.0,

@@ -11,13 +11,13 @@ pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, ArrayView2};
-use ort::session::Session;
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ndarray::{ArrayView2, ArrayViewMut2};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
+use ort::value::{Tensor, TensorElementType, TensorRef, ValueType};
 
 pub use manifest::{Axis, FrontendKind, Head, Manifest, OutputKind};
 
-use crate::frontend::MelFrontend;
+use crate::frontend::{FrameScratch, MelFrontend, StreamingFrontend};
 
 /// Errors of the model stage. Each names the file involved and what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +189,7 @@ enum InputPlan {
     Waveform { batched: bool },
     /// Log-mel `[n_mels, frames]` permuted into `layout`.
     LogMel {
-        frontend: MelFrontend,
+        frontend: Box<MelFrontend>,
         layout: Vec<Axis>,
         frames: usize,
     },
@@ -206,8 +206,11 @@ pub struct Model {
     input_name: String,
     output_name: String,
     plan: InputPlan,
-    /// Reused input buffer, so steady-state inference does not allocate for the input.
-    input_buf: Vec<f32>,
+    /// One window's input and output, allocated once: steady-state inference allocates nothing.
+    io: Io,
+    /// The model takes several windows per call (a dynamic batch dimension first in both its
+    /// input and its output), which offline classification uses.
+    batchable: bool,
     /// The base model of a two-stage model (manifest `[head]`): it hears the audio, this
     /// model's session only maps its scores to the head's labels.
     base: Option<Box<Model>>,
@@ -268,10 +271,12 @@ impl Model {
             ));
         }
         let env = runtime::environment(opts.onnxruntime.as_deref())?;
-        let session = Session::builder(&env)
-            .and_then(|b| Ok(b.with_intra_threads(opts.threads.max(1))?))
+        let session = runtime::session_builder(&env, opts.threads)
             .and_then(|mut b| b.commit_from_file(&onnx_path))
             .map_err(|e| onnx_err(format!("ONNX Runtime cannot load it: {e}")))?;
+        if std::env::var_os("HARK_EXP_TRIM").is_some() {
+            unsafe { libc::malloc_trim(0) };
+        }
 
         let mismatch = |msg: String| ModelError::Mismatch {
             model: onnx_path.clone(),
@@ -357,6 +362,18 @@ impl Model {
         .map_err(mismatch)?;
         let input_name = input.name().to_string();
         let output_name = output.name().to_string();
+        let in_dims = input_dims(&plan, &manifest);
+        let out_dims: Vec<i64> = match out_shape.as_slice() {
+            [_] => vec![labels.len() as i64],
+            _ => vec![1, labels.len() as i64],
+        };
+        let batchable = base.is_none()
+            && in_dims.len() >= 2
+            && in_shape.first() == Some(&-1)
+            && out_shape.len() == 2
+            && out_shape[0] == -1;
+        let io = Io::new(&in_dims, &output_name, &out_dims, labels.len())
+            .map_err(|e| onnx_err(format!("cannot allocate its input and output tensors: {e}")))?;
         Ok(Model {
             manifest,
             manifest_path: manifest_path.to_path_buf(),
@@ -365,7 +382,8 @@ impl Model {
             input_name,
             output_name,
             plan,
-            input_buf: Vec::new(),
+            io,
+            batchable,
             base,
         })
     }
@@ -393,7 +411,7 @@ impl Model {
     /// The log-mel front end, for log-mel models.
     pub fn mel_frontend(&self) -> Option<&MelFrontend> {
         match &self.plan {
-            InputPlan::LogMel { frontend, .. } => Some(frontend),
+            InputPlan::LogMel { frontend, .. } => Some(frontend.as_ref()),
             InputPlan::Waveform { .. } => None,
             InputPlan::Embedding { .. } => self.base.as_ref()?.mel_frontend(),
         }
@@ -409,130 +427,210 @@ impl Model {
     }
 
     /// Scores in 0..1, one per label, for one window of `window_samples()` mono samples at
-    /// the model's rate (shorter windows are zero-padded at the end).
-    pub fn predict(&mut self, window: &[f32]) -> Result<Vec<f32>> {
+    /// the model's rate (shorter windows are zero-padded at the end). The slice lives until the
+    /// next prediction; nothing is allocated once the model has run once.
+    pub fn predict(&mut self, window: &[f32]) -> Result<&[f32]> {
         if let Some(base) = self.base.as_mut() {
-            let embedding = base.predict(window)?;
-            return self.predict_embedding(&embedding);
+            let dim = base.predict(window)?.len();
+            return self.run_embedding_of_base(dim);
         }
-        match &self.plan {
-            InputPlan::Waveform { .. } => {
-                let n = self.manifest.window_samples();
-                self.input_buf.clear();
-                self.input_buf
-                    .extend_from_slice(&window[..window.len().min(n)]);
-                self.input_buf.resize(n, 0.0);
-                self.run_input()
-            }
-            InputPlan::Embedding { .. } => Err(ModelError::Inference(
-                "a head model was loaded without its base".into(),
-            )),
-            InputPlan::LogMel { frontend, .. } => {
-                let n = self.manifest.window_samples();
-                let feats = if window.len() >= n {
-                    frontend.compute(&window[..n])
-                } else {
-                    let mut padded = window.to_vec();
-                    padded.resize(n, 0.0);
-                    frontend.compute(&padded)
-                };
-                self.predict_features(feats.view())
-            }
-        }
+        self.fill_input(window)?;
+        self.run()
     }
 
-    /// Scores for one window of log-mel features `[n_mels, frames]`, already normalized.
-    pub fn predict_features(&mut self, feats: ArrayView2<f32>) -> Result<Vec<f32>> {
+    /// Scores for the newest window of a stream's log-mel frames, written straight into the
+    /// model's input; None while the stream holds fewer frames than a window.
+    pub fn predict_stream(&mut self, stream: &StreamingFrontend) -> Result<Option<&[f32]>> {
         if let Some(base) = self.base.as_mut() {
-            let embedding = base.predict_features(feats)?;
-            return self.predict_embedding(&embedding);
+            return match base.predict_stream(stream)? {
+                Some(embedding) => {
+                    let n = embedding.len();
+                    self.run_embedding_of_base(n).map(Some)
+                }
+                None => Ok(None),
+            };
         }
-        let InputPlan::LogMel { layout, frames, .. } = &self.plan else {
+        let InputPlan::LogMel {
+            frontend, layout, ..
+        } = &self.plan
+        else {
             return Err(ModelError::Inference(
                 "this model takes a waveform, not features".into(),
             ));
         };
-        if feats.ncols() != *frames {
+        let out = features_view(self.io.input.extract_tensor_mut().1, layout, frontend);
+        if !stream.window_into(out) {
+            return Ok(None);
+        }
+        self.run().map(Some)
+    }
+
+    /// Scores for one window of log-mel features `[n_mels, frames]`, already normalized.
+    pub fn predict_features(&mut self, feats: ArrayView2<f32>) -> Result<&[f32]> {
+        if let Some(base) = self.base.as_mut() {
+            let dim = base.predict_features(feats)?.len();
+            return self.run_embedding_of_base(dim);
+        }
+        let InputPlan::LogMel {
+            frontend,
+            layout,
+            frames,
+        } = &self.plan
+        else {
+            return Err(ModelError::Inference(
+                "this model takes a waveform, not features".into(),
+            ));
+        };
+        if feats.dim() != (frontend.spec().n_mels, *frames) {
             return Err(ModelError::Inference(format!(
-                "got {} frames of features; the model takes {frames}",
-                feats.ncols()
+                "got features of shape {:?}; the model takes [{}, {frames}]",
+                feats.dim(),
+                frontend.spec().n_mels
             )));
         }
-        self.input_buf.clear();
-        // Only the mels/frames order matters for the memory layout: batch and channel are 1.
-        let frames_first = layout
-            .iter()
-            .position(|a| *a == Axis::Frames)
-            .zip(layout.iter().position(|a| *a == Axis::Mels))
-            .is_some_and(|(f, m)| f < m);
-        if frames_first {
-            self.input_buf.extend(feats.t().iter().copied());
-        } else {
-            let owned: Array2<f32> = feats.as_standard_layout().into_owned();
-            self.input_buf
-                .extend_from_slice(owned.as_slice().unwrap_or(&[]));
+        features_view(self.io.input.extract_tensor_mut().1, layout, frontend).assign(&feats);
+        self.run()
+    }
+
+    /// Scores for many windows (each `window_samples()` long or shorter, zero-padded), in
+    /// order. Models with a dynamic batch dimension take `batch` windows per ONNX Runtime
+    /// call, which amortises per-call overhead; others run one window at a time.
+    pub fn predict_batch(&mut self, windows: &[&[f32]], batch: usize) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(windows.len());
+        if !self.batchable || batch <= 1 {
+            for w in windows {
+                out.push(self.predict(w)?.to_vec());
+            }
+            return Ok(out);
         }
-        self.run_input()
+        let per_window = self.io.input_len();
+        let mut input = Vec::new();
+        for chunk in windows.chunks(batch) {
+            input.clear();
+            input.resize(chunk.len() * per_window, 0.0);
+            for (w, dst) in chunk.iter().zip(input.chunks_mut(per_window)) {
+                // Each window is prepared as `predict` prepares it, then copied to its batch row.
+                self.fill_input(w)?;
+                dst.copy_from_slice(self.io.input_mut());
+            }
+            let mut shape = self.io.input_dims.clone();
+            shape[0] = chunk.len() as i64;
+            let tensor = TensorRef::from_array_view((shape, input.as_slice()))
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => tensor])
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+            let (_, data) = outputs[self.output_name.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+            if data.len() != chunk.len() * self.labels.len() {
+                return Err(ModelError::Inference(format!(
+                    "the model returned {} scores for {} windows of {} labels",
+                    data.len(),
+                    chunk.len(),
+                    self.labels.len()
+                )));
+            }
+            for row in data.chunks(self.labels.len()) {
+                let mut scores = row.to_vec();
+                postprocess(self.manifest.output, &mut scores);
+                out.push(scores);
+            }
+        }
+        Ok(out)
     }
 
-    /// Run a head on its base model's scores for one window.
-    fn predict_embedding(&mut self, embedding: &[f32]) -> Result<Vec<f32>> {
-        self.input_buf.clear();
-        self.input_buf.extend_from_slice(embedding);
-        self.run_input()
-    }
-
-    fn input_shape(&self) -> Vec<i64> {
+    /// Write one window into the single-window input tensor, as `predict` does, without running.
+    fn fill_input(&mut self, window: &[f32]) -> Result<()> {
+        let n = self.manifest.window_samples();
+        let window = &window[..window.len().min(n)];
         match &self.plan {
-            InputPlan::Embedding { batched: true, dim } => vec![1, *dim as i64],
-            InputPlan::Embedding {
-                batched: false,
-                dim,
-            } => vec![*dim as i64],
-            InputPlan::Waveform { batched } => {
-                let n = self.manifest.window_samples() as i64;
-                if *batched {
-                    vec![1, n]
-                } else {
-                    vec![n]
-                }
+            InputPlan::Waveform { .. } => {
+                let input = self.io.input_mut();
+                input[..window.len()].copy_from_slice(window);
+                input[window.len()..].fill(0.0);
             }
             InputPlan::LogMel {
-                frontend,
-                layout,
-                frames,
-            } => layout
-                .iter()
-                .map(|a| match a {
-                    Axis::Batch | Axis::Channel => 1,
-                    Axis::Mels => frontend.spec().n_mels as i64,
-                    Axis::Frames => *frames as i64,
-                })
-                .collect(),
+                frontend, layout, ..
+            } => {
+                let Io {
+                    input,
+                    scratch,
+                    padded,
+                    ..
+                } = &mut self.io;
+                // A short window (the end of a stream) is zero-padded in a reused buffer.
+                let samples = if window.len() < n {
+                    padded.clear();
+                    padded.extend_from_slice(window);
+                    padded.resize(n, 0.0);
+                    &padded[..]
+                } else {
+                    window
+                };
+                let scratch = scratch.get_or_insert_with(|| frontend.scratch());
+                let out = features_view(input.extract_tensor_mut().1, layout, frontend);
+                frontend.compute_into(samples, scratch, out);
+            }
+            InputPlan::Embedding { .. } => {
+                return Err(ModelError::Inference(
+                    "a head model's windows go through its base model".into(),
+                ))
+            }
         }
+        Ok(())
     }
 
-    fn run_input(&mut self) -> Result<Vec<f32>> {
-        let shape = self.input_shape();
-        let tensor = TensorRef::from_array_view((shape, self.input_buf.as_slice()))
-            .map_err(|e| ModelError::Inference(e.to_string()))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| ModelError::Inference(e.to_string()))?;
+    /// Run this head on the scores its base model just computed.
+    fn run_embedding_of_base(&mut self, dim: usize) -> Result<&[f32]> {
+        let base = self.base.as_ref().expect("only heads have a base");
+        let embedding = base.io.scores.as_slice();
+        let input = self.io.input.extract_tensor_mut().1;
+        if embedding.len() != dim || input.len() != dim {
+            return Err(ModelError::Inference(format!(
+                "the base model gave {} scores; the head takes {}",
+                embedding.len(),
+                input.len()
+            )));
+        }
+        input.copy_from_slice(embedding);
+        self.run()
+    }
+
+    /// Run the session on the prepared input; the scores land in `io.scores`.
+    fn run(&mut self) -> Result<&[f32]> {
+        // A model with one input takes it by position, which needs no allocation; naming it
+        // (for models with several inputs) puts the name in a Vec.
+        let outputs = if self.session.inputs().len() == 1 {
+            self.session
+                .run_with_options(ort::inputs![&self.io.input], &self.io.options)
+        } else {
+            self.session.run_with_options(
+                ort::inputs![self.input_name.as_str() => &self.io.input],
+                &self.io.options,
+            )
+        }
+        .map_err(|e| ModelError::Inference(e.to_string()))?;
         let (_, data) = outputs[self.output_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| ModelError::Inference(e.to_string()))?;
-        let mut scores = data.to_vec();
-        if scores.len() != self.labels.len() {
+        if data.len() != self.labels.len() {
             return Err(ModelError::Inference(format!(
                 "the model returned {} scores for {} labels",
-                scores.len(),
+                data.len(),
                 self.labels.len()
             )));
         }
-        postprocess(self.manifest.output, &mut scores);
-        Ok(scores)
+        self.io.scores.copy_from_slice(data);
+        drop(outputs);
+        postprocess(self.manifest.output, &mut self.io.scores);
+        Ok(&self.io.scores)
+    }
+
+    /// Whether `predict_batch` really batches (the model has a dynamic batch dimension).
+    pub fn batchable(&self) -> bool {
+        self.batchable
     }
 
     /// Describe the model for `hark model info`.
@@ -588,6 +686,109 @@ impl Model {
             first_labels: self.labels.iter().take(10).cloned().collect(),
             base,
         }
+    }
+}
+
+/// A model's single-window input and output tensors, allocated once at load.
+struct Io {
+    /// The input tensor, written in place for every window.
+    input: Tensor<f32>,
+    /// Its shape (batch and channel axes 1).
+    input_dims: Vec<i64>,
+    /// Run options that hand ONNX Runtime a preallocated output tensor and ask only for it.
+    options: RunOptions<HasSelectedOutputs>,
+    /// Scores of the last run, after `postprocess`.
+    scores: Vec<f32>,
+    /// Work buffers of the batch front end (log-mel models), made on first use.
+    scratch: Option<FrameScratch>,
+    /// A short window zero-padded to the model's length.
+    padded: Vec<f32>,
+}
+
+impl Io {
+    fn new(
+        input_dims: &[i64],
+        output: &str,
+        output_dims: &[i64],
+        labels: usize,
+    ) -> ort::Result<Io> {
+        let len: i64 = input_dims.iter().product();
+        let input = Tensor::from_array((input_dims.to_vec(), vec![0f32; len as usize]))?;
+        let out_len: i64 = output_dims.iter().product();
+        let out = Tensor::from_array((output_dims.to_vec(), vec![0f32; out_len as usize]))?;
+        let options = RunOptions::new()?.with_outputs(
+            OutputSelector::no_default()
+                .with(output)
+                .preallocate(output, out),
+        );
+        Ok(Io {
+            input,
+            input_dims: input_dims.to_vec(),
+            options,
+            scores: vec![0.0; labels],
+            scratch: None,
+            padded: Vec::new(),
+        })
+    }
+
+    fn input_mut(&mut self) -> &mut [f32] {
+        self.input.extract_tensor_mut().1
+    }
+
+    fn input_len(&self) -> usize {
+        self.input_dims.iter().product::<i64>() as usize
+    }
+}
+
+/// The model's input shape for one window.
+fn input_dims(plan: &InputPlan, manifest: &Manifest) -> Vec<i64> {
+    match plan {
+        InputPlan::Embedding { batched: true, dim } => vec![1, *dim as i64],
+        InputPlan::Embedding {
+            batched: false,
+            dim,
+        } => vec![*dim as i64],
+        InputPlan::Waveform { batched } => {
+            let n = manifest.window_samples() as i64;
+            if *batched {
+                vec![1, n]
+            } else {
+                vec![n]
+            }
+        }
+        InputPlan::LogMel {
+            frontend,
+            layout,
+            frames,
+        } => layout
+            .iter()
+            .map(|a| match a {
+                Axis::Batch | Axis::Channel => 1,
+                Axis::Mels => frontend.spec().n_mels as i64,
+                Axis::Frames => *frames as i64,
+            })
+            .collect(),
+    }
+}
+
+/// The input tensor's data seen as `[n_mels, frames]`, whatever order the model's layout puts
+/// them in (batch and channel axes are 1, so only the mels/frames order matters).
+fn features_view<'a>(
+    data: &'a mut [f32],
+    layout: &[Axis],
+    frontend: &MelFrontend,
+) -> ArrayViewMut2<'a, f32> {
+    let n_mels = frontend.spec().n_mels;
+    let frames = data.len() / n_mels;
+    let pos = |axis: Axis| layout.iter().position(|a| *a == axis);
+    let frames_first = matches!((pos(Axis::Frames), pos(Axis::Mels)), (Some(f), Some(m)) if f < m);
+    if frames_first {
+        ArrayViewMut2::from_shape((frames, n_mels), data)
+            .expect("the input holds n_mels x frames values")
+            .reversed_axes()
+    } else {
+        ArrayViewMut2::from_shape((n_mels, frames), data)
+            .expect("the input holds n_mels x frames values")
     }
 }
 
@@ -799,7 +1000,7 @@ fn plan_input(m: &Manifest, input: &str, shape: &[i64]) -> std::result::Result<I
                     }
                 }
             };
-            let frontend = MelFrontend::new(spec.clone()).map_err(|e| e.to_string())?;
+            let frontend = Box::new(MelFrontend::new(spec.clone()).map_err(|e| e.to_string())?);
             Ok(InputPlan::LogMel {
                 frontend,
                 layout,

@@ -93,3 +93,31 @@ fn load(explicit: Option<&Path>) -> Result<(Environment, PathBuf), String> {
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok((env, path.clone()))
 }
+
+/// A session builder with hark's ONNX Runtime settings, shared by every model hark loads and
+/// by the inference-floor benchmark, so both measure the same sessions.
+///
+/// `threads` intra-op threads (one by default: a Pi's other cores stay free for capture and
+/// the rest of the machine); no inter-op pool, sequential execution (the graphs are chains);
+/// every graph optimisation; memory patterns on, so that steady-state runs of one input shape
+/// reuse one arena plan instead of allocating.
+pub fn session_builder(
+    env: &Environment,
+    threads: usize,
+) -> ort::Result<ort::session::builder::SessionBuilder> {
+    let mut b = ort::session::Session::builder(env)?
+        .with_intra_threads(threads.max(1))?
+        .with_inter_threads(1)?
+        .with_parallel_execution(false)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)?
+        .with_memory_pattern(true)?;
+    if std::env::var_os("HARK_EXP_NOPREPACK").is_some() {
+        b = b.with_prepacking(false)?;
+    }
+    if std::env::var_os("HARK_EXP_NOARENA").is_some() {
+        b = b.with_execution_providers([ort::ep::CPU::default()
+            .with_arena_allocator(false)
+            .build()])?;
+    }
+    Ok(b)
+}

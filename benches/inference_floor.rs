@@ -1,0 +1,92 @@
+//! The inference floor: the bare `Session::run` calls on a file's windows and nothing else.
+//!
+//! Decodes and resamples the file (untimed), cuts the model's windows, then times only the
+//! ONNX Runtime calls, in thread CPU time and wall time. `benches/pipeline.sh` compares hark's
+//! whole pipeline (`hark run --fast`) against this figure and against a Python peer.
+//!
+//! cargo bench --bench inference_floor -- FILE [--model M] [--batch N] [--repeat R]
+//! Prints one JSON object.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hark::model::{self, LoadOptions};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut file = None;
+    let mut model_name = model::DEFAULT_MODEL.to_string();
+    let mut batch = 1usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--bench" => {} // cargo bench passes it to harness = false targets
+            "--model" => model_name = args.next().expect("--model M"),
+            "--batch" => batch = args.next().expect("--batch N").parse()?,
+            _ => file = Some(PathBuf::from(a)),
+        }
+    }
+    let file =
+        file.ok_or_else(|| anyhow::anyhow!("usage: inference_floor FILE [--model M] [--batch N]"))?;
+    let manifest_path = model::resolve(&model_name)?;
+    let manifest = model::Manifest::from_file(&manifest_path)?;
+    let opts = LoadOptions::default();
+    let samples = hark::audio::load_mono(&file, manifest.sample_rate)?;
+    let (window, hop) = (manifest.window_samples(), manifest.hop_samples());
+    let starts = hark::classify::window_starts(samples.len(), window, hop);
+    let mut padded = samples.clone();
+    padded.resize(starts.last().copied().unwrap_or(0) + window, 0.0);
+
+    let env = model::runtime::environment(opts.onnxruntime.as_deref())?;
+    let onnx = manifest_path.parent().unwrap().join(&manifest.model);
+    let mut session: Session =
+        model::runtime::session_builder(&env, opts.threads)?.commit_from_file(&onnx)?;
+    let input_name = session.inputs()[0].name().to_string();
+
+    // Every call's input is built before the clock starts: only the runs are timed.
+    let inputs: Vec<Vec<f32>> = starts
+        .chunks(batch)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .flat_map(|&s| &padded[s..s + window])
+                .copied()
+                .collect()
+        })
+        .collect();
+    let (cpu0, wall0) = (thread_cpu_seconds(), Instant::now());
+    let mut checksum = 0f64;
+    for input in &inputs {
+        let n = (input.len() / window) as i64;
+        let tensor = TensorRef::from_array_view(([n, window as i64], input.as_slice()))?;
+        let out = session.run(ort::inputs![input_name.as_str() => tensor])?;
+        let (_, data) = out[0].try_extract_tensor::<f32>()?;
+        checksum += data.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    let (cpu, wall) = (thread_cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
+    println!(
+        "{}",
+        serde_json::json!({
+            "file": file,
+            "audio_seconds": samples.len() as f64 / manifest.sample_rate as f64,
+            "windows": starts.len(),
+            "batch": batch,
+            "run_cpu_s": cpu,
+            "run_wall_s": wall,
+            "ms_per_window": cpu * 1000.0 / starts.len() as f64,
+            "checksum": checksum,
+        })
+    );
+    Ok(())
+}
