@@ -1,27 +1,29 @@
 //! Audio in: decoding files, raw PCM from stdin, channel downmix and sample-rate conversion.
 //!
 //! This module owns turning bytes that claim to be audio into `f32` samples in `[-1, 1]` at the
-//! rate the rest of hark wants: [`decode_file`] (WAV through hound, everything else through
-//! symphonia), [`RawFormat`] for headerless PCM, [`downmix`], the offline [`resample`] and the
-//! streaming [`StreamResampler`] used by the realtime pipeline. Both resamplers share one
-//! engine, so offline tools and the daemon see identical samples.
+//! rate the rest of hark wants: [`AudioReader`], which decodes a file a block at a time (WAV
+//! through hound, everything else through symphonia) so a long file costs no more memory than a
+//! short one, and [`decode_file`], which drains one for offline tools; [`RawFormat`] for
+//! headerless PCM, [`downmix`], the offline [`resample`] and the streaming [`StreamResampler`]
+//! used by the realtime pipeline. Whole-file and streaming decoding share one decoder, as both
+//! resamplers share one engine, so offline tools and the daemon see identical samples.
 //!
 //! It must not know about features, models or events, and must not touch audio devices; its
 //! only I/O is reading the file it is given. Errors name that file and say what to do.
 
-use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rubato::{FftFixedInOut, Resampler as _};
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -137,35 +139,184 @@ impl Decoded {
 /// recording that was never finalised) is decoded up to where the bytes stop, with a warning,
 /// rather than rejected: the audio that is there is usually what the user wants. Float samples
 /// outside `[-1, 1]` are clamped and non-finite ones become 0, so later stages can rely on range.
+///
+/// This holds the whole file in memory; [`AudioReader`], which it drains, streams one instead.
 pub fn decode_file(path: &Path) -> Result<Decoded> {
-    let mut file = open(path)?;
-    let mut head = [0u8; 16];
-    let head_len = read_head(&mut file, &mut head).map_err(|e| io_error(path, e))?;
-    if head_len == 0 {
-        return Err(AudioError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    let container = sniff(&head[..head_len]);
-    debug!(path = %path.display(), ?container, "probed audio container");
-    // Both decoders expect the container from its first byte.
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| io_error(path, e))?;
-    let decoded = match container {
-        Container::Wav => decode_wav(path, file)?,
-        Container::Other => decode_symphonia(path, file)?,
-        Container::Unknown => {
-            return Err(AudioError::NotAudio {
+    let mut reader = AudioReader::open(path)?;
+    let mut samples = Vec::with_capacity(reader.reserve_hint());
+    while reader.read_interleaved(&mut samples, usize::MAX)? > 0 {}
+    Ok(Decoded {
+        sample_rate: reader.sample_rate(),
+        channels: reader.channels(),
+        samples,
+    })
+}
+
+/// An audio file decoded a block at a time, so that reading it costs the same memory whatever
+/// its length.
+///
+/// It reads what [`decode_file`] reads, with the same errors and the same samples (that
+/// function drains one of these); [`read_mono`](Self::read_mono) downmixes exactly as
+/// [`downmix`] does. Opening decodes the first block, so a file with no audio in it fails at
+/// [`open`](Self::open), not at the first read. A failure later on (damage partway through the
+/// file) comes after the frames decoded before it: the read that meets it returns those, the
+/// next returns the error, and every read after that returns 0.
+pub struct AudioReader {
+    path: PathBuf,
+    sample_rate: u32,
+    channels: u16,
+    stream: Stream,
+    /// Decoded interleaved samples, whole frames only, not all read yet; reused for every
+    /// block so that steady-state reading does not allocate.
+    block: Vec<f32>,
+    /// How many samples at the front of `block` have been read.
+    taken: usize,
+    /// The stream has ended or failed: nothing more will be decoded.
+    done: bool,
+    /// An error met by a read that had already gathered frames; the next read returns it.
+    deferred: Option<AudioError>,
+}
+
+impl AudioReader {
+    /// Open `path` and decode its first block. The container is sniffed from the first bytes
+    /// as in [`decode_file`], and the errors are the same: missing, unreadable or empty file,
+    /// not audio, a bad header, no samples at all.
+    pub fn open(path: &Path) -> Result<AudioReader> {
+        let mut file = open_file(path)?;
+        let mut head = [0u8; 16];
+        let head_len = read_head(&mut file, &mut head).map_err(|e| io_error(path, e))?;
+        if head_len == 0 {
+            return Err(AudioError::Empty {
                 path: path.to_owned(),
-            })
+            });
         }
-    };
-    if decoded.samples.is_empty() {
-        return Err(AudioError::NoSamples {
-            path: path.to_owned(),
-        });
+        let container = sniff(&head[..head_len]);
+        debug!(path = %path.display(), ?container, "probed audio container");
+        // Both decoders expect the container from its first byte.
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| io_error(path, e))?;
+        match container {
+            Container::Wav => open_wav(path, file),
+            Container::Other => AudioReader::prime(path, open_symphonia(path, file)?),
+            Container::Unknown => Err(AudioError::NotAudio {
+                path: path.to_owned(),
+            }),
+        }
     }
-    Ok(decoded)
+
+    /// Decode the first block: symphonia knows the rate and channels only from a decoded
+    /// packet, and a file with no frames must fail here, as [`decode_file`] does.
+    fn prime(path: &Path, mut stream: Stream) -> Result<AudioReader> {
+        let mut block = Vec::new();
+        stream.fill(path, &mut block)?;
+        let no_samples = || AudioError::NoSamples {
+            path: path.to_owned(),
+        };
+        if block.is_empty() {
+            return Err(no_samples());
+        }
+        let (sample_rate, channels) = stream.spec().ok_or_else(no_samples)?;
+        Ok(AudioReader {
+            path: path.to_owned(),
+            sample_rate,
+            channels,
+            stream,
+            block,
+            taken: 0,
+            done: false,
+            deferred: None,
+        })
+    }
+
+    /// The file being read, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Frames per second, as the file declares it; in 1..=[`MAX_SAMPLE_RATE`].
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Channels in the file (at least 1); [`read_mono`](Self::read_mono) averages them.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// Append up to `max_frames` frames to `out`, each averaged to one mono sample as
+    /// [`downmix`] does; returns how many. Fewer than `max_frames` only at the end of the
+    /// stream, 0 once it is over.
+    pub fn read_mono(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
+        let channels = self.channels;
+        self.read_with(max_frames, |frames| downmix_into(frames, channels, out))
+    }
+
+    /// Like [`read_mono`](Self::read_mono), but appends the frames interleaved, as in the file.
+    pub fn read_interleaved(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
+        self.read_with(max_frames, |frames| out.extend_from_slice(frames))
+    }
+
+    /// Hand up to `max_frames` decoded frames to `take`, a slice of whole frames at a time,
+    /// decoding further blocks as needed.
+    fn read_with(&mut self, max_frames: usize, mut take: impl FnMut(&[f32])) -> Result<usize> {
+        if let Some(err) = self.deferred.take() {
+            return Err(err);
+        }
+        let channels = usize::from(self.channels);
+        let mut frames = 0;
+        while frames < max_frames {
+            if self.taken == self.block.len() && (self.done || !self.refill(frames)?) {
+                break;
+            }
+            let n = ((self.block.len() - self.taken) / channels).min(max_frames - frames);
+            let end = self.taken + n * channels;
+            take(&self.block[self.taken..end]);
+            self.taken = end;
+            frames += n;
+        }
+        Ok(frames)
+    }
+
+    /// Decode the next block; false at the end of the stream. An error marks the stream done
+    /// and is returned now if this read has no frames yet (`gathered`), or kept for the next.
+    fn refill(&mut self, gathered: usize) -> Result<bool> {
+        self.block.clear();
+        self.taken = 0;
+        match self.stream.fill(&self.path, &mut self.block) {
+            Ok(()) if self.block.is_empty() => {
+                self.done = true;
+                Ok(false)
+            }
+            Ok(()) => Ok(true),
+            Err(err) => {
+                self.done = true;
+                if gathered == 0 {
+                    return Err(err);
+                }
+                self.deferred = Some(err);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Samples worth reserving to hold the whole file, from what its header declares.
+    fn reserve_hint(&self) -> usize {
+        self.stream
+            .declared_samples()
+            .map_or(0, |n| n.min(MAX_RESERVE_SAMPLES as u64) as usize)
+    }
+}
+
+impl fmt::Debug for AudioReader {
+    // The decoders are not Debug; show what a reader of logs wants to know.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudioReader")
+            .field("path", &self.path)
+            .field("sample_rate", &self.sample_rate)
+            .field("channels", &self.channels)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Average interleaved channels to mono.
@@ -173,16 +324,24 @@ pub fn decode_file(path: &Path) -> Result<Decoded> {
 /// A trailing partial frame is ignored. `channels == 0` yields an empty vector, since there is
 /// no frame to average.
 pub fn downmix(interleaved: &[f32], channels: u16) -> Vec<f32> {
+    let mut mono = Vec::with_capacity(interleaved.len() / usize::from(channels.max(1)));
+    downmix_into(interleaved, channels, &mut mono);
+    mono
+}
+
+/// [`downmix`], appending to `out`.
+fn downmix_into(interleaved: &[f32], channels: u16, out: &mut Vec<f32>) {
     match channels {
-        0 => Vec::new(),
-        1 => interleaved.to_vec(),
+        0 => {}
+        1 => out.extend_from_slice(interleaved),
         n => {
             let n = usize::from(n);
             let scale = 1.0 / n as f32;
-            interleaved
-                .chunks_exact(n)
-                .map(|frame| frame.iter().sum::<f32>() * scale)
-                .collect()
+            out.extend(
+                interleaved
+                    .chunks_exact(n)
+                    .map(|frame| frame.iter().sum::<f32>() * scale),
+            );
         }
     }
 }
@@ -220,9 +379,12 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
 pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
     // Checked before decoding so a bad setting does not cost a whole decode first.
     check_rate(rate)?;
-    let decoded = decode_file(path)?;
-    let mono = downmix(&decoded.samples, decoded.channels);
-    resample(&mono, decoded.sample_rate, rate)
+    // Straight to mono: the interleaved file is never held whole, only the mono result.
+    let mut reader = AudioReader::open(path)?;
+    let channels = usize::from(reader.channels());
+    let mut mono = Vec::with_capacity(reader.reserve_hint() / channels);
+    while reader.read_mono(&mut mono, usize::MAX)? > 0 {}
+    resample(&mono, reader.sample_rate(), rate)
 }
 
 /// Streaming resampler for the realtime pipeline.
@@ -527,7 +689,7 @@ fn sniff(head: &[u8]) -> Container {
     }
 }
 
-fn open(path: &Path) -> Result<File> {
+fn open_file(path: &Path) -> Result<File> {
     let file = File::open(path).map_err(|e| io_error(path, e))?;
     // File::open succeeds on directories on Unix; reading them fails with a confusing EISDIR.
     let meta = file.metadata().map_err(|e| io_error(path, e))?;
@@ -593,44 +755,112 @@ fn check_spec(path: &Path, channels: u32, rate: u32) -> Result<()> {
     })
 }
 
-/// Decode RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
-fn decode_wav(path: &Path, file: File) -> Result<Decoded> {
-    let hit_eof = Rc::new(Cell::new(false));
-    let watched = EofWatch {
-        inner: file,
-        hit_eof: Rc::clone(&hit_eof),
-    };
-    let reader = match hound::WavReader::new(BufReader::new(watched)) {
-        Ok(reader) => reader,
-        Err(err) => return wav_fallback(path, err, hit_eof.get()),
-    };
-    let spec = reader.spec();
-    check_spec(path, u32::from(spec.channels), spec.sample_rate)?;
-    let (samples, truncated) = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => {
-            read_wav_samples(path, reader, &hit_eof, |s: f32| sanitize(s))?
+/// Samples (not frames) hound decodes per block: small enough that streaming a file costs the
+/// same memory whatever its length, large enough that the per-block overhead vanishes.
+const WAV_BLOCK_SAMPLES: usize = 16_384;
+
+/// Most samples [`decode_file`] reserves up front from a header's declared length (64 MiB of
+/// `f32`); a lying header must not be able to request gigabytes before any audio is read.
+const MAX_RESERVE_SAMPLES: usize = 1 << 24;
+
+/// The decoder behind an [`AudioReader`].
+enum Stream {
+    Wav(WavStream),
+    Symphonia(SymphoniaStream),
+}
+
+impl Stream {
+    /// Append the next whole frames to the empty `block`; leave it empty at the end of the
+    /// stream.
+    fn fill(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
+        match self {
+            Stream::Wav(wav) => wav.fill(path, block),
+            Stream::Symphonia(sym) => sym.fill(path, block),
         }
-        (hound::SampleFormat::Int, bits @ 1..=32) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            read_wav_samples(path, reader, &hit_eof, |s: i32| s as f32 * scale)?
-        }
-        _ => return wav_fallback(path, hound::Error::Unsupported, false),
-    };
-    let channels = spec.channels;
-    let mut samples = samples;
-    samples.truncate(samples.len() - samples.len() % usize::from(channels));
-    if truncated {
-        warn!(
-            path = %path.display(),
-            frames = samples.len() / usize::from(channels),
-            "WAV data ends before the length its header declares; using the samples present"
-        );
     }
-    Ok(Decoded {
-        sample_rate: spec.sample_rate,
-        channels,
-        samples,
-    })
+
+    /// Rate and channel count; known for a WAV from its header, for symphonia once a packet
+    /// has been decoded.
+    fn spec(&self) -> Option<(u32, u16)> {
+        match self {
+            Stream::Wav(wav) => Some((wav.spec.sample_rate, wav.spec.channels)),
+            Stream::Symphonia(sym) => sym.spec_seen,
+        }
+    }
+
+    /// Interleaved samples the header declares, if it does.
+    fn declared_samples(&self) -> Option<u64> {
+        match self {
+            Stream::Wav(wav) => Some(u64::from(wav.reader.len())),
+            Stream::Symphonia(sym) => sym
+                .declared_frames
+                .zip(sym.spec_seen)
+                .map(|(frames, (_, channels))| frames.saturating_mul(u64::from(channels))),
+        }
+    }
+}
+
+/// How a WAV stores its samples, as far as hound reads them.
+#[derive(Debug, Clone, Copy)]
+enum WavEncoding {
+    /// 32-bit IEEE float.
+    Float,
+    /// Integers; `scale` maps full scale to 1.
+    Int { scale: f32 },
+}
+
+/// RIFF/WAVE read by hound.
+struct WavStream {
+    reader: hound::WavReader<BufReader<EofWatch<File>>>,
+    hit_eof: Arc<AtomicBool>,
+    spec: hound::WavSpec,
+    encoding: WavEncoding,
+    /// Frames handed out so far, for the warning about a cut-short file.
+    frames: u64,
+    /// The data ended (where the header says, or earlier); nothing more to read.
+    finished: bool,
+}
+
+impl WavStream {
+    fn fill(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        let channels = usize::from(self.spec.channels);
+        let wanted = (WAV_BLOCK_SAMPLES / channels).max(1) * channels;
+        let cut_short = match self.encoding {
+            WavEncoding::Float => read_wav_block(
+                path,
+                self.reader.samples::<f32>(),
+                &self.hit_eof,
+                wanted,
+                block,
+                sanitize,
+            )?,
+            WavEncoding::Int { scale } => read_wav_block(
+                path,
+                self.reader.samples::<i32>(),
+                &self.hit_eof,
+                wanted,
+                block,
+                |s: i32| s as f32 * scale,
+            )?,
+        };
+        if block.len() < wanted {
+            self.finished = true;
+            // A file cut mid-frame leaves a partial frame; it is not audio anyone can use.
+            block.truncate(block.len() - block.len() % channels);
+        }
+        self.frames += (block.len() / channels) as u64;
+        if cut_short {
+            warn!(
+                path = %path.display(),
+                frames = self.frames,
+                "WAV data ends before the length its header declares; using the samples present"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Records whether the wrapped reader reached end of file. hound reports running out of bytes
@@ -638,35 +868,34 @@ fn decode_wav(path: &Path, file: File) -> Result<Decoded> {
 /// disk without matching on hound's message text.
 struct EofWatch<R> {
     inner: R,
-    hit_eof: Rc<Cell<bool>>,
+    /// Shared with the [`WavStream`]; atomic only so that a reader can move to another thread.
+    hit_eof: Arc<AtomicBool>,
 }
 
 impl<R: Read> Read for EofWatch<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
-            self.hit_eof.set(true);
+            self.hit_eof.store(true, Ordering::Relaxed);
         }
         Ok(n)
     }
 }
 
-/// Read every sample, stopping quietly where the data runs out. Returns the samples and
-/// whether the data ended early.
-fn read_wav_samples<R: Read, S: hound::Sample>(
+/// Append up to `wanted` converted samples to `block`, stopping quietly where the data runs
+/// out. Returns whether the data ended before the header said it would.
+fn read_wav_block<R: Read, S: hound::Sample>(
     path: &Path,
-    reader: hound::WavReader<R>,
-    hit_eof: &Cell<bool>,
+    samples: hound::WavSamples<'_, R, S>,
+    hit_eof: &AtomicBool,
+    wanted: usize,
+    block: &mut Vec<f32>,
     convert: impl Fn(S) -> f32,
-) -> Result<(Vec<f32>, bool)> {
-    // The header's length is only a hint: it may be a lie (truncated or streamed files), and
-    // trusting it would let a damaged header request gigabytes up front.
-    let declared = reader.len() as usize;
-    let mut samples = Vec::with_capacity(declared.min(1 << 24));
-    for sample in reader.into_samples::<S>() {
+) -> Result<bool> {
+    for sample in samples.take(wanted) {
         match sample {
-            Ok(s) => samples.push(convert(s)),
-            Err(hound::Error::IoError(_)) if hit_eof.get() => return Ok((samples, true)),
+            Ok(s) => block.push(convert(s)),
+            Err(hound::Error::IoError(_)) if hit_eof.load(Ordering::Relaxed) => return Ok(true),
             Err(hound::Error::IoError(e)) => return Err(io_error(path, e)),
             Err(e) => {
                 return Err(AudioError::Corrupt {
@@ -676,16 +905,47 @@ fn read_wav_samples<R: Read, S: hound::Sample>(
             }
         }
     }
-    Ok((samples, false))
+    Ok(false)
+}
+
+/// Open RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
+fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
+    let hit_eof = Arc::new(AtomicBool::new(false));
+    let watched = EofWatch {
+        inner: file,
+        hit_eof: Arc::clone(&hit_eof),
+    };
+    let reader = match hound::WavReader::new(BufReader::new(watched)) {
+        Ok(reader) => reader,
+        Err(err) => return wav_fallback(path, err, hit_eof.load(Ordering::Relaxed)),
+    };
+    let spec = reader.spec();
+    check_spec(path, u32::from(spec.channels), spec.sample_rate)?;
+    let encoding = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => WavEncoding::Float,
+        (hound::SampleFormat::Int, bits @ 1..=32) => WavEncoding::Int {
+            scale: 1.0 / (1u64 << (bits - 1)) as f32,
+        },
+        _ => return wav_fallback(path, hound::Error::Unsupported, false),
+    };
+    let stream = WavStream {
+        reader,
+        hit_eof,
+        spec,
+        encoding,
+        frames: 0,
+        finished: false,
+    };
+    AudioReader::prime(path, Stream::Wav(stream))
 }
 
 /// hound refused the file: let symphonia try (it reads 64-bit float, A-law, µ-law, ADPCM and
 /// looser headers). If it cannot either, report hound's reason, which is the more specific.
-fn wav_fallback(path: &Path, hound_err: hound::Error, hit_eof: bool) -> Result<Decoded> {
+fn wav_fallback(path: &Path, hound_err: hound::Error, hit_eof: bool) -> Result<AudioReader> {
     debug!(path = %path.display(), error = %hound_err, "hound cannot read this WAV, trying symphonia");
-    let file = open(path)?;
-    match decode_symphonia(path, file) {
-        Ok(decoded) => Ok(decoded),
+    let file = open_file(path)?;
+    match open_symphonia(path, file).and_then(|stream| AudioReader::prime(path, stream)) {
+        Ok(reader) => Ok(reader),
         Err(sym_err) => {
             debug!(path = %path.display(), error = %sym_err, "symphonia cannot read this WAV either");
             Err(match hound_err {
@@ -707,12 +967,25 @@ fn wav_fallback(path: &Path, hound_err: hound::Error, hit_eof: bool) -> Result<D
     }
 }
 
-/// Decode any container symphonia knows, first audio track only.
-fn decode_symphonia(path: &Path, file: File) -> Result<Decoded> {
-    let corrupt = |detail: String| AudioError::Corrupt {
-        path: path.to_owned(),
-        detail,
-    };
+/// Any container symphonia knows, first audio track only.
+struct SymphoniaStream {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track_id: u32,
+    /// Frames the container declares, if it does: only a hint for reserving memory.
+    declared_frames: Option<u64>,
+    /// Rate and channels of the first decoded packet; every later packet must match.
+    spec_seen: Option<(u32, u16)>,
+    /// Reused across packets; regrown only if a packet is larger than any before it.
+    buffer: Option<SampleBuffer<f32>>,
+    good_packets: usize,
+    bad_packets: usize,
+    first_error: Option<String>,
+    /// The stream ended; nothing more to read.
+    finished: bool,
+}
+
+fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -728,10 +1001,11 @@ fn decode_symphonia(path: &Path, file: File) -> Result<Decoded> {
         .map_err(|e| match e {
             // The signature matched, so running out of bytes while probing means the stream
             // behind it is missing or cut off.
-            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => corrupt(
-                "its signature matches a known format, but no valid stream follows before the end of the file"
+            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => AudioError::Corrupt {
+                path: path.to_owned(),
+                detail: "its signature matches a known format, but no valid stream follows before the end of the file"
                     .to_owned(),
-            ),
+            },
             SymphoniaError::IoError(e) => io_error(path, e),
             SymphoniaError::Unsupported(what) => AudioError::UnsupportedCodec {
                 path: path.to_owned(),
@@ -742,7 +1016,7 @@ fn decode_symphonia(path: &Path, file: File) -> Result<Decoded> {
                 detail: other.to_string(),
             },
         })?;
-    let mut format = probed.format;
+    let format = probed.format;
     let track = format
         .tracks()
         .iter()
@@ -750,114 +1024,135 @@ fn decode_symphonia(path: &Path, file: File) -> Result<Decoded> {
         .ok_or_else(|| AudioError::NoAudioTrack {
             path: path.to_owned(),
         })?;
-    let track_id = track.id;
     if let Some(rate) = track.codec_params.sample_rate {
         check_spec(path, 1, rate)?;
     }
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| AudioError::UnsupportedCodec {
             path: path.to_owned(),
             detail: e.to_string(),
         })?;
+    Ok(Stream::Symphonia(SymphoniaStream {
+        track_id: track.id,
+        declared_frames: track.codec_params.n_frames,
+        format,
+        decoder,
+        spec_seen: None,
+        buffer: None,
+        good_packets: 0,
+        bad_packets: 0,
+        first_error: None,
+        finished: false,
+    }))
+}
 
-    let mut samples = Vec::new();
-    let mut spec_seen: Option<(u32, u16)> = None;
-    let mut buffer: Option<SampleBuffer<f32>> = None;
-    let (mut good_packets, mut bad_packets) = (0usize, 0usize);
-    let mut first_error: Option<String> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(packet) => packet,
-            // symphonia signals the normal end of a stream as an unexpected EOF; a truncated
-            // stream looks the same and is decoded as far as it goes.
-            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(SymphoniaError::ResetRequired) => {
-                // A chained stream (e.g. concatenated Ogg) whose parameters change; hark takes
-                // the first part rather than splice two formats together.
-                warn!(path = %path.display(), "stream changes format midway; using the first part");
-                break;
-            }
-            Err(SymphoniaError::IoError(e)) => return Err(io_error(path, e)),
-            Err(e) => return Err(corrupt(e.to_string())),
+impl SymphoniaStream {
+    /// Decode packets until one yields frames (appended to `block`) or the stream ends.
+    fn fill(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
+        let corrupt = |detail: String| AudioError::Corrupt {
+            path: path.to_owned(),
+            detail,
         };
-        if packet.track_id() != track_id {
-            continue;
-        }
-        let decoded = match decoder.decode(&packet) {
-            Ok(decoded) => decoded,
-            // A bad packet is skipped, as symphonia recommends; too many fail the file below.
-            Err(SymphoniaError::DecodeError(msg)) => {
-                bad_packets += 1;
-                first_error.get_or_insert_with(|| msg.to_owned());
+        while !self.finished {
+            let packet = match self.format.next_packet() {
+                Ok(packet) => packet,
+                // symphonia signals the normal end of a stream as an unexpected EOF; a
+                // truncated stream looks the same and is decoded as far as it goes.
+                Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return self.finish(path)
+                }
+                Err(SymphoniaError::ResetRequired) => {
+                    // A chained stream (e.g. concatenated Ogg) whose parameters change; hark
+                    // takes the first part rather than splice two formats together.
+                    warn!(path = %path.display(), "stream changes format midway; using the first part");
+                    return self.finish(path);
+                }
+                Err(SymphoniaError::IoError(e)) => return Err(io_error(path, e)),
+                Err(e) => return Err(corrupt(e.to_string())),
+            };
+            if packet.track_id() != self.track_id {
                 continue;
             }
-            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(SymphoniaError::Unsupported(what)) => {
-                return Err(AudioError::UnsupportedCodec {
-                    path: path.to_owned(),
-                    detail: what.to_owned(),
-                })
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(decoded) => decoded,
+                // A bad packet is skipped, as symphonia recommends; too many fail the file at
+                // its end.
+                Err(SymphoniaError::DecodeError(msg)) => {
+                    self.bad_packets += 1;
+                    self.first_error.get_or_insert_with(|| msg.to_owned());
+                    continue;
+                }
+                Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return self.finish(path)
+                }
+                Err(SymphoniaError::Unsupported(what)) => {
+                    return Err(AudioError::UnsupportedCodec {
+                        path: path.to_owned(),
+                        detail: what.to_owned(),
+                    })
+                }
+                Err(e) => return Err(corrupt(e.to_string())),
+            };
+            self.good_packets += 1;
+            let spec = *decoded.spec();
+            let channels = spec.channels.count() as u32;
+            match self.spec_seen {
+                None => {
+                    check_spec(path, channels, spec.rate)?;
+                    self.spec_seen = Some((spec.rate, channels as u16));
+                }
+                Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
+                Some((rate, ch)) => {
+                    return Err(AudioError::UnsupportedCodec {
+                        path: path.to_owned(),
+                        detail: format!(
+                            "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
+                            spec.rate
+                        ),
+                    })
+                }
             }
-            Err(e) => return Err(corrupt(e.to_string())),
-        };
-        good_packets += 1;
-        let spec = *decoded.spec();
-        let channels = spec.channels.count() as u32;
-        match spec_seen {
-            None => {
-                check_spec(path, channels, spec.rate)?;
-                spec_seen = Some((spec.rate, channels as u16));
+            if decoded.frames() == 0 {
+                continue;
             }
-            Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
-            Some((rate, ch)) => {
-                return Err(AudioError::UnsupportedCodec {
-                    path: path.to_owned(),
-                    detail: format!(
-                        "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
-                        spec.rate
-                    ),
-                })
+            let frames = decoded.capacity();
+            if self
+                .buffer
+                .as_ref()
+                .is_none_or(|b| b.capacity() < frames * channels as usize)
+            {
+                self.buffer = Some(SampleBuffer::new(frames as u64, spec));
             }
+            let buf = self.buffer.as_mut().expect("filled just above");
+            buf.copy_interleaved_ref(decoded);
+            block.extend(buf.samples().iter().map(|&s| sanitize(s)));
+            return Ok(());
         }
-        if decoded.frames() == 0 {
-            continue;
-        }
-        // Reused across packets; regrown only if a packet is larger than any before it.
-        let frames = decoded.capacity();
-        if buffer
-            .as_ref()
-            .is_none_or(|b| b.capacity() < frames * channels as usize)
-        {
-            buffer = Some(SampleBuffer::new(frames as u64, spec));
-        }
-        let buf = buffer.as_mut().expect("filled just above");
-        buf.copy_interleaved_ref(decoded);
-        samples.extend(buf.samples().iter().map(|&s| sanitize(s)));
+        Ok(())
     }
 
-    // Noise that happens to start with a sync word yields mostly failed packets; a real file
-    // with a damaged patch yields mostly good ones.
-    if bad_packets > 0 && bad_packets >= good_packets {
-        return Err(corrupt(format!(
-            "{bad_packets} of {} packets failed to decode, first: {}",
-            bad_packets + good_packets,
-            first_error.unwrap_or_default()
-        )));
+    /// The stream is over: fail it if it was mostly undecodable packets.
+    fn finish(&mut self, path: &Path) -> Result<()> {
+        self.finished = true;
+        let (bad_packets, good_packets) = (self.bad_packets, self.good_packets);
+        // Noise that happens to start with a sync word yields mostly failed packets; a real
+        // file with a damaged patch yields mostly good ones.
+        if bad_packets > 0 && bad_packets >= good_packets {
+            return Err(AudioError::Corrupt {
+                path: path.to_owned(),
+                detail: format!(
+                    "{bad_packets} of {} packets failed to decode, first: {}",
+                    bad_packets + good_packets,
+                    self.first_error.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+        if bad_packets > 0 {
+            warn!(path = %path.display(), bad_packets, good_packets, "skipped undecodable packets");
+        }
+        Ok(())
     }
-    if bad_packets > 0 {
-        warn!(path = %path.display(), bad_packets, good_packets, "skipped undecodable packets");
-    }
-    let Some((sample_rate, channels)) = spec_seen else {
-        return Err(AudioError::NoSamples {
-            path: path.to_owned(),
-        });
-    };
-    Ok(Decoded {
-        sample_rate,
-        channels,
-        samples,
-    })
 }
 
 #[cfg(test)]

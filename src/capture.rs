@@ -861,7 +861,8 @@ fn error_kind_from_code(code: u8) -> Option<cpal::ErrorKind> {
 // ---------------------------------------------------------------------------------------------
 // Files and readers
 
-/// An audio file, decoded up front and fed to the ring in 10 ms blocks.
+/// An audio file, decoded a block at a time as it is fed to the ring, so a long file costs no
+/// more memory than a short one: the ring plus one block.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     pub path: PathBuf,
@@ -877,17 +878,16 @@ impl Source for FileSource {
     }
 
     fn start(self: Box<Self>, ring_capacity_seconds: f32) -> Result<Capture> {
-        // Decode on the caller's thread so a missing or broken file fails `start` itself.
-        let decoded = audio::decode_file(&self.path)?;
-        let mono = audio::downmix(&decoded.samples, decoded.channels);
-        let sample_rate = decoded.sample_rate;
+        // Open (which decodes the first block) on the caller's thread, so a missing or broken
+        // file fails `start` itself.
+        let reader = audio::AudioReader::open(&self.path)?;
         let realtime = self.realtime;
         Capture::spawn(
             self.path.display().to_string(),
-            sample_rate,
+            reader.sample_rate(),
             ring_capacity_seconds,
             move |mut sink, stop| {
-                if feed_samples(&mut sink, &mono, sample_rate, realtime, &stop) {
+                if feed_file(&mut sink, reader, realtime, &stop) {
                     sink.stats().ended.store(true, Ordering::Release);
                 }
             },
@@ -895,18 +895,36 @@ impl Source for FileSource {
     }
 }
 
-/// Feeds `mono` in 10 ms blocks; returns false if stopped before the end.
-fn feed_samples(
+/// Decodes and feeds the file in 10 ms blocks; returns false if stopped before the end. A
+/// decoding error partway through ends the stream there, as if the file ended: what came before
+/// it has been delivered, and the consumer winds down as it does at any end of input.
+fn feed_file(
     sink: &mut RingSink,
-    mono: &[f32],
-    sample_rate: u32,
+    mut reader: audio::AudioReader,
     realtime: bool,
     stop: &StopSignal,
 ) -> bool {
+    let sample_rate = reader.sample_rate();
     let block = chunk_frames(sample_rate);
+    let mut piece = Vec::with_capacity(block);
     let start = Instant::now();
     let mut sent = 0usize;
-    for piece in mono.chunks(block) {
+    loop {
+        piece.clear();
+        match reader.read_mono(&mut piece, block) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(err) => {
+                sink.stats().errors.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    path = %reader.path().display(),
+                    samples = sent,
+                    error = %err,
+                    "decoding failed partway through the file; treating it as the end"
+                );
+                return true;
+            }
+        }
         if realtime {
             // A device hands over a block once it has been recorded. The deadline comes from
             // the sample count, not from the previous wake-up, so late wake-ups never add up.
@@ -914,13 +932,12 @@ fn feed_samples(
             if !stop.sleep_until(start + Duration::from_secs_f64(due)) {
                 return false;
             }
-            sink.push(piece);
-        } else if !push_all(sink, piece, stop) {
+            sink.push(&piece);
+        } else if !push_all(sink, &piece, stop) {
             return false;
         }
         sent += piece.len();
     }
-    true
 }
 
 fn chunk_frames(sample_rate: u32) -> usize {
@@ -1388,6 +1405,83 @@ mod tests {
         let err = Box::new(source).start(1.0).unwrap_err();
         assert!(matches!(err, CaptureError::Decode(_)), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/hark-test.wav"));
+    }
+
+    #[test]
+    fn file_with_no_samples_fails_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent.wav");
+        write_float_wav(&path, 16_000, 1, &[]);
+        let source = FileSource {
+            path,
+            realtime: false,
+        };
+        let err = Box::new(source).start(1.0).unwrap_err();
+        assert!(
+            matches!(err, CaptureError::Decode(AudioError::NoSamples { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_decode_error_partway_ends_the_file_stream_after_what_came_before() {
+        if Command::new("lame").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: needs `lame` to make a damaged MP3");
+            return;
+        }
+        // One MP3 stream followed by a longer one at another rate and channel count: symphonia
+        // reads the first, then fails the packets of the second, which fails the file at the
+        // end of what it could decode.
+        let dir = tempfile::tempdir().unwrap();
+        let mut joined = Vec::new();
+        for (name, rate, channels, secs) in [("a", "44100", "1", "1"), ("b", "22050", "2", "2")] {
+            let wav = dir.path().join(format!("{name}.wav"));
+            let mp3 = dir.path().join(format!("{name}.mp3"));
+            let made = Command::new("sox")
+                .args(["-D", "-n", "-r", rate, "-c", channels])
+                .arg(&wav)
+                .args(["synth", secs, "sine", "440", "vol", "0.5"])
+                .status()
+                .expect("run sox (install the `sox` package)");
+            assert!(made.success());
+            let encoded = Command::new("lame")
+                .arg("--quiet")
+                .args([&wav, &mp3])
+                .status()
+                .unwrap();
+            assert!(encoded.success());
+            joined.extend(std::fs::read(&mp3).unwrap());
+        }
+        let path = dir.path().join("joined.mp3");
+        std::fs::write(&path, joined).unwrap();
+
+        // What decodes before the failure, read straight from the decoder.
+        let mut reader = audio::AudioReader::open(&path).unwrap();
+        let mut before = Vec::new();
+        let err = loop {
+            match reader.read_mono(&mut before, 4_096) {
+                Ok(0) => panic!("the joined MP3 was expected to fail partway"),
+                Ok(_) => {}
+                Err(err) => break err,
+            }
+        };
+        assert!(matches!(err, AudioError::Corrupt { .. }), "{err:?}");
+        assert!(
+            before.len() >= 40_000,
+            "{} samples before the error",
+            before.len()
+        );
+
+        let source = FileSource {
+            path,
+            realtime: false,
+        };
+        let mut capture = Box::new(source).start(0.05).unwrap();
+        let mut got = Vec::new();
+        drain_until_ended(&mut capture, &mut got);
+        assert_eq!(got, before);
+        assert_eq!(capture.stats.errors.load(Ordering::Relaxed), 1);
+        assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
     }
 
     /// Hands out at most `limit` bytes per read, so frames arrive split across reads.

@@ -7,7 +7,7 @@ use std::f32::consts::PI;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hark::audio::{self, AudioError, StreamResampler};
+use hark::audio::{self, AudioError, AudioReader, StreamResampler};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -132,6 +132,59 @@ fn assert_names_path(err: &AudioError, path: &Path) {
         "error message does not name the file {}: {msg}",
         path.display()
     );
+}
+
+/// Read `path` through an [`AudioReader`] in blocks of `block` frames, checking the block
+/// contract on the way: every block but the last is full, and the end stays the end.
+fn stream_mono(path: &Path, block: usize) -> Vec<f32> {
+    let mut reader = AudioReader::open(path).unwrap();
+    let mut out = Vec::new();
+    let mut ended_short = false;
+    loop {
+        let before = out.len();
+        let n = reader.read_mono(&mut out, block).unwrap();
+        assert_eq!(
+            out.len() - before,
+            n,
+            "read_mono's count is what it appended"
+        );
+        if n == 0 {
+            break;
+        }
+        assert!(!ended_short, "a short block came before the end");
+        assert!(n <= block);
+        ended_short = n < block;
+    }
+    assert_eq!(
+        reader.read_mono(&mut out, block).unwrap(),
+        0,
+        "the end stays the end"
+    );
+    out
+}
+
+/// [`AudioReader`] in blocks of several sizes gives exactly `decode_file` + `downmix`, and its
+/// interleaved reads exactly `decode_file`.
+fn assert_streams_like_decode_file(path: &Path) {
+    let whole = audio::decode_file(path).unwrap();
+    let mono = audio::downmix(&whole.samples, whole.channels);
+    // Blocks smaller than, equal to and not dividing the decoders' own blocks and packets.
+    for block in [1, 441, 1_000, 4_096, 100_000] {
+        assert_eq!(
+            stream_mono(path, block),
+            mono,
+            "{} in blocks of {block}",
+            path.display()
+        );
+    }
+    let mut reader = AudioReader::open(path).unwrap();
+    assert_eq!(
+        (reader.sample_rate(), reader.channels()),
+        (whole.sample_rate, whole.channels)
+    );
+    let mut interleaved = Vec::new();
+    while reader.read_interleaved(&mut interleaved, 333).unwrap() > 0 {}
+    assert_eq!(interleaved, whole.samples);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,6 +464,128 @@ fn content_decides_format_not_extension() {
     let reference = audio::decode_file(&wav).unwrap();
     assert_eq!(audio::decode_file(&flac_as_wav).unwrap(), reference);
     assert_eq!(audio::decode_file(&wav_as_mp3).unwrap(), reference);
+}
+
+// ---------------------------------------------------------------------------------------------
+// streaming: AudioReader
+
+/// Stereo, interleaved: a sine of `hz[0]` at `amp[0]` on the left, `hz[1]` at `amp[1]` on the
+/// right, so a downmix that took one channel or swapped them would show.
+fn two_tones(rate: u32, secs: f32, hz: [f32; 2], amp: [f32; 2]) -> Vec<f32> {
+    interleave(&[
+        sine(rate, secs, hz[0], amp[0]),
+        sine(rate, secs, hz[1], amp[1]),
+    ])
+}
+
+#[test]
+fn reader_streams_a_wav_exactly_like_decode_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mono16.wav");
+    // Long enough for many of hound's blocks, and not a whole number of them.
+    write_wav_int(&path, 44_100, 1, 16, &sine(44_100, 1.37, 440.0, 0.5));
+    assert_streams_like_decode_file(&path);
+}
+
+#[test]
+fn reader_streams_a_stereo_24_bit_wav_exactly_like_decode_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stereo24.wav");
+    let src = two_tones(48_000, 1.1, [440.0, 1_000.0], [0.5, -0.3]);
+    write_wav_int(&path, 48_000, 2, 24, &src);
+    assert_streams_like_decode_file(&path);
+    let mono = stream_mono(&path, 480);
+    assert_eq!(mono.len(), src.len() / 2);
+    // Averaged, not one channel: each sine is there at half its amplitude (power a²/4).
+    for (freq, amp) in [(440.0, 0.25f32), (1_000.0, 0.15)] {
+        let power = goertzel(&mono, 48_000, freq);
+        let want = amp * amp / 4.0;
+        assert!(
+            (power - want).abs() < 0.05 * want,
+            "{freq} Hz: {power} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn reader_streams_flac_and_mp3_exactly_like_decode_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("src.wav");
+    let src = two_tones(44_100, 1.5, [440.0, 660.0], [0.5, 0.25]);
+    write_wav_int(&wav, 44_100, 2, 16, &src);
+    let flac = dir.path().join("s.flac");
+    sox(&[path_str(&wav), path_str(&flac)]);
+    assert_streams_like_decode_file(&flac);
+    // FLAC is lossless, so the stream also matches the WAV it was made from.
+    assert_eq!(
+        stream_mono(&flac, 441),
+        audio::downmix(&audio::decode_file(&wav).unwrap().samples, 2)
+    );
+    let mp3 = dir.path().join("s.mp3");
+    if encode_mp3(&wav, &mp3) {
+        assert_streams_like_decode_file(&mp3);
+    } else {
+        eprintln!("SKIPPED the MP3 half: no MP3 encoder (lame, ffmpeg, or sox with MP3) found");
+    }
+}
+
+#[test]
+fn reader_streams_a_wav_through_the_symphonia_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32_path = dir.path().join("f32.wav");
+    let f64_path = dir.path().join("f64.wav");
+    let src = two_tones(16_000, 0.8, [440.0, 440.0], [0.5, 0.1]);
+    write_wav_f32(&f32_path, 16_000, 2, &src);
+    // hound does not read 64-bit float.
+    let (from, to) = (path_str(&f32_path), path_str(&f64_path));
+    sox(&[from, "-e", "floating-point", "-b", "64", to]);
+    assert_streams_like_decode_file(&f64_path);
+}
+
+#[test]
+fn reader_streams_what_a_truncated_wav_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.wav");
+    let src = two_tones(16_000, 2.0, [440.0, 660.0], [0.5, 0.25]);
+    write_wav_int(&path, 16_000, 2, 16, &src);
+    let whole = audio::decode_file(&path).unwrap();
+    // Cut mid-frame, several of hound's blocks in: 20_000 whole frames plus 3 stray bytes.
+    let header = std::fs::metadata(&path).unwrap().len() - src.len() as u64 * 2;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(header + 20_000 * 4 + 3).unwrap();
+    let mono = stream_mono(&path, 160);
+    assert_eq!(mono, audio::downmix(&whole.samples[..40_000], 2));
+    assert_streams_like_decode_file(&path);
+}
+
+#[test]
+fn reader_open_fails_like_decode_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.wav");
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.wav");
+    std::fs::write(&text, "milk\neggs\n").unwrap();
+    let silent = dir.path().join("silent.wav");
+    write_wav_int(&silent, 16_000, 1, 16, &[]);
+    let flac_silent = dir.path().join("silent.flac");
+    let out = path_str(&flac_silent);
+    sox(&["-n", "-r", "16000", "-c", "1", out, "trim", "0", "0"]);
+    for path in [&missing, &empty, &text, &silent, &flac_silent] {
+        let streamed = AudioReader::open(path).unwrap_err();
+        let whole = audio::decode_file(path).unwrap_err();
+        assert_eq!(
+            streamed.to_string(),
+            whole.to_string(),
+            "{}",
+            path.display()
+        );
+        assert_names_path(&streamed, path);
+    }
+    assert!(matches!(
+        AudioReader::open(&silent).unwrap_err(),
+        AudioError::NoSamples { .. }
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
