@@ -431,6 +431,11 @@ impl StreamResampler {
     pub fn delay(&self) -> usize {
         self.engine.as_ref().map_or(0, FftEngine::delay)
     }
+
+    /// Output samples the engine hands over at once (0 when the rates are equal).
+    pub fn block_len(&self) -> usize {
+        self.engine.as_ref().map_or(0, FftEngine::chunk_out)
+    }
 }
 
 impl fmt::Debug for StreamResampler {
@@ -548,10 +553,12 @@ impl FromStr for RawFormat {
 // Resampling engine
 
 /// Smallest block, in both input and output samples, the FFT resampler works on. The block
-/// length is also the anti-aliasing filter's length, so this sets the quality floor: 512 taps
-/// keep the passband flat to well within 1% and the transition band narrow, at ~32 ms of
-/// block latency for 16 kHz output.
-const MIN_BLOCK: u64 = 512;
+/// length is also the anti-aliasing filter's length, so this trades quality for latency: 160
+/// taps (10 ms at 16 kHz) keep the passband flat and the transition band about 200 Hz wide,
+/// and a window's last sample waits at most one block plus half a block of filter delay
+/// (15 ms) before the consumer sees it. 512 taps cost 48 ms, too much for the latency target
+/// in BENCHMARKS.md, and the scores they give differ from 160's by less than the models' noise.
+const MIN_BLOCK: u64 = 160;
 
 /// rubato's synchronous FFT resampler plus the input buffer that lets callers push any amount.
 ///

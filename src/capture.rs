@@ -171,18 +171,39 @@ impl CaptureStats {
 pub struct RingSink {
     producer: HeapProd<f32>,
     stats: Arc<CaptureStats>,
+    /// When samples entered the ring, for the consumer's latency figures.
+    arrivals: HeapProd<Arrival>,
+    /// Samples pushed so far (the producer's own count; `stats.delivered` is for others).
+    pushed: u64,
 }
+
+/// When a push put samples into the capture ring: after it, the ring had received `end`
+/// samples in all, and the wall clock read `wall_us` microseconds since the Unix epoch.
+/// The consumer maps a window's newest sample to the push that brought it, so a prediction can
+/// carry the time its audio arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub end: u64,
+    pub wall_us: u64,
+}
+
+/// Arrival marks the ring keeps for the consumer: about 2.5 s of 10 ms device periods. When
+/// the consumer does not drain them (it is rebuilding), newer marks are dropped, never samples.
+const ARRIVAL_MARKS: usize = 256;
 
 impl RingSink {
     /// A ring holding `capacity_samples` mono samples (at least one), split into this sink
     /// and the consumer's end.
-    pub fn new(capacity_samples: usize) -> (RingSink, HeapCons<f32>) {
+    pub fn new(capacity_samples: usize) -> (RingSink, HeapCons<f32>, HeapCons<Arrival>) {
         let (producer, consumer) = HeapRb::<f32>::new(capacity_samples.max(1)).split();
+        let (arrivals, arrivals_consumer) = HeapRb::<Arrival>::new(ARRIVAL_MARKS).split();
         let sink = RingSink {
             producer,
             stats: Arc::new(CaptureStats::default()),
+            arrivals,
+            pushed: 0,
         };
-        (sink, consumer)
+        (sink, consumer, arrivals_consumer)
     }
 
     /// The counters this sink updates, to hand to the consumer.
@@ -214,6 +235,15 @@ impl RingSink {
             self.stats
                 .delivered
                 .fetch_add(pushed as u64, Ordering::Relaxed);
+            self.pushed += pushed as u64;
+            // The realtime clock is a vDSO read: no syscall, lock or allocation.
+            let wall_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            let _ = self.arrivals.try_push(Arrival {
+                end: self.pushed,
+                wall_us,
+            });
         }
         pushed
     }
@@ -292,6 +322,8 @@ impl Drop for Worker {
 pub struct Capture {
     /// Mono f32 samples at `sample_rate`, oldest first.
     pub consumer: HeapCons<f32>,
+    /// When the samples arrived, one mark per push, oldest first.
+    pub arrivals: HeapCons<Arrival>,
     pub stats: Arc<CaptureStats>,
     /// The source's native rate; the consumer resamples if it needs another.
     pub sample_rate: u32,
@@ -354,7 +386,7 @@ impl Capture {
         F: FnOnce(RingSink, StopSignal) + Send + 'static,
     {
         let capacity = ring_capacity(ring_capacity_seconds, sample_rate)?;
-        let (sink, consumer) = RingSink::new(capacity);
+        let (sink, consumer, arrivals) = RingSink::new(capacity);
         let stats = Arc::clone(sink.stats());
         let stop = StopSignal(Arc::new(AtomicBool::new(false)));
         let thread_stop = stop.clone();
@@ -367,6 +399,7 @@ impl Capture {
             })?;
         Ok(Capture {
             consumer,
+            arrivals,
             stats,
             sample_rate,
             name,
@@ -455,6 +488,7 @@ impl Source for DeviceSource {
         match opened_rx.recv() {
             Ok(Ok(opened)) => Ok(Capture {
                 consumer: opened.consumer,
+                arrivals: opened.arrivals,
                 stats: opened.stats,
                 sample_rate: opened.sample_rate,
                 name: opened.name,
@@ -469,6 +503,7 @@ impl Source for DeviceSource {
 /// What the device thread reports back once its stream is playing.
 struct Opened {
     consumer: HeapCons<f32>,
+    arrivals: HeapCons<Arrival>,
     stats: Arc<CaptureStats>,
     sample_rate: u32,
     name: String,
@@ -492,7 +527,8 @@ fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal:
     })?;
     let config = supported.config();
     let sample_rate = config.sample_rate;
-    let (sink, consumer) = RingSink::new(ring_capacity(ring_capacity_seconds, sample_rate)?);
+    let (sink, consumer, arrivals) =
+        RingSink::new(ring_capacity(ring_capacity_seconds, sample_rate)?);
     let stats = Arc::clone(sink.stats());
     let scratch = scratch_frames(supported.buffer_size(), sample_rate);
     let format = supported.sample_format();
@@ -540,6 +576,7 @@ fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal:
         stream,
         Opened {
             consumer,
+            arrivals,
             stats,
             sample_rate,
             name,
@@ -1115,7 +1152,7 @@ mod tests {
 
     #[test]
     fn push_counts_what_does_not_fit_as_overruns() {
-        let (mut sink, mut consumer) = RingSink::new(4);
+        let (mut sink, mut consumer, _arrivals) = RingSink::new(4);
         assert_eq!(sink.push(&[1.0, 2.0, 3.0]), 3);
         assert_eq!(sink.push(&[4.0, 5.0, 6.0]), 1);
         let stats = sink.stats();
@@ -1128,7 +1165,7 @@ mod tests {
 
     #[test]
     fn push_some_leaves_the_rest_uncounted() {
-        let (mut sink, _consumer) = RingSink::new(2);
+        let (mut sink, _consumer, _arrivals) = RingSink::new(2);
         assert_eq!(sink.push_some(&[1.0, 2.0, 3.0]), 2);
         assert_eq!(sink.stats().overruns.load(Ordering::Relaxed), 0);
         assert_eq!(sink.vacant(), 0);

@@ -475,10 +475,12 @@ pub fn run(
         |n: usize| (n as f64 * model_rate as f64 / capture.sample_rate as f64).ceil() as usize;
     let block = resampler.block_len();
     let mut resampled: Vec<f32> = Vec::with_capacity(to_model(scratch.len()) + block);
-    let most_buffered = window
+    let live = window
         + to_model(capture.consumer.capacity().get())
         + (consumer.settings.pipeline.max_backlog * model_rate as f64) as usize
         + 2 * block;
+    // The buffer holds at most as much already-used audio as live audio (see below).
+    let most_buffered = 2 * live;
     consumer
         .stream
         .buf
@@ -600,11 +602,15 @@ pub fn run(
             let st = &mut consumer.stream;
             st.ran_any = true;
             st.next_start += hop;
-            // Keep only what later windows (and the streaming front end) still need.
+            // Keep only what later windows (and the streaming front end) still need. The dead
+            // prefix is cut once it is at least as long as what stays, so each sample is moved
+            // about once, instead of the whole backlog every hop.
             let keep_from = st.next_start.min(consumer.fed_upto);
             let drop = ((keep_from - st.buf_start) as usize).min(st.buf.len());
-            st.buf.drain(..drop);
-            st.buf_start += drop as u64;
+            if 2 * drop >= st.buf.len() {
+                st.buf.drain(..drop);
+                st.buf_start += drop as u64;
+            }
         }
 
         if at_end || stopping {

@@ -274,9 +274,7 @@ impl Model {
         let session = runtime::session_builder(&env, opts.threads)
             .and_then(|mut b| b.commit_from_file(&onnx_path))
             .map_err(|e| onnx_err(format!("ONNX Runtime cannot load it: {e}")))?;
-        if std::env::var_os("HARK_EXP_TRIM").is_some() {
-            unsafe { libc::malloc_trim(0) };
-        }
+        runtime::release_free_heap();
 
         let mismatch = |msg: String| ModelError::Mismatch {
             model: onnx_path.clone(),

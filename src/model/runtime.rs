@@ -105,19 +105,22 @@ pub fn session_builder(
     env: &Environment,
     threads: usize,
 ) -> ort::Result<ort::session::builder::SessionBuilder> {
-    let mut b = ort::session::Session::builder(env)?
+    let b = ort::session::Session::builder(env)?
         .with_intra_threads(threads.max(1))?
         .with_inter_threads(1)?
         .with_parallel_execution(false)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)?
         .with_memory_pattern(true)?;
-    if std::env::var_os("HARK_EXP_NOPREPACK").is_some() {
-        b = b.with_prepacking(false)?;
-    }
-    if std::env::var_os("HARK_EXP_NOARENA").is_some() {
-        b = b.with_execution_providers([ort::ep::CPU::default()
-            .with_arena_allocator(false)
-            .build()])?;
-    }
     Ok(b)
+}
+
+/// Give the C heap's free pages back to the system. Loading a model parses the whole ONNX file
+/// and builds the graph more than once; once the session is made, those buffers are free but
+/// glibc keeps their pages, about 5 MB of resident memory for CED-tiny (see BENCHMARKS.md).
+pub fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel; it touches no live block.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
