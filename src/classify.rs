@@ -168,6 +168,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn top_k_ranks_like_a_stable_sort_including_ties_and_nan() {
+        let labels: Vec<String> = (0..8).map(|i| format!("l{i}")).collect();
+        let scores = [0.2, 0.9, f32::NAN, 0.5, 0.9, -1.0, 0.5, 0.0];
+        for k in 0..=9 {
+            let mut idx: Vec<usize> = (0..scores.len()).collect();
+            idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            let want: Vec<&str> = idx.iter().take(k).map(|&i| labels[i].as_str()).collect();
+            let got = top_k(&scores, &labels, k);
+            let got: Vec<&str> = got.iter().map(|l| l.label.as_str()).collect();
+            assert_eq!(got, want, "k = {k}");
+        }
+    }
+
+    #[test]
     fn windows_cover_whole_windows_only_and_short_input_gets_one() {
         assert_eq!(window_starts(100, 40, 20), vec![0, 20, 40, 60]);
         assert_eq!(window_starts(10, 40, 20), vec![0]);

@@ -31,20 +31,23 @@ fn tone_silence_tone(dir: &std::path::Path) -> PathBuf {
 }
 
 fn run_json(input: &std::path::Path, config: Option<&std::path::Path>) -> Vec<serde_json::Value> {
+    run_json_paced(input, config, true)
+}
+
+/// `hark run` on a file, as fast as it goes (`fast`) or at real time like a device.
+fn run_json_paced(
+    input: &std::path::Path,
+    config: Option<&std::path::Path>,
+    fast: bool,
+) -> Vec<serde_json::Value> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
-    cmd.args([
-        "--log",
-        "warn",
-        "run",
-        "--fast",
-        "--exit-at-end",
-        "--no-socket",
-        "--print",
-        "json",
-        "--input",
-    ])
-    .arg(input)
-    .current_dir(root());
+    cmd.args(["--log", "warn", "run"]);
+    if fast {
+        cmd.arg("--fast");
+    }
+    cmd.args(["--exit-at-end", "--no-socket", "--print", "json", "--input"])
+        .arg(input)
+        .current_dir(root());
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
@@ -91,4 +94,38 @@ fn level_gate_skips_quiet_windows_and_says_so() {
     let quiet = p[2];
     assert!(quiet["top"].as_array().unwrap().is_empty());
     assert!(quiet["level_db"].as_f64().unwrap() < -40.0);
+}
+
+fn rfc3339(v: &serde_json::Value) -> chrono::DateTime<chrono::FixedOffset> {
+    let t = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+#[test]
+fn predictions_carry_when_their_audio_arrived_and_status_counts_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    // At real time, as a device delivers: the window's last sample arrives, then it is scored.
+    let recs = run_json_paced(&tone_silence_tone(dir.path()), None, false);
+    let predictions: Vec<_> = recs.iter().filter(|r| r["type"] == "prediction").collect();
+    assert_eq!(predictions.len(), 5);
+    let mut arrivals = Vec::new();
+    for p in &predictions {
+        let captured = rfc3339(&p["captured"]);
+        // `time` has millisecond precision, `captured` microseconds.
+        let latency = (rfc3339(&p["time"]) - captured).num_microseconds().unwrap();
+        assert!(
+            (-1000..500_000).contains(&latency),
+            "scores {latency} us after the audio arrived: {p}"
+        );
+        arrivals.push(captured);
+    }
+    // Windows end every hop (0.5 s) of audio, which a real-time source delivers 0.5 s apart.
+    for pair in arrivals.windows(2) {
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert!((400..=600).contains(&gap), "windows arrived {gap} ms apart");
+    }
+    let last = recs.last().unwrap();
+    assert_eq!(last["type"], "status");
+    assert_eq!(last["windows"], 5, "{last}");
+    assert!(last["inference_ms"].as_f64().unwrap() > 0.0, "{last}");
 }
