@@ -145,7 +145,8 @@ fn score_file(model: &mut Model, path: &std::path::Path) -> Result<ClipScores, C
             path.display()
         )));
     }
-    let windows = crate::classify::classify_samples(model, &samples, 1).map_err(ClipError::Model)?;
+    let windows =
+        crate::classify::classify_samples(model, &samples, 1).map_err(ClipError::Model)?;
     Ok(ClipScores {
         padded: samples.len() < model.window_samples(),
         seconds: samples.len() as f64 / model.sample_rate() as f64,
