@@ -4,7 +4,9 @@
 //! ONNX Runtime calls, in thread CPU time and wall time. `benches/pipeline.sh` compares hark's
 //! whole pipeline (`hark run --fast`) against this figure and against a Python peer.
 //!
-//! cargo bench --bench inference_floor -- FILE [--model M] [--batch N] [--repeat R]
+//! cargo bench --bench inference_floor -- FILE [--model M] [--batch N] [--opt LEVEL]
+//! `--opt` overrides hark's graph optimisation level (disable, basic, extended, layout, all),
+//! to measure what that session option is worth.
 //! Prints one JSON object.
 
 use std::path::PathBuf;
@@ -28,12 +30,14 @@ fn main() -> anyhow::Result<()> {
     let mut file = None;
     let mut model_name = model::DEFAULT_MODEL.to_string();
     let mut batch = 1usize;
+    let mut opt = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--bench" => {} // cargo bench passes it to harness = false targets
             "--model" => model_name = args.next().expect("--model M"),
             "--batch" => batch = args.next().expect("--batch N").parse()?,
+            "--opt" => opt = Some(args.next().expect("--opt LEVEL")),
             _ => file = Some(PathBuf::from(a)),
         }
     }
@@ -50,8 +54,22 @@ fn main() -> anyhow::Result<()> {
 
     let env = model::runtime::environment(opts.onnxruntime.as_deref())?;
     let onnx = manifest_path.parent().unwrap().join(&manifest.model);
-    let mut session: Session =
-        model::runtime::session_builder(&env, opts.threads)?.commit_from_file(&onnx)?;
+    let mut builder = model::runtime::session_builder(&env, opts.threads)?;
+    if let Some(level) = &opt {
+        use ort::session::builder::GraphOptimizationLevel as L;
+        let level = match level.as_str() {
+            "disable" => L::Disable,
+            "basic" => L::Level1,
+            "extended" => L::Level2,
+            "layout" => L::Level3,
+            "all" => L::All,
+            other => anyhow::bail!("--opt {other}: one of disable, basic, extended, layout, all"),
+        };
+        builder = builder
+            .with_optimization_level(level)
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    }
+    let mut session: Session = builder.commit_from_file(&onnx)?;
     let input_name = session.inputs()[0].name().to_string();
 
     // Every call's input is built before the clock starts: only the runs are timed.
@@ -82,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             "audio_seconds": samples.len() as f64 / manifest.sample_rate as f64,
             "windows": starts.len(),
             "batch": batch,
+            "opt": opt.as_deref().unwrap_or("hark (all)"),
             "run_cpu_s": cpu,
             "run_wall_s": wall,
             "ms_per_window": cpu * 1000.0 / starts.len() as f64,
