@@ -72,6 +72,7 @@ fn prediction_rec(seq: u64) -> Record {
             score: 0.5,
         }],
         level_db: -20.0,
+        captured: None,
         gated: false,
     }
 }
