@@ -4,8 +4,9 @@
 //!
 //! It owns the feature spec (the keys a model's front end is described by), its validation,
 //! the mel filter bank, the STFT and the whole-window steps (top-dB clipping, normalisation), in
-//! batch ([`MelFrontend::compute`]) and streaming ([`StreamingFrontend`]) form. Everything is
-//! computed in f64 and handed out as f32. It must not do I/O beyond [`FeatureSpec::from_file`],
+//! batch ([`MelFrontend::compute`], [`MelFrontend::compute_into`]) and streaming
+//! ([`StreamingFrontend`]) form; the `*_into` forms allocate nothing in steady state. Everything
+//! is computed in f64 and handed out as f32. It must not do I/O beyond [`FeatureSpec::from_file`],
 //! must not resample or know where samples come from, and must not know about models: the
 //! sample rate in the spec is a promise the caller keeps.
 //!
@@ -15,12 +16,11 @@
 //! at stream start; the right padding is never applied (a stream has no end), so the streamed
 //! frames equal the batch frames that do not reach into the right padding.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ndarray::{Array2, ArrayBase, ArrayViewMut2, DataMut, Ix2};
+use ndarray::{s, Array2, ArrayBase, ArrayView2, ArrayViewMut2, DataMut, Ix2};
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
@@ -557,6 +557,103 @@ fn sparse_bands(filters: &Array2<f64>) -> Vec<Band> {
         .collect()
 }
 
+/// Σ a·b over two equally long slices, in four interleaved partial sums so the compiler can
+/// keep them in one vector register (a plain `.sum()` must add strictly in order).
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let mut rest: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut acc = [0.0f64; 4];
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    rest += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    rest
+}
+
+/// Σ f(x) over a matrix, row by row in four interleaved partial sums (as [`dot`]), so it
+/// vectorizes; the same additions in the same order whatever the matrix's strides, so a window
+/// normalises to the same bits in either layout.
+fn sum_rows<S: ndarray::Data<Elem = f32>>(x: &ArrayBase<S, Ix2>, f: impl Fn(f32) -> f64) -> f64 {
+    let mut total = 0.0;
+    for row in x.rows() {
+        let mut acc = [0.0f64; 4];
+        let mut rest = 0.0;
+        match row.as_slice() {
+            Some(row) => {
+                let chunks = row.chunks_exact(4);
+                rest = chunks.remainder().iter().map(|&v| f(v)).sum();
+                for c in chunks {
+                    for i in 0..4 {
+                        acc[i] += f(c[i]);
+                    }
+                }
+            }
+            None => {
+                let whole = row.len() / 4 * 4;
+                for (j, &v) in row.iter().enumerate() {
+                    if j < whole {
+                        acc[j % 4] += f(v);
+                    } else {
+                        rest += f(v);
+                    }
+                }
+            }
+        }
+        total += rest + ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    }
+    total
+}
+
+/// 10 / ln 10: decibels per neper of power, so 10·log10(x) = DB_PER_LN · ln(x).
+const DB_PER_LN: f64 = 10.0 / std::f64::consts::LN_10;
+
+/// True for the x [`ln_normal`] is defined for: positive, finite, not subnormal (false for NaN).
+#[inline(always)]
+fn is_positive_normal(x: f64) -> bool {
+    (f64::MIN_POSITIVE..=f64::MAX).contains(&x)
+}
+
+/// ln(x) for a positive normal x (see [`is_positive_normal`]; anything else gives garbage),
+/// within ~1e-15 of the library's ln. Free of branches and calls, so a loop over a frame's bands
+/// vectorizes, where the library's ln costs a call per band (a fifth of a frame's time).
+///
+/// x = m·2^e with m in [√½, √2); ln m = 2·atanh(s) with s = (m - 1)/(m + 1), |s| <= 0.172, from
+/// its series 2s·(1 + s²/3 + s⁴/5 + ...) up to s¹⁶/17 (the next term is below 1e-16).
+#[inline(always)]
+fn ln_normal(x: f64) -> f64 {
+    const EXP_MASK: u64 = 0x7ff;
+    const MANTISSA_MASK: u64 = (1 << 52) - 1;
+    const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+    // 2^52 as bits and value: or-ing an integer below 2^52 into its mantissa and subtracting
+    // 2^52 converts it to f64 without an integer-to-float instruction (SSE2 has none for u64).
+    const TWO_52_BITS: u64 = 0x4330_0000_0000_0000;
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let bits = x.to_bits();
+    let biased = f64::from_bits(TWO_52_BITS | ((bits >> 52) & EXP_MASK)) - TWO_52;
+    let m = f64::from_bits((bits & MANTISSA_MASK) | ONE_BITS);
+    let big = m > std::f64::consts::SQRT_2;
+    let m = if big { m * 0.5 } else { m };
+    let e = biased - 1023.0 + if big { 1.0 } else { 0.0 };
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let series = 1.0
+        + z * (1.0 / 3.0
+            + z * (1.0 / 5.0
+                + z * (1.0 / 7.0
+                    + z * (1.0 / 9.0
+                        + z * (1.0 / 11.0
+                            + z * (1.0 / 13.0 + z * (1.0 / 15.0 + z * (1.0 / 17.0))))))));
+    e * std::f64::consts::LN_2 + 2.0 * s * series
+}
+
 /// Periodic Hann of length n (scipy's `get_window("hann", n)`, which is all ones for n = 1).
 fn periodic_hann(n: usize) -> Vec<f64> {
     if n == 1 {
@@ -599,42 +696,38 @@ fn reflect_index(i: isize, n: usize) -> usize {
     }
 }
 
-/// The signal with `pad` samples added on each side, as numpy.pad does.
+/// Sample `j` of the signal with `pad` samples added on each side, as numpy.pad does.
 ///
 /// librosa (>= 0.10) pads the two ends of the signal separately, which is the same as padding the
 /// whole signal except in one corner: with reflect padding and hop >= n_fft - n_fft/2, the tail
 /// piece librosa pads can be shorter than the padding, so numpy reflects it twice and the last
 /// frame's final few samples differ. Those samples sit under the window's near-zero tail (and
 /// streaming never computes right-padded frames), so hark keeps the plain definition.
-#[cfg(test)]
-fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
-    let mut out = Vec::new();
-    pad_signal_into(samples, pad, mode, &mut out);
-    out
+fn padded_sample(samples: &[f32], pad: usize, mode: PadMode, j: usize) -> f32 {
+    let n = samples.len();
+    match j.checked_sub(pad) {
+        Some(i) if i < n => samples[i],
+        _ => match mode {
+            PadMode::Constant => 0.0,
+            PadMode::Reflect => samples[reflect_index(j as isize - pad as isize, n)],
+        },
+    }
 }
 
-/// [`pad_signal`] into a reused buffer: allocates only when `out` lacks the capacity.
-fn pad_signal_into(samples: &[f32], pad: usize, mode: PadMode, out: &mut Vec<f32>) {
-    let n = samples.len();
-    out.clear();
-    out.reserve(n + 2 * pad);
-    match mode {
-        PadMode::Constant => {
-            out.resize(pad, 0.0);
-            out.extend_from_slice(samples);
-            out.resize(n + 2 * pad, 0.0);
-        }
-        PadMode::Reflect => {
-            out.extend(
-                (0..n + 2 * pad).map(|j| samples[reflect_index(j as isize - pad as isize, n)]),
-            );
-        }
-    }
+/// The whole padded signal (the front end only ever pads its ends, see `log_mel_frames_into`).
+#[cfg(test)]
+fn pad_signal(samples: &[f32], pad: usize, mode: PadMode) -> Vec<f32> {
+    (0..samples.len() + 2 * pad)
+        .map(|j| padded_sample(samples, pad, mode, j))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The front end
 // ---------------------------------------------------------------------------------------------
+
+/// Frames `compute_into` computes before writing them out together.
+const BLOCK: usize = 16;
 
 /// Caller-owned work buffers for [`MelFrontend::compute_into`], so that computing window after
 /// window allocates nothing once the buffers have grown to the window's size. Make one with
@@ -647,10 +740,12 @@ pub struct FrameScratch {
     fft: Vec<Complex<f64>>,
     /// |X|^power per bin.
     bins: Vec<f64>,
-    /// One frame's log-mel values, before they are copied into the caller's (maybe strided)
-    /// output.
+    /// One frame's mel energies, then what their log is taken of.
+    energies: Vec<f64>,
+    /// BLOCK frames' log-mel values, frames-first, before they are copied into the caller's
+    /// (maybe strided) output.
     column: Vec<f32>,
-    /// The center-padded signal; grows to the longest signal seen.
+    /// The center-padded ends of the signal: about 2·(n_fft/2 + frame length) samples.
     padded: Vec<f32>,
 }
 
@@ -674,6 +769,16 @@ pub struct MelFrontend {
     fft: Arc<dyn RealToComplex<f64>>,
     /// 10·log10(max(amin, ref)) in the units the dB path works in, subtracted from every value.
     db_ref_offset: f64,
+    /// The CPU has AVX2, so frames run through [`frame_avx2`](Self::frame_avx2).
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+    /// db_amin², the floor of the amplitude dB path (whose log is taken of mel²).
+    db_amin_sq: f64,
+    /// What the dB path's log is at least taken of: amin (power), amin² (amplitude).
+    db_floor_arg: f64,
+    /// The dB value of that floor (10·log10(db_floor_arg) - db_ref_offset), computed with the
+    /// library's log10 so silence gives exactly librosa's value.
+    db_floor: f64,
 }
 
 impl fmt::Debug for MelFrontend {
@@ -699,12 +804,24 @@ impl MelFrontend {
                 .max(spec.db_amin * spec.db_amin)
                 .log10()
         };
+        let db_amin_sq = spec.db_amin * spec.db_amin;
+        let db_floor_arg = if spec.power == 2.0 {
+            spec.db_amin
+        } else {
+            db_amin_sq
+        };
+        let db_floor = 10.0 * db_floor_arg.log10() - db_ref_offset;
         Ok(Self {
             spec,
             window,
             bands,
             fft,
             db_ref_offset,
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
+            db_amin_sq,
+            db_floor_arg,
+            db_floor,
         })
     }
 
@@ -731,7 +848,8 @@ impl MelFrontend {
             spectrum: self.fft.make_output_vec(),
             fft: self.fft.make_scratch_vec(),
             bins: vec![0.0; self.spec.n_bins()],
-            column: vec![0.0; self.spec.n_mels],
+            energies: vec![0.0; self.spec.n_mels],
+            column: vec![0.0; self.spec.n_mels * BLOCK],
             padded: Vec::new(),
         }
     }
@@ -741,7 +859,7 @@ impl MelFrontend {
     fn fit_scratch(&self, s: &mut FrameScratch) {
         if s.input.len() != self.spec.n_fft
             || s.fft.len() != self.fft.get_scratch_len()
-            || s.column.len() != self.spec.n_mels
+            || s.column.len() != self.spec.n_mels * BLOCK
         {
             let padded = std::mem::take(&mut s.padded);
             *s = FrameScratch {
@@ -762,11 +880,12 @@ impl MelFrontend {
     }
 
     /// [`compute`](Self::compute) into `out`, which must be `[n_mels, num_frames(samples.len())]`
-    /// (the same numbers, bit for bit). Allocates nothing once `scratch` has seen a signal this
-    /// long (the center padding is built in it).
+    /// (the same numbers, bit for bit). Allocates nothing after the first call with `scratch`
+    /// (the padded ends of the signal are built in it; their size does not depend on the
+    /// signal's length).
     ///
     /// `out` may have any strides: for a frames-first `[frames, n_mels]` array `a`, pass
-    /// `a.view_mut().reversed_axes()`; each frame is then written contiguously.
+    /// `a.view_mut().reversed_axes()`.
     ///
     /// # Panics
     /// If `out` has another shape.
@@ -801,29 +920,51 @@ impl MelFrontend {
             return;
         }
         self.fit_scratch(scratch);
-        // Take the padded buffer out so the frames can borrow it while the rest of the scratch
-        // is written; it goes back (with its capacity) at the end.
-        let mut padded = std::mem::take(&mut scratch.padded);
-        let signal: &[f32] = if self.spec.center {
-            pad_signal_into(
-                samples,
-                self.spec.center_pad(),
-                self.spec.pad_mode,
-                &mut padded,
-            );
-            &padded
-        } else {
-            samples
-        };
-        let frame_len = self.frame_len();
-        let mut column = std::mem::take(&mut scratch.column);
-        for (t, mut col) in out.columns_mut().into_iter().enumerate() {
-            let start = t * self.spec.hop_length;
-            self.frame_into(&signal[start..start + frame_len], &mut column, scratch);
-            col.iter_mut().zip(&column).for_each(|(o, &v)| *o = v);
+        let (n, n_mels) = (samples.len(), self.spec.n_mels);
+        let (frame_len, hop, pad) = (
+            self.frame_len(),
+            self.spec.hop_length,
+            self.spec.center_pad(),
+        );
+        // Center padding: frames that reach into it are cut from a padded copy of just the
+        // signal's two ends, P[..head_end] ++ P[tail_start..] (P the padded signal); the others
+        // read the samples themselves.
+        let padded_len = n + 2 * pad;
+        let mut head_end = padded_len.min(pad + frame_len);
+        let mut tail_start = (pad + n).saturating_sub(frame_len);
+        if head_end >= tail_start {
+            (head_end, tail_start) = (padded_len, padded_len);
         }
-        scratch.column = column;
-        scratch.padded = padded;
+        let mut edges = std::mem::take(&mut scratch.padded);
+        edges.clear();
+        if pad > 0 {
+            let at = |j| padded_sample(samples, pad, self.spec.pad_mode, j);
+            edges.extend((0..head_end).map(at));
+            edges.extend((tail_start..padded_len).map(at));
+        }
+        // Frames are computed BLOCK at a time into the scratch, frames-first, then written to
+        // `out` row by row: in the usual [n_mels, frames] layout a frame's column would touch
+        // n_mels cache lines (and pages) for one value each.
+        let mut block = std::mem::take(&mut scratch.column);
+        for t0 in (0..n_frames).step_by(BLOCK) {
+            let b = BLOCK.min(n_frames - t0);
+            for (i, column) in block.chunks_exact_mut(n_mels).take(b).enumerate() {
+                let start = (t0 + i) * hop;
+                let frame = if start >= pad && start + frame_len <= pad + n {
+                    &samples[start - pad..][..frame_len]
+                } else if start + frame_len <= head_end {
+                    &edges[start..][..frame_len]
+                } else {
+                    &edges[head_end + (start - tail_start)..][..frame_len]
+                };
+                self.frame_into(frame, column, scratch);
+            }
+            let frames = ArrayView2::from_shape((b, n_mels), &block[..b * n_mels])
+                .expect("the block holds b frames of n_mels values");
+            out.slice_mut(s![.., t0..t0 + b]).assign(&frames.t());
+        }
+        scratch.column = block;
+        scratch.padded = edges;
     }
 
     /// Log-mel frames of a whole signal before the whole-window steps.
@@ -861,36 +1002,135 @@ impl MelFrontend {
             out.len(),
             self.spec.n_mels
         );
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: frame_avx2 needs AVX2, which MelFrontend::new found on this CPU.
+            unsafe { self.frame_avx2(frame, out, s) };
+            return;
+        }
+        self.frame(frame, out, s);
+    }
+
+    /// [`frame`](Self::frame) compiled for AVX2: its loops run four f64 lanes wide instead of
+    /// SSE2's two. The arithmetic, and so every result bit, is the same (Rust never fuses or
+    /// reorders floating-point operations).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn frame_avx2(&self, frame: &[f32], out: &mut [f32], s: &mut FrameScratch) {
+        self.frame(frame, out, s);
+    }
+
+    /// The body of [`frame_into`](Self::frame_into), inlined into each instruction-set variant.
+    #[inline(always)]
+    fn frame(&self, frame: &[f32], out: &mut [f32], s: &mut FrameScratch) {
         // Tf framing zero-pads the win_length frame on the right up to n_fft.
-        s.input.fill(0.0);
-        for ((x, &y), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+        let (windowed, tail) = s.input.split_at_mut(frame.len());
+        for ((x, &y), &w) in windowed.iter_mut().zip(frame).zip(&self.window) {
             *x = f64::from(y) * w;
         }
+        tail.fill(0.0);
         self.fft
             .process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft)
             .expect("FFT buffers are sized by the plan itself");
-        let power = self.spec.power == 2.0;
-        for (b, c) in s.bins.iter_mut().zip(&s.spectrum) {
-            *b = if power { c.norm_sqr() } else { c.norm() };
+        // Two loops rather than a branch inside one: the compiler would otherwise compute both
+        // sides for every bin (hypot included). sqrt(re² + im²) is |X| to within an ulp.
+        if self.spec.power == 2.0 {
+            for (b, c) in s.bins.iter_mut().zip(&s.spectrum) {
+                *b = c.re * c.re + c.im * c.im;
+            }
+        } else {
+            for (b, c) in s.bins.iter_mut().zip(&s.spectrum) {
+                *b = (c.re * c.re + c.im * c.im).sqrt();
+            }
         }
-        for (o, band) in out.iter_mut().zip(self.bands.iter()) {
+        for (e, band) in s.energies.iter_mut().zip(self.bands.iter()) {
             let bins = &s.bins[band.first_bin..band.first_bin + band.weights.len()];
-            let energy: f64 = band.weights.iter().zip(bins).map(|(w, b)| w * b).sum();
-            *o = self.log(energy) as f32;
+            *e = self.log_arg(dot(&band.weights, bins));
+        }
+        self.log_bands(&s.energies, out);
+    }
+
+    /// The features of a frame's `log_arg`s: one pass per log kind, which the compiler
+    /// vectorizes ([`ln_normal`] is branch-free), then the rare values it does not cover go
+    /// through the library's logarithms.
+    #[inline(always)]
+    fn log_bands(&self, args: &[f64], out: &mut [f32]) {
+        match self.spec.log {
+            LogKind::Ln => {
+                for (o, &x) in out.iter_mut().zip(args) {
+                    *o = ln_normal(x) as f32;
+                }
+            }
+            LogKind::Db => {
+                for (o, &x) in out.iter_mut().zip(args) {
+                    *o = self.db_of_normal(x) as f32;
+                }
+            }
+        }
+        for (o, &x) in out.iter_mut().zip(args) {
+            if !is_positive_normal(x) {
+                *o = self.log_of_any(x) as f32;
+            }
         }
     }
 
+    /// The log feature of one band energy, as [`frame_log_mel`](Self::frame_log_mel) computes it
+    /// (before the rounding to f32).
+    #[cfg(test)]
     fn log(&self, energy: f64) -> f64 {
+        let x = self.log_arg(energy);
         match self.spec.log {
-            LogKind::Ln => (energy + self.spec.ln_offset).ln(),
-            LogKind::Db if self.spec.power == 2.0 => {
-                10.0 * energy.max(self.spec.db_amin).log10() - self.db_ref_offset
-            }
-            // librosa.amplitude_to_db: power_to_db(S², ref², amin²).
+            _ if !is_positive_normal(x) => self.log_of_any(x),
+            LogKind::Ln => ln_normal(x),
+            LogKind::Db => self.db_of_normal(x),
+        }
+    }
+
+    /// What the log is taken of: mel + ln_offset (ln); max(mel, amin) (power_to_db); or, as
+    /// librosa.amplitude_to_db is power_to_db(S², ref², amin²), max(mel², amin²).
+    #[inline(always)]
+    fn log_arg(&self, energy: f64) -> f64 {
+        match self.spec.log {
+            LogKind::Ln => energy + self.spec.ln_offset,
+            // max() as a comparison (same result, NaN included), which vectorizes better.
             LogKind::Db => {
-                let amin = self.spec.db_amin;
-                10.0 * (energy * energy).max(amin * amin).log10() - self.db_ref_offset
+                let (x, floor) = if self.spec.power == 2.0 {
+                    (energy, self.spec.db_amin)
+                } else {
+                    (energy * energy, self.db_amin_sq)
+                };
+                if x > floor {
+                    x
+                } else {
+                    floor
+                }
             }
+        }
+    }
+
+    /// 10·log10(x) - 10·log10(ref) for a positive normal `log_arg` x. The floor (x = amin,
+    /// silence) gives exactly the library's value, and nothing goes below it ([`ln_normal`] may
+    /// differ from the library in the last bits). Comparisons rather than max(), so a loop over
+    /// bands vectorizes.
+    #[inline(always)]
+    fn db_of_normal(&self, x: f64) -> f64 {
+        let db = DB_PER_LN * ln_normal(x) - self.db_ref_offset;
+        if x <= self.db_floor_arg || db < self.db_floor {
+            self.db_floor
+        } else {
+            db
+        }
+    }
+
+    /// The same for any `log_arg` (zero, subnormal, infinite or NaN ones included), with the
+    /// library's logarithms.
+    fn log_of_any(&self, x: f64) -> f64 {
+        match self.spec.log {
+            LogKind::Ln => x.ln(),
+            LogKind::Db => 10.0 * x.log10() - self.db_ref_offset,
         }
     }
 
@@ -904,30 +1144,39 @@ impl MelFrontend {
         if x.is_empty() {
             return;
         }
-        if let (LogKind::Db, Some(top)) = (self.spec.log, self.spec.db_top) {
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let floor = (f64::from(max) - top) as f32;
-            x.mapv_inplace(|v| v.max(floor));
-        }
+        let top_db = match (self.spec.log, self.spec.db_top) {
+            (LogKind::Db, Some(top)) => Some(top),
+            _ => None,
+        };
+        // Clipping raises everything below the floor to it: the floor is then the new minimum
+        // if it is above the old one, and the maximum does not change. So minmax needs one pass
+        // for both statistics and one to write, with the clipping folded into the write.
+        let (min, max) = x.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+        let floor = match top_db {
+            Some(top) => (f64::from(max) - top) as f32,
+            None => f32::NEG_INFINITY,
+        };
         match self.spec.normalize {
-            Normalize::None => {}
+            Normalize::None => {
+                if top_db.is_some() {
+                    x.mapv_inplace(|v| v.max(floor));
+                }
+            }
             Normalize::SamplewiseMinmax => {
-                let min = f64::from(x.iter().copied().fold(f32::INFINITY, f32::min));
-                let max_abs = x
-                    .iter()
-                    .map(|&v| (f64::from(v) - min).abs())
-                    .fold(0.0, f64::max);
-                let scale = max_abs + 1.0;
-                x.mapv_inplace(|v| ((f64::from(v) - min) / scale) as f32);
+                let min = f64::from(min.max(floor));
+                // max |x - min| over the clipped values, all >= min.
+                let scale = (f64::from(max) - min) + 1.0;
+                x.mapv_inplace(|v| ((f64::from(v.max(floor)) - min) / scale) as f32);
             }
             Normalize::Zscore => {
+                if top_db.is_some() {
+                    x.mapv_inplace(|v| v.max(floor));
+                }
                 let n = x.len() as f64;
-                let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = x
-                    .iter()
-                    .map(|&v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
+                let mean = sum_rows(x, f64::from) / n;
+                let var = sum_rows(x, |v| (f64::from(v) - mean).powi(2)) / n;
                 let denom = var.sqrt() + 1e-8;
                 x.mapv_inplace(|v| ((f64::from(v) - mean) / denom) as f32);
             }
@@ -971,10 +1220,11 @@ pub struct StreamingFrontend {
     to_skip: usize,
     /// False while a reflect-padded stream waits for the samples its left padding mirrors.
     started: bool,
-    /// Kept log-mel frames, oldest first, n_mels values each, before the whole-window steps.
-    /// Its capacity is reused, so once it holds as many frames as the caller keeps between
-    /// [`discard_before`](Self::discard_before) calls, pushing allocates nothing.
-    frames: VecDeque<f32>,
+    /// Kept log-mel frames, oldest first, n_mels values each, before the whole-window steps:
+    /// contiguous, so a window is one transposing copy. Its capacity is reused, so once it holds
+    /// as many frames as the caller keeps between [`discard_before`](Self::discard_before)
+    /// calls, pushing allocates nothing.
+    frames: Vec<f32>,
 }
 
 impl StreamingFrontend {
@@ -987,7 +1237,7 @@ impl StreamingFrontend {
             pending: Vec::new(),
             to_skip: 0,
             started: false,
-            frames: VecDeque::new(),
+            frames: Vec::new(),
         };
         s.reset();
         s
@@ -1025,16 +1275,16 @@ impl StreamingFrontend {
 
         let frame_len = self.frontend.frame_len();
         let hop = self.frontend.spec.hop_length;
+        let n_mels = self.frontend.spec.n_mels;
         let mut start = 0;
         while start + frame_len <= self.pending.len() {
-            let mut column = std::mem::take(&mut self.scratch.column);
+            let end = self.frames.len();
+            self.frames.resize(end + n_mels, 0.0);
             self.frontend.frame_into(
                 &self.pending[start..start + frame_len],
-                &mut column,
+                &mut self.frames[end..],
                 &mut self.scratch,
             );
-            self.frames.extend(column.iter().copied());
-            self.scratch.column = column;
             start += hop;
         }
         if start > self.pending.len() {
@@ -1081,16 +1331,18 @@ impl StreamingFrontend {
         if n_frames > available {
             return false;
         }
-        let mut kept = self.frames.range((available - n_frames) * n_mels..);
-        for mut col in out.columns_mut() {
-            col.iter_mut().zip(kept.by_ref()).for_each(|(o, &v)| *o = v);
-        }
+        let kept = ArrayView2::from_shape(
+            (n_frames, n_mels),
+            &self.frames[(available - n_frames) * n_mels..],
+        )
+        .expect("the kept frames end with n_frames frames of n_mels values");
+        out.assign(&kept.t());
         self.frontend.normalize(&mut out);
         true
     }
 
-    /// Drops all but the newest `keep_last` frames, so memory stays bounded (the storage is kept
-    /// for the frames pushed next).
+    /// Drops all but the newest `keep_last` frames, so memory stays bounded (the kept frames move
+    /// to the front of their storage, which is kept for the frames pushed next).
     pub fn discard_before(&mut self, keep_last: usize) {
         let available = self.frames_available();
         if available > keep_last {
@@ -1438,7 +1690,7 @@ mod tests {
         for s in centred_and_not() {
             let fe = MelFrontend::new(s.clone()).unwrap();
             let mut scratch = fe.scratch();
-            // Longest first, so the later calls find the padding buffer big enough.
+            // The padded ends do not grow with the signal.
             for n in [16000, 4000, 700, 100] {
                 let signal = test_signal(n);
                 let want = fe.compute(&signal);
@@ -1471,6 +1723,81 @@ mod tests {
         let mut got = Array2::zeros(want.dim());
         big.compute_into(&signal, &mut scratch, got.view_mut());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn padding_only_the_ends_gives_the_frames_of_the_whole_padded_signal() {
+        for s in centred_and_not() {
+            let fe = MelFrontend::new(s.clone()).unwrap();
+            let pad = s.center_pad();
+            // Shorter than the padding (repeated reflection), about one frame, and long.
+            for n in [
+                1, 2, 5, 100, 255, 256, 257, 400, 511, 512, 513, 700, 1000, 4000,
+            ] {
+                let signal = test_signal(n);
+                let padded = pad_signal(&signal, pad, s.pad_mode);
+                let got = fe.log_mel_frames(&signal);
+                let mut column = vec![0.0; s.n_mels];
+                for t in 0..got.ncols() {
+                    let start = t * s.hop_length;
+                    fe.frame_log_mel(&padded[start..start + fe.frame_len()], &mut column);
+                    assert_eq!(
+                        got.column(t).to_vec(),
+                        column,
+                        "center {} n {n} t {t}",
+                        s.center
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ln_normal_matches_the_library_ln_across_the_whole_range() {
+        let mut x = f64::MIN_POSITIVE;
+        while x < f64::MAX / 1.37 {
+            for v in [x, x * 1.0001, x * std::f64::consts::SQRT_2, x * 1.4143] {
+                let (got, want) = (ln_normal(v), v.ln());
+                assert!(
+                    (got - want).abs() <= 4e-15 * want.abs().max(1.0),
+                    "ln {v}: {got} vs {want}"
+                );
+            }
+            x *= 1.37;
+        }
+        assert_eq!(ln_normal(1.0), 0.0);
+        assert!(!is_positive_normal(0.0) && !is_positive_normal(f64::NAN));
+        assert!(!is_positive_normal(f64::INFINITY) && !is_positive_normal(1e-310));
+        // Values ln_normal does not cover go through the library: silence in the ln path with a
+        // subnormal offset, and NaN, stay what they were.
+        let fe = MelFrontend::new(FeatureSpec {
+            ln_offset: 1e-310,
+            ..spec()
+        })
+        .unwrap();
+        let mut out = [0.0f32; 3];
+        fe.log_bands(&[1e-310, f64::NAN, 2.0], &mut out);
+        assert_eq!(out[0], (1e-310f64).ln() as f32);
+        assert!(out[1].is_nan());
+        assert_eq!(out[2], 2f64.ln() as f32);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_frames_equal_the_portable_frames_bit_for_bit() {
+        for s in centred_and_not() {
+            let fe = MelFrontend::new(s).unwrap();
+            if !fe.avx2 {
+                eprintln!("SKIPPED: no AVX2 on this CPU");
+                return;
+            }
+            let portable = MelFrontend {
+                avx2: false,
+                ..fe.clone()
+            };
+            let signal = test_signal(8000);
+            assert_eq!(fe.compute(&signal), portable.compute(&signal));
+        }
     }
 
     #[test]
