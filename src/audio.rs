@@ -2,7 +2,8 @@
 //!
 //! This module owns turning bytes that claim to be audio into `f32` samples in `[-1, 1]` at the
 //! rate the rest of hark wants: [`AudioReader`], which decodes a file a block at a time (WAV
-//! through hound, everything else through symphonia) so a long file costs no more memory than a
+//! headers through hound and the common WAV sample layouts in bulk, as [`RawFormat`] decodes
+//! them; everything else through symphonia) so a long file costs no more memory than a
 //! short one, and [`decode_file`], which drains one for offline tools; [`RawFormat`] for
 //! headerless PCM, [`downmix`], the offline [`resample`] and the streaming [`StreamResampler`]
 //! used by the realtime pipeline. Whole-file and streaming decoding share one decoder, as both
@@ -14,6 +15,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,7 +186,7 @@ impl AudioReader {
     pub fn open(path: &Path) -> Result<AudioReader> {
         let mut file = open_file(path)?;
         let mut head = [0u8; 16];
-        let head_len = read_head(&mut file, &mut head).map_err(|e| io_error(path, e))?;
+        let head_len = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
         if head_len == 0 {
             return Err(AudioError::Empty {
                 path: path.to_owned(),
@@ -455,7 +457,9 @@ impl fmt::Debug for StreamResampler {
 }
 
 /// Sample formats of headerless PCM on stdin (`--format`): the common outputs of
-/// `ffmpeg -f <fmt>` and `arecord -f <FMT>`. All little-endian and interleaved.
+/// `ffmpeg -f <fmt>` and `arecord -f <FMT>`. All little-endian and interleaved. They are also
+/// how the common WAV encodings lay out their data chunk, which is read in bulk through
+/// [`decode`](Self::decode), so a WAV and its data piped raw decode to the same samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawFormat {
     /// Signed 16-bit (`s16le`, arecord `S16_LE`).
@@ -722,11 +726,11 @@ fn io_error(path: &Path, source: io::Error) -> AudioError {
     }
 }
 
-/// Fill `buf` as far as the file allows; returns the byte count (short only at end of file).
-fn read_head(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Fill `buf` as far as `reader` allows; returns the byte count (short only at end of file).
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
+        match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -762,8 +766,9 @@ fn check_spec(path: &Path, channels: u32, rate: u32) -> Result<()> {
     })
 }
 
-/// Samples (not frames) hound decodes per block: small enough that streaming a file costs the
-/// same memory whatever its length, large enough that the per-block overhead vanishes.
+/// Samples (not frames) decoded per WAV block: small enough that streaming a file costs the
+/// same memory whatever its length, large enough that the per-block overhead vanishes (a bulk
+/// block is 32 KiB of 16-bit data, 64 KiB of 32-bit).
 const WAV_BLOCK_SAMPLES: usize = 16_384;
 
 /// Most samples [`decode_file`] reserves up front from a header's declared length (64 MiB of
@@ -798,7 +803,7 @@ impl Stream {
     /// Interleaved samples the header declares, if it does.
     fn declared_samples(&self) -> Option<u64> {
         match self {
-            Stream::Wav(wav) => Some(u64::from(wav.reader.len())),
+            Stream::Wav(wav) => Some(u64::from(wav.declared)),
             Stream::Symphonia(sym) => sym
                 .declared_frames
                 .zip(sym.spec_seen)
@@ -816,16 +821,32 @@ enum WavEncoding {
     Int { scale: f32 },
 }
 
-/// RIFF/WAVE read by hound.
+/// What hound reads a WAV from. [`EofWatch`] sits under the buffer, where end of file shows.
+type WavInput = BufReader<EofWatch<File>>;
+
+/// RIFF/WAVE whose header hound has read.
 struct WavStream {
-    reader: hound::WavReader<BufReader<EofWatch<File>>>,
-    hit_eof: Arc<AtomicBool>,
+    data: WavData,
     spec: hound::WavSpec,
-    encoding: WavEncoding,
+    /// Interleaved samples the header declares.
+    declared: u32,
     /// Frames handed out so far, for the warning about a cut-short file.
     frames: u64,
     /// The data ended (where the header says, or earlier); nothing more to read.
     finished: bool,
+}
+
+/// Where a WAV's samples come from.
+enum WavData {
+    /// The common layouts, laid out as raw PCM is: read in bulk.
+    Bulk(BulkWav),
+    /// Everything else hound reads (8-bit, 24 bits in 4-byte containers, …), a sample at a
+    /// time.
+    Hound {
+        reader: hound::WavReader<WavInput>,
+        hit_eof: Arc<AtomicBool>,
+        encoding: WavEncoding,
+    },
 }
 
 impl WavStream {
@@ -835,22 +856,31 @@ impl WavStream {
         }
         let channels = usize::from(self.spec.channels);
         let wanted = (WAV_BLOCK_SAMPLES / channels).max(1) * channels;
-        let cut_short = match self.encoding {
-            WavEncoding::Float => read_wav_block(
+        let cut_short = match &mut self.data {
+            WavData::Bulk(bulk) => bulk.read(path, wanted, block)?,
+            WavData::Hound {
+                reader,
+                hit_eof,
+                encoding: WavEncoding::Float,
+            } => read_wav_block(
                 path,
-                self.reader.samples::<f32>(),
-                &self.hit_eof,
+                reader.samples::<f32>(),
+                hit_eof,
                 wanted,
                 block,
                 sanitize,
             )?,
-            WavEncoding::Int { scale } => read_wav_block(
+            WavData::Hound {
+                reader,
+                hit_eof,
+                encoding: WavEncoding::Int { scale },
+            } => read_wav_block(
                 path,
-                self.reader.samples::<i32>(),
-                &self.hit_eof,
+                reader.samples::<i32>(),
+                hit_eof,
                 wanted,
                 block,
-                |s: i32| s as f32 * scale,
+                |s: i32| s as f32 * *scale,
             )?,
         };
         if block.len() < wanted {
@@ -867,6 +897,39 @@ impl WavStream {
             );
         }
         Ok(())
+    }
+}
+
+/// The data chunk of a WAV laid out as one of the [`RawFormat`]s, read a block of bytes at a
+/// time and converted by [`RawFormat::decode`]. WAV integers scale by 2^-(bits-1) and floats are
+/// sanitized exactly as raw PCM's are, so this gives the samples hound's per-sample reader
+/// would, at a fraction of the cost.
+struct BulkWav {
+    /// Positioned in the data chunk, never read past its declared end. What hound's buffer
+    /// holds beyond the header comes first; reads of a whole block then bypass the buffer.
+    data: WavInput,
+    format: RawFormat,
+    /// Bytes of the data chunk, as declared, not read yet.
+    remaining: u64,
+    /// One block of raw bytes, sized by the first read and reused so that steady-state
+    /// reading does not allocate.
+    bytes: Vec<u8>,
+}
+
+impl BulkWav {
+    /// Append up to `wanted` samples to `block`, stopping where the data runs out, a partial
+    /// sample dropped. Returns whether the data ended before the header said it would.
+    fn read(&mut self, path: &Path, wanted: usize, block: &mut Vec<f32>) -> Result<bool> {
+        let want = (wanted * self.format.bytes_per_sample()) as u64;
+        let len = want.min(self.remaining) as usize;
+        if self.bytes.len() < len {
+            self.bytes.resize(len, 0);
+        }
+        let bytes = &mut self.bytes[..len];
+        let got = read_up_to(&mut self.data, bytes).map_err(|e| io_error(path, e))?;
+        self.remaining -= got as u64;
+        self.format.decode(&bytes[..got], block);
+        Ok(got < len)
     }
 }
 
@@ -915,16 +978,21 @@ fn read_wav_block<R: Read, S: hound::Sample>(
     Ok(false)
 }
 
-/// Open RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
-fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
+/// Read the header of the RIFF/WAVE `file` (positioned at its start) with hound.
+fn read_wav_header(file: File) -> (hound::Result<hound::WavReader<WavInput>>, Arc<AtomicBool>) {
     let hit_eof = Arc::new(AtomicBool::new(false));
     let watched = EofWatch {
         inner: file,
         hit_eof: Arc::clone(&hit_eof),
     };
-    let reader = match hound::WavReader::new(BufReader::new(watched)) {
-        Ok(reader) => reader,
-        Err(err) => return wav_fallback(path, err, hit_eof.load(Ordering::Relaxed)),
+    (hound::WavReader::new(BufReader::new(watched)), hit_eof)
+}
+
+/// Open RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
+fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
+    let (reader, hit_eof) = match read_wav_header(file) {
+        (Ok(reader), hit_eof) => (reader, hit_eof),
+        (Err(err), hit_eof) => return wav_fallback(path, err, hit_eof.load(Ordering::Relaxed)),
     };
     let spec = reader.spec();
     check_spec(path, u32::from(spec.channels), spec.sample_rate)?;
@@ -935,15 +1003,87 @@ fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
         },
         _ => return wav_fallback(path, hound::Error::Unsupported, false),
     };
+    let declared = reader.len();
+    let data = match bulk_format(spec) {
+        Some(format) if declared > 0 => wav_data(path, reader, format, declared, encoding)?,
+        _ => WavData::Hound {
+            reader,
+            hit_eof,
+            encoding,
+        },
+    };
     let stream = WavStream {
-        reader,
-        hit_eof,
+        data,
         spec,
-        encoding,
+        declared,
         frames: 0,
         finished: false,
     };
     AudioReader::prime(path, Stream::Wav(stream))
+}
+
+/// The raw layout a WAV of this spec has in the common case. hound reads 8-bit samples
+/// (unsigned), and 24-bit ones in 4-byte containers, itself.
+fn bulk_format(spec: hound::WavSpec) -> Option<RawFormat> {
+    match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Int, 16) => Some(RawFormat::S16Le),
+        (hound::SampleFormat::Int, 24) => Some(RawFormat::S24Le),
+        (hound::SampleFormat::Int, 32) => Some(RawFormat::S32Le),
+        (hound::SampleFormat::Float, 32) => Some(RawFormat::F32Le),
+        _ => None,
+    }
+}
+
+/// Read the data chunk hound has found in bulk if its `declared` samples really are `format`'s
+/// width; if they are wider, let hound read them, with a reader made anew from the top.
+fn wav_data(
+    path: &Path,
+    reader: hound::WavReader<WavInput>,
+    format: RawFormat,
+    declared: u32,
+    encoding: WavEncoding,
+) -> Result<WavData> {
+    let data = reader.into_inner();
+    let data_len = data_chunk_len(&data).map_err(|e| io_error(path, e))?;
+    let bulk_len = u64::from(declared) * format.bytes_per_sample() as u64;
+    if data_len == Some(bulk_len) {
+        return Ok(WavData::Bulk(BulkWav {
+            data,
+            format,
+            remaining: bulk_len,
+            bytes: Vec::new(),
+        }));
+    }
+    let mut file = data.into_inner().inner;
+    file.rewind().map_err(|e| io_error(path, e))?;
+    match read_wav_header(file) {
+        (Ok(reader), hit_eof) => Ok(WavData::Hound {
+            reader,
+            hit_eof,
+            encoding,
+        }),
+        (Err(err), _) => Err(AudioError::BadHeader {
+            path: path.to_owned(),
+            detail: err.to_string(),
+        }),
+    }
+}
+
+/// The length the data chunk declares, `data` being positioned at its first byte. hound knows
+/// how wide the samples in it are but does not say; the chunk's length over hound's sample count
+/// does. Its 8-byte header, just behind the reader, is read again; `None` if it is not there.
+fn data_chunk_len(data: &WavInput) -> io::Result<Option<u64>> {
+    let mut file = &data.get_ref().inner;
+    let start = file.stream_position()? - data.buffer().len() as u64;
+    let Some(at) = start.checked_sub(8) else {
+        return Ok(None);
+    };
+    let mut header = [0u8; 8];
+    file.read_exact_at(&mut header, at)?;
+    Ok(match header {
+        [b'd', b'a', b't', b'a', len @ ..] => Some(u64::from(u32::from_le_bytes(len))),
+        _ => None,
+    })
 }
 
 /// hound refused the file: let symphonia try (it reads 64-bit float, A-law, µ-law, ADPCM and
@@ -1295,5 +1435,54 @@ mod tests {
         assert_eq!(sniff(b"hello, this is text"), Container::Unknown);
         assert_eq!(sniff(b"xxxxRIFF\0\0\0\0WAVE"), Container::Unknown);
         assert_eq!(sniff(b"R"), Container::Unknown);
+    }
+
+    /// Which reader a WAV of `bits` bits in `bytes`-byte containers gets: the bulk one, or
+    /// hound's sample by sample. The samples are the same either way (tests/audio_decode.rs).
+    fn read_in_bulk(dir: &Path, format: hound::SampleFormat, bits: u16, bytes: u16) -> bool {
+        let path = dir.join(format!("{format:?}{bits}in{bytes}.wav"));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            bits_per_sample: bits,
+            sample_format: format,
+        };
+        let spec_ex = hound::WavSpecEx {
+            spec,
+            bytes_per_sample: bytes,
+        };
+        let file = io::BufWriter::new(File::create(&path).unwrap());
+        let mut w = hound::WavWriter::new_with_spec_ex(file, spec_ex).unwrap();
+        for _ in 0..100 {
+            match format {
+                hound::SampleFormat::Float => w.write_sample(0.5f32).unwrap(),
+                hound::SampleFormat::Int if bits == 8 => w.write_sample(-3i8).unwrap(),
+                hound::SampleFormat::Int => w.write_sample(-3i32).unwrap(),
+            }
+        }
+        w.finalize().unwrap();
+        let reader = AudioReader::open(&path).unwrap();
+        let Stream::Wav(wav) = &reader.stream else {
+            panic!("{} went to symphonia", path.display());
+        };
+        matches!(wav.data, WavData::Bulk(_))
+    }
+
+    #[test]
+    fn common_wav_layouts_are_read_in_bulk_and_the_rest_by_hound() {
+        let dir = tempfile::tempdir().unwrap();
+        let (int, float) = (hound::SampleFormat::Int, hound::SampleFormat::Float);
+        for (format, bits, bytes) in [(int, 16, 2), (int, 24, 3), (int, 32, 4), (float, 32, 4)] {
+            assert!(
+                read_in_bulk(dir.path(), format, bits, bytes),
+                "{bits} in {bytes}"
+            );
+        }
+        for (format, bits, bytes) in [(int, 8, 1), (int, 24, 4)] {
+            assert!(
+                !read_in_bulk(dir.path(), format, bits, bytes),
+                "{bits} in {bytes}"
+            );
+        }
     }
 }

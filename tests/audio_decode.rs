@@ -188,7 +188,7 @@ fn assert_streams_like_decode_file(path: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// WAV through hound
+// WAV
 
 #[test]
 fn wav_integer_depths_decode_to_unit_range() {
@@ -349,6 +349,212 @@ fn channel_layouts_interleave_and_downmix() {
             mono.iter().all(|s| (s - mean).abs() < 1e-4),
             "{channels} ch downmix"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WAV samples read in bulk: bit for bit what hound's own reader gives
+
+/// What hound's own sample iterator gives for `path`, converted as hark converts: integers
+/// scaled by 2^-(bits-1), floats clamped to [-1, 1] and non-finite ones 0. A file cut short
+/// gives the samples before the cut, whole frames only.
+fn hound_samples(path: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    let mut out: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader
+            .samples::<f32>()
+            .map_while(Result::ok)
+            .map(|x| {
+                if x.is_finite() {
+                    x.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let samples = reader.samples::<i32>().map_while(Result::ok);
+            samples.map(|s| s as f32 * scale).collect()
+        }
+    };
+    out.truncate(out.len() - out.len() % usize::from(spec.channels));
+    out
+}
+
+/// Bit patterns, so that a mismatch is exact and -0.0 is not 0.0.
+fn bit_patterns(samples: &[f32]) -> Vec<u32> {
+    samples.iter().map(|x| x.to_bits()).collect()
+}
+
+/// `n` samples over the whole range of `bits`-bit integers: both extremes, 0, ±1, then noise.
+fn full_range_ints(bits: u16, n: usize, rng: &mut Rng) -> Vec<i32> {
+    let (min, max) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
+    let span = (max - min + 1) as u64;
+    let noise = (0..).map(|_| (min + (rng.next() % span) as i64) as i32);
+    let edges = [min as i32, max as i32, 0, 1, -1];
+    edges.into_iter().chain(noise).take(n).collect()
+}
+
+/// `n` float samples: in and out of range, signed zeros, subnormals, infinities and NaN.
+fn awkward_floats(n: usize, rng: &mut Rng) -> Vec<f32> {
+    let edges = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        1.5,
+        -3.0,
+        f32::MIN_POSITIVE / 2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MAX,
+    ];
+    let noise = (0..).map(|_| f32::from_bits(rng.next() as u32) % 2.0);
+    edges.into_iter().chain(noise).take(n).collect()
+}
+
+/// Write `samples` with hound in containers of `bytes` bytes (hound picks
+/// WAVE_FORMAT_EXTENSIBLE for more than 16 bits or 2 channels).
+fn write_wav_samples<S: hound::Sample + Copy>(
+    path: &Path,
+    spec: hound::WavSpec,
+    bytes: u16,
+    samples: &[S],
+) {
+    let spec_ex = hound::WavSpecEx {
+        spec,
+        bytes_per_sample: bytes,
+    };
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = hound::WavWriter::new_with_spec_ex(file, spec_ex).unwrap();
+    for &s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// One WAV of each layout, each several decoding blocks long and not a whole number of them:
+/// 16-bit plain and extensible, 24-bit plain and extensible, 32-bit integer, 32-bit float plain
+/// (with a `fact` chunk) and extensible, and the layouts hound reads itself (8-bit, 24 bits in
+/// 4 bytes). The 16-bit mono one has a chunk after its data, which is not audio. Returns each
+/// path with its container width and channel count.
+fn wav_layouts(dir: &Path) -> Vec<(PathBuf, usize, usize)> {
+    let mut rng = Rng(0x5eed);
+    let spec = |channels, bits, sample_format| hound::WavSpec {
+        channels,
+        sample_rate: 16_000,
+        bits_per_sample: bits,
+        sample_format,
+    };
+    let int = hound::SampleFormat::Int;
+    let frames = 41_234;
+    let mut made = Vec::new();
+    for (name, channels, bits, bytes) in [
+        ("s16_mono.wav", 1, 16, 2),
+        ("s16_3ch.wav", 3, 16, 2),
+        ("s24_stereo.wav", 2, 24, 3),
+        ("s24_in_4.wav", 2, 24, 4),
+        ("s32_mono.wav", 1, 32, 4),
+    ] {
+        let path = dir.join(name);
+        let n = frames * usize::from(channels);
+        let samples = full_range_ints(bits, n, &mut rng);
+        write_wav_samples(&path, spec(channels, bits, int), bytes, &samples);
+        made.push((path, usize::from(bytes), usize::from(channels)));
+    }
+    let mut trailed = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&made[0].0)
+        .unwrap();
+    std::io::Write::write_all(&mut trailed, b"LIST\x0c\0\0\0INFOISFT\0\0\0\0").unwrap();
+    let u8_path = dir.join("u8.wav");
+    let samples: Vec<i8> = full_range_ints(8, frames, &mut rng)
+        .into_iter()
+        .map(|s| s as i8)
+        .collect();
+    write_wav_samples(&u8_path, spec(1, 8, int), 1, &samples);
+    made.push((u8_path, 1, 1));
+    let f32_path = dir.join("f32_stereo.wav");
+    let samples = awkward_floats(frames * 2, &mut rng);
+    let float = hound::SampleFormat::Float;
+    write_wav_samples(&f32_path, spec(2, 32, float), 4, &samples);
+    // sox writes plain WAVE_FORMAT_PCM with -t wavpcm, and plain IEEE float by default.
+    let plain_s24 = dir.join("s24_plain.wav");
+    let s24 = path_str(&made[2].0);
+    sox(&[s24, "-t", "wavpcm", path_str(&plain_s24)]);
+    let plain_f32 = dir.join("f32_plain.wav");
+    sox(&[path_str(&f32_path), path_str(&plain_f32)]);
+    made.extend([(f32_path, 4, 2), (plain_s24, 3, 2), (plain_f32, 4, 2)]);
+    made
+}
+
+#[test]
+fn wav_layouts_decode_bit_for_bit_as_hounds_own_reader_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let layouts = wav_layouts(dir.path());
+    let tags: Vec<[u8; 2]> = layouts
+        .iter()
+        .map(|(path, ..)| std::fs::read(path).unwrap()[20..22].try_into().unwrap())
+        .collect();
+    // The fixtures cover what they claim: plain PCM (1), IEEE float (3) and extensible headers.
+    for tag in [[1, 0], [3, 0], [0xFE, 0xFF]] {
+        assert!(tags.contains(&tag), "no fixture with format tag {tag:?}");
+    }
+    for (path, ..) in &layouts {
+        let want = hound_samples(path);
+        assert!(want.len() > 40_000, "{}", path.display());
+        let got = audio::decode_file(path).unwrap().samples;
+        assert!(
+            bit_patterns(&got) == bit_patterns(&want),
+            "{} differs from hound's samples",
+            path.display()
+        );
+        assert_streams_like_decode_file(path);
+    }
+}
+
+/// The pinned choice for cut-short WAVs (see `truncated_wav_data_decodes_what_is_present`),
+/// checked for every layout and wherever the cut falls: inside a sample, on a frame boundary,
+/// on the decoder's 16_384-sample block boundary, and inside the very first sample.
+#[test]
+fn wav_layouts_cut_short_decode_bit_for_bit_what_hound_reads_before_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, width, channels) in wav_layouts(dir.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        let data_len = hound::WavReader::open(&path).unwrap().len() * width as u32;
+        let data_header = [*b"data", data_len.to_le_bytes()].concat();
+        let data_start = 8 + bytes.windows(8).position(|w| w == data_header).unwrap();
+        let frame = width * channels;
+        for keep in [
+            frame * 1_000 + width + 1,
+            frame * 777,
+            16_384 * width,
+            16_384 * width + 1,
+            width - 1,
+        ] {
+            let cut = dir.path().join("cut.wav");
+            std::fs::write(&cut, &bytes[..data_start + keep]).unwrap();
+            let what = format!("{} cut {keep} bytes into its data", path.display());
+            let want = hound_samples(&cut);
+            if want.is_empty() {
+                let err = audio::decode_file(&cut).unwrap_err();
+                assert!(
+                    matches!(err, AudioError::NoSamples { .. }),
+                    "{what}: {err:?}"
+                );
+                continue;
+            }
+            let got = audio::decode_file(&cut).unwrap().samples;
+            assert_eq!(got.len(), keep / frame * channels, "{what}");
+            assert!(bit_patterns(&got) == bit_patterns(&want), "{what}");
+            assert_eq!(
+                stream_mono(&cut, 1_000),
+                audio::downmix(&got, channels as u16)
+            );
+        }
     }
 }
 
