@@ -292,6 +292,9 @@ impl AudioReader {
             Ok(()) => Ok(true),
             Err(err) => {
                 self.done = true;
+                // Frames a decoder put in the block before failing are not handed out after
+                // the error has been reported.
+                self.block.clear();
                 if gathered == 0 {
                     return Err(err);
                 }
