@@ -57,8 +57,10 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
+mod common;
+
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::hark::manifest_dir()
 }
 
 fn ced_tiny() -> Model {
@@ -67,14 +69,11 @@ fn ced_tiny() -> Model {
         .expect("load ced-tiny (scripts/setup.sh installs it)")
 }
 
-fn shared() -> Option<PathBuf> {
-    let p = root().join("../shared");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: ../shared not found");
-        None
-    }
+/// The YAMNet backbone (a log-mel model), from ../shared; None (test skipped) without it.
+fn yamnet() -> Option<Model> {
+    common::hark::recordings_or_skip()?;
+    let manifest = root().join("tests/fixtures/yamnet/yamnet.toml");
+    Some(Model::load(&manifest, &LoadOptions::default()).expect("load the YAMNet backbone"))
 }
 
 fn noise(n: usize, seed: u32) -> Vec<f32> {
@@ -112,14 +111,7 @@ fn waveform_model_inference_allocates_nothing_after_warm_up() {
 
 #[test]
 fn streaming_log_mel_inference_allocates_nothing_after_warm_up() {
-    if shared().is_none() {
-        return;
-    }
-    let mut model = Model::load(
-        &root().join("tests/fixtures/yamnet/yamnet.toml"),
-        &LoadOptions::default(),
-    )
-    .expect("load the YAMNet backbone");
+    let Some(mut model) = yamnet() else { return };
     let frames = model.frames().unwrap();
     let mut stream = StreamingFrontend::new(model.mel_frontend().unwrap().clone());
     let hop = model.hop_samples();
@@ -150,14 +142,7 @@ fn streaming_log_mel_inference_allocates_nothing_after_warm_up() {
 
 #[test]
 fn batch_log_mel_inference_allocates_nothing_after_warm_up() {
-    if shared().is_none() {
-        return;
-    }
-    let mut model = Model::load(
-        &root().join("tests/fixtures/yamnet/yamnet.toml"),
-        &LoadOptions::default(),
-    )
-    .expect("load the YAMNet backbone");
+    let Some(mut model) = yamnet() else { return };
     let w = noise(model.window_samples(), 3);
     model.predict(&w).unwrap();
     let before = allocations();
@@ -262,11 +247,13 @@ fn assert_only_records_allocate(file: &Path) {
 
 #[test]
 fn consumer_loop_allocates_only_what_its_records_hold_at_the_model_rate() {
-    let Some(shared) = shared() else { return };
+    let Some(recordings) = common::hark::recordings_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alarm16k.wav");
     let status = std::process::Command::new("sox")
-        .arg(shared.join("data/recordings/first_alert_7010b.wav"))
+        .arg(recordings.join("first_alert_7010b.wav"))
         .args(["-r", "16000"])
         .arg(&file)
         .status()
@@ -277,6 +264,8 @@ fn consumer_loop_allocates_only_what_its_records_hold_at_the_model_rate() {
 
 #[test]
 fn consumer_loop_allocates_only_what_its_records_hold_while_resampling() {
-    let Some(shared) = shared() else { return };
-    assert_only_records_allocate(&shared.join("data/recordings/first_alert_7010b.wav"));
+    let Some(recordings) = common::hark::recordings_or_skip() else {
+        return;
+    };
+    assert_only_records_allocate(&recordings.join("first_alert_7010b.wav"));
 }
