@@ -11,7 +11,7 @@ pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::{Tensor, TensorElementType, TensorRef, ValueType};
 
@@ -461,33 +461,6 @@ impl Model {
             return Ok(None);
         }
         self.run().map(Some)
-    }
-
-    /// Scores for one window of log-mel features `[n_mels, frames]`, already normalized.
-    pub fn predict_features(&mut self, feats: ArrayView2<f32>) -> Result<&[f32]> {
-        if let Some(base) = self.base.as_mut() {
-            let dim = base.predict_features(feats)?.len();
-            return self.run_embedding_of_base(dim);
-        }
-        let InputPlan::LogMel {
-            frontend,
-            layout,
-            frames,
-        } = &self.plan
-        else {
-            return Err(ModelError::Inference(
-                "this model takes a waveform, not features".into(),
-            ));
-        };
-        if feats.dim() != (frontend.spec().n_mels, *frames) {
-            return Err(ModelError::Inference(format!(
-                "got features of shape {:?}; the model takes [{}, {frames}]",
-                feats.dim(),
-                frontend.spec().n_mels
-            )));
-        }
-        features_view(self.io.input.extract_tensor_mut().1, layout, frontend).assign(&feats);
-        self.run()
     }
 
     /// Scores for many windows (each `window_samples()` long or shorter, zero-padded), in
