@@ -527,40 +527,56 @@ fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal:
     })?;
     let config = supported.config();
     let sample_rate = config.sample_rate;
-    let (sink, consumer, arrivals) =
-        RingSink::new(ring_capacity(ring_capacity_seconds, sample_rate)?);
-    let stats = Arc::clone(sink.stats());
     let scratch = scratch_frames(supported.buffer_size(), sample_rate);
     let format = supported.sample_format();
     let describe_config = format!(
         "{} ch, {} Hz, {format}",
         config.channels, config.sample_rate
     );
-    let stream = match format {
-        SampleFormat::I8 => build::<i8>(&device, &config, sink, scratch),
-        SampleFormat::I16 => build::<i16>(&device, &config, sink, scratch),
-        SampleFormat::I24 => build::<cpal::I24>(&device, &config, sink, scratch),
-        SampleFormat::I32 => build::<i32>(&device, &config, sink, scratch),
-        SampleFormat::I64 => build::<i64>(&device, &config, sink, scratch),
-        SampleFormat::U8 => build::<u8>(&device, &config, sink, scratch),
-        SampleFormat::U16 => build::<u16>(&device, &config, sink, scratch),
-        SampleFormat::U24 => build::<cpal::U24>(&device, &config, sink, scratch),
-        SampleFormat::U32 => build::<u32>(&device, &config, sink, scratch),
-        SampleFormat::U64 => build::<u64>(&device, &config, sink, scratch),
-        SampleFormat::F32 => build::<f32>(&device, &config, sink, scratch),
-        SampleFormat::F64 => build::<f64>(&device, &config, sink, scratch),
-        format => {
-            return Err(CaptureError::UnsupportedFormat {
-                device: name,
-                format,
-            })
+    // Each try gets a fresh ring: a failed build has consumed the sink it was given.
+    let attempt = |config: &cpal::StreamConfig| {
+        let (sink, consumer, arrivals) =
+            RingSink::new(ring_capacity(ring_capacity_seconds, sample_rate)?);
+        let stats = Arc::clone(sink.stats());
+        let stream = match format {
+            SampleFormat::I8 => build::<i8>(&device, config, sink, scratch),
+            SampleFormat::I16 => build::<i16>(&device, config, sink, scratch),
+            SampleFormat::I24 => build::<cpal::I24>(&device, config, sink, scratch),
+            SampleFormat::I32 => build::<i32>(&device, config, sink, scratch),
+            SampleFormat::I64 => build::<i64>(&device, config, sink, scratch),
+            SampleFormat::U8 => build::<u8>(&device, config, sink, scratch),
+            SampleFormat::U16 => build::<u16>(&device, config, sink, scratch),
+            SampleFormat::U24 => build::<cpal::U24>(&device, config, sink, scratch),
+            SampleFormat::U32 => build::<u32>(&device, config, sink, scratch),
+            SampleFormat::U64 => build::<u64>(&device, config, sink, scratch),
+            SampleFormat::F32 => build::<f32>(&device, config, sink, scratch),
+            SampleFormat::F64 => build::<f64>(&device, config, sink, scratch),
+            format => {
+                return Err(CaptureError::UnsupportedFormat {
+                    device: name.clone(),
+                    format,
+                })
+            }
         }
-    }
-    .map_err(|source| CaptureError::BuildStream {
-        device: name.clone(),
-        config: describe_config.clone(),
-        source,
-    })?;
+        .map_err(|source| CaptureError::BuildStream {
+            device: name.clone(),
+            config: describe_config.clone(),
+            source,
+        })?;
+        Ok((stream, consumer, arrivals, stats))
+    };
+    let preferred = preferred_period(supported.buffer_size(), sample_rate).map(|frames| {
+        let mut c = config.clone();
+        c.buffer_size = cpal::BufferSize::Fixed(frames);
+        c
+    });
+    let (stream, consumer, arrivals, stats) = match preferred {
+        Some(c) => attempt(&c).or_else(|err| {
+            debug!(error = %err, "device refused the preferred period; using its default");
+            attempt(&config)
+        })?,
+        None => attempt(&config)?,
+    };
     stream.play().map_err(|source| CaptureError::PlayStream {
         device: name.clone(),
         source,
@@ -597,6 +613,22 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
 /// Frames of scratch space for the callback: the largest period the device allows, but at
 /// most one second, because plugins report absurd maxima (ALSA's `file` plugin: 2^28 - 1).
 /// Larger callbacks are mixed in pieces of this size rather than by allocating.
+/// The device period hark asks for: about 50 ms, within what the device supports (None when it
+/// says nothing, and then its default stands; a device that refuses it gets its default too).
+/// Short default periods cost dearly for nothing a 1 s window needs: through ALSA's pulse
+/// plugin the default 512-frame period kept hark at 45% of a core, the plugin's largest, 1,600
+/// frames, at 15% (BENCHMARKS.md). A period adds at most its length to the time a sound takes
+/// to reach the ring.
+fn preferred_period(buffer: &SupportedBufferSize, sample_rate: u32) -> Option<u32> {
+    let want = (sample_rate / 20).max(1);
+    match *buffer {
+        SupportedBufferSize::Range { min, max } if min <= max && max > 0 => {
+            Some(want.clamp(min.max(1), max))
+        }
+        _ => None,
+    }
+}
+
 fn scratch_frames(buffer: &SupportedBufferSize, sample_rate: u32) -> usize {
     let cap = (sample_rate as usize).max(1024);
     match *buffer {
