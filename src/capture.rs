@@ -566,7 +566,7 @@ fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal:
         Ok((stream, consumer, arrivals, stats))
     };
     let preferred = preferred_period(supported.buffer_size(), sample_rate).map(|frames| {
-        let mut c = config.clone();
+        let mut c = config;
         c.buffer_size = cpal::BufferSize::Fixed(frames);
         c
     });
