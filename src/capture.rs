@@ -439,6 +439,9 @@ pub struct DeviceSource {
     /// Device id (e.g. `hw:CARD=USB,DEV=0`) or name, or a case-insensitive substring of
     /// either; `None` opens the default input device.
     pub device: Option<String>,
+    /// Period to ask the device for, in seconds (clamped to what it supports; its default if
+    /// it refuses); `None` keeps the device's default.
+    pub period: Option<f64>,
 }
 
 impl Source for DeviceSource {
@@ -456,11 +459,12 @@ impl Source for DeviceSource {
         let thread_stop = stop.clone();
         let (opened_tx, opened_rx) = mpsc::sync_channel(1);
         let query = self.device.clone();
+        let period = self.period;
         // cpal's `Stream` need not be `Send`, so one thread builds it, owns it and drops it.
         let handle = thread::Builder::new()
             .name("hark-capture".into())
             .spawn(move || {
-                let stream = match open_stream(query.as_deref(), ring_capacity_seconds) {
+                let stream = match open_stream(query.as_deref(), ring_capacity_seconds, period) {
                     Ok((stream, opened)) => {
                         // The receiver waits for this message, so the send cannot fail.
                         let _ = opened_tx.send(Ok(opened));
@@ -509,7 +513,11 @@ struct Opened {
     name: String,
 }
 
-fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal::Stream, Opened)> {
+fn open_stream(
+    query: Option<&str>,
+    ring_capacity_seconds: f32,
+    period: Option<f64>,
+) -> Result<(cpal::Stream, Opened)> {
     let host = cpal::default_host();
     let device = select_device(&host, query)?;
     let name = device_id(&device);
@@ -565,7 +573,7 @@ fn open_stream(query: Option<&str>, ring_capacity_seconds: f32) -> Result<(cpal:
         })?;
         Ok((stream, consumer, arrivals, stats))
     };
-    let preferred = preferred_period(supported.buffer_size(), sample_rate).map(|frames| {
+    let preferred = preferred_period(supported.buffer_size(), sample_rate, period).map(|frames| {
         let mut c = config;
         c.buffer_size = cpal::BufferSize::Fixed(frames);
         c
@@ -613,14 +621,19 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
 /// Frames of scratch space for the callback: the largest period the device allows, but at
 /// most one second, because plugins report absurd maxima (ALSA's `file` plugin: 2^28 - 1).
 /// Larger callbacks are mixed in pieces of this size rather than by allocating.
-/// The device period hark asks for: about 50 ms, within what the device supports (None when it
-/// says nothing, and then its default stands; a device that refuses it gets its default too).
+/// The device period hark asks for (`capture.period`, 50 ms by default), in frames, within
+/// what the device supports (None when it says nothing or no period is asked for: then its
+/// default stands; a device that refuses it gets its default too).
 /// Short default periods cost dearly for nothing a 1 s window needs: through ALSA's pulse
 /// plugin the default 512-frame period kept hark at 45% of a core, the plugin's largest, 1,600
 /// frames, at 15% (BENCHMARKS.md). A period adds at most its length to the time a sound takes
 /// to reach the ring.
-fn preferred_period(buffer: &SupportedBufferSize, sample_rate: u32) -> Option<u32> {
-    let want = (sample_rate / 20).max(1);
+fn preferred_period(
+    buffer: &SupportedBufferSize,
+    sample_rate: u32,
+    seconds: Option<f64>,
+) -> Option<u32> {
+    let want = ((f64::from(sample_rate) * seconds?).round() as u32).max(1);
     match *buffer {
         SupportedBufferSize::Range { min, max } if min <= max && max > 0 => {
             Some(want.clamp(min.max(1), max))

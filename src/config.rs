@@ -87,6 +87,9 @@ pub struct CaptureSettings {
     /// A device that delivers no samples for this many seconds is treated as lost and
     /// reopened (a sound server that died, a stuck driver); 0 disables.
     pub stall_timeout: f64,
+    /// Device period to ask for, in seconds; 0 = the device's default. Longer periods wake the
+    /// capture thread less often (less CPU) and hand audio over later (more latency).
+    pub period: f64,
 }
 
 impl Default for CaptureSettings {
@@ -95,6 +98,7 @@ impl Default for CaptureSettings {
             device: None,
             ring_seconds: 4.0,
             stall_timeout: 5.0,
+            period: 0.05,
         }
     }
 }
@@ -142,6 +146,12 @@ impl Settings {
             return Err(format!(
                 "capture.stall_timeout = {}: must be 0 (off) or a positive number of seconds",
                 self.capture.stall_timeout
+            ));
+        }
+        if !(self.capture.period.is_finite() && (0.0..=1.0).contains(&self.capture.period)) {
+            return Err(format!(
+                "capture.period = {}: must be 0 (the device's default) or up to 1 second",
+                self.capture.period
             ));
         }
         for (key, v) in [

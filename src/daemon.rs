@@ -243,6 +243,7 @@ fn open_source(input: &Input, settings: &Settings) -> anyhow::Result<Capture> {
     let source: Box<dyn Source> = match input {
         Input::Device(name) => Box::new(DeviceSource {
             device: name.clone().or_else(|| settings.capture.device.clone()),
+            period: (settings.capture.period > 0.0).then_some(settings.capture.period),
         }),
         Input::File { path, realtime } => Box::new(FileSource {
             path: path.clone(),

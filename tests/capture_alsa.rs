@@ -117,6 +117,8 @@ fn device_matched_by_substring_captures_the_file_content() {
     let fixture = device();
     let source = DeviceSource {
         device: Some("FileDev".to_owned()),
+        // What the daemon asks for by default (capture.period).
+        period: Some(0.05),
     };
     assert!(source.describe().contains("FileDev"));
     let mut capture = Box::new(source).start(1.0).unwrap();
@@ -152,6 +154,8 @@ fn file_device_keeps_delivering_after_the_end_of_its_file() {
     device();
     let source = DeviceSource {
         device: Some(NAME.to_owned()),
+        // What the daemon asks for by default (capture.period).
+        period: Some(0.05),
     };
     let mut capture = Box::new(source).start(3.0).unwrap();
     let total = 3 * RATE as usize;
@@ -175,6 +179,7 @@ fn unknown_device_error_names_it_and_lists_the_devices() {
     device();
     let source = DeviceSource {
         device: Some("no-such-mic-xyz".to_owned()),
+        period: None,
     };
     let err = Box::new(source).start(1.0).unwrap_err();
     assert!(
@@ -192,6 +197,8 @@ fn overruns_are_counted_when_nobody_drains_the_ring() {
     device();
     let source = DeviceSource {
         device: Some(NAME.to_owned()),
+        // What the daemon asks for by default (capture.period).
+        period: Some(0.05),
     };
     // 10 ms of ring against a device that delivers as fast as it is read.
     let capture = Box::new(source).start(0.01).unwrap();
@@ -214,9 +221,12 @@ fn missing_default_device_says_how_to_read_a_file_instead() {
         eprintln!("skipped: this machine has a sound card, so a default device exists");
         return;
     }
-    let err = Box::new(DeviceSource { device: None })
-        .start(1.0)
-        .unwrap_err();
+    let err = Box::new(DeviceSource {
+        device: None,
+        period: None,
+    })
+    .start(1.0)
+    .unwrap_err();
     assert!(matches!(err, CaptureError::NoDevice), "{err:?}");
     let message = err.to_string();
     assert!(

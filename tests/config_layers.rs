@@ -396,6 +396,8 @@ rejects! {
     rejects_a_zero_max_backlog: "[pipeline]\nmax_backlog = 0.0\n", "pipeline.max_backlog", "0";
     rejects_a_negative_silence_timeout: "[pipeline]\nsilence_timeout = -1.0\n", "pipeline.silence_timeout", "-1";
     rejects_zero_ring_seconds: "[capture]\nring_seconds = 0.0\n", "capture.ring_seconds", "0";
+    rejects_a_capture_period_over_a_second: "[capture]\nperiod = 2.0\n", "capture.period", "2";
+    rejects_a_negative_capture_period: "[capture]\nperiod = -0.1\n", "capture.period", "-0.1";
     rejects_zero_model_threads: "[model]\nthreads = 0\n", "model.threads", "0";
     rejects_a_negative_model_hop: "[model]\nhop = -1.0\n", "model.hop", "-1";
     rejects_a_zero_model_window: "[model]\nwindow = 0.0\n", "model.window", "0";
