@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     let opts = LoadOptions::default();
     let samples = hark::audio::load_mono(&file, manifest.sample_rate)?;
     let (window, hop) = (manifest.window_samples(), manifest.hop_samples());
-    let starts = hark::classify::window_starts(samples.len(), window, hop);
+    let starts = hark::windowing::window_starts(samples.len(), window, hop);
     let mut padded = samples.clone();
     padded.resize(starts.last().copied().unwrap_or(0) + window, 0.0);
 

@@ -333,13 +333,14 @@ fn classify_files(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let windows = classify::classify_samples(&mut model, &samples, usize::from(args.batch))
-            .with_context(|| format!("classifying {}", file.display()))?;
+        let windows =
+            crate::windowing::classify_samples(&mut model, &samples, usize::from(args.batch))
+                .with_context(|| format!("classifying {}", file.display()))?;
         if !args.json {
             writeln!(out, "{}", file.display())?;
         }
         for w in &windows {
-            let top = classify::top_k(&w.scores, &labels, args.top);
+            let top = crate::windowing::top_k(&w.scores, &labels, args.top);
             if args.json {
                 writeln!(out, "{}", classify::window_json(file, w, &top))?;
             } else {

@@ -26,3 +26,5 @@ pub mod service;
 pub mod smoothing;
 pub mod subscribe;
 pub mod train;
+pub mod validate;
+pub mod windowing;

@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::audio::StreamResampler;
 use crate::capture::Arrival;
 use crate::capture::Capture;
-use crate::classify::top_k;
 use crate::decision::{Decider, DecisionSettings};
 use crate::frontend::StreamingFrontend;
 use crate::model::Model;
 use crate::record::{micros_rfc3339, now_rfc3339, Record};
 use crate::smoothing::{Smoother, SmoothingSettings};
+use crate::windowing::top_k;
 
 /// How close to completing its next window the consumer polls the ring every millisecond
 /// instead of every five: a device period plus the resampler's block.

@@ -2,7 +2,7 @@
 //!
 //! Training runs the base model here to get each window's output (the head's input); `hark
 //! eval` runs the model under test. Clips are cut into windows exactly as `hark classify`
-//! and the daemon cut them ([`crate::classify::classify_samples`]), so what is learned and
+//! and the daemon cut them ([`crate::windowing::classify_samples`]), so what is learned and
 //! measured is what runs later. Each worker thread loads and owns its own model (sessions
 //! are never shared); results come back over a channel to the calling thread, which alone
 //! prints progress. Files that cannot be decoded are collected, not fatal: the caller
@@ -146,7 +146,7 @@ fn score_file(model: &mut Model, path: &std::path::Path) -> Result<ClipScores, C
         )));
     }
     let windows =
-        crate::classify::classify_samples(model, &samples, 1).map_err(ClipError::Model)?;
+        crate::windowing::classify_samples(model, &samples, 1).map_err(ClipError::Model)?;
     Ok(ClipScores {
         padded: samples.len() < model.window_samples(),
         seconds: samples.len() as f64 / model.sample_rate() as f64,
