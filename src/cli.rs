@@ -261,7 +261,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Run(args) => {
-            crate::daemon::run(args.options()?)?;
+            crate::daemon::run(args.options()?, crate::shutdown::Shutdown::new())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices => devices(),

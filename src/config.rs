@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::DecisionSettings;
-use crate::hooks::HookSettings;
+use crate::pipeline::decision::{unknown_label, DecisionSettings};
+use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
-use crate::publish::SocketSettings;
-use crate::smoothing::SmoothingSettings;
+use crate::sinks::hooks::{validate_hooks, HookSettings};
+use crate::sinks::socket::SocketSettings;
+use crate::validate::{Checked, Invalid, Problems};
 
 /// The documented default configuration, built into the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/hark.toml");
@@ -31,6 +32,9 @@ pub enum ConfigError {
     File { path: PathBuf, msg: String },
     #[error("config: {0}")]
     Invalid(String),
+    /// Values out of range, one problem per line.
+    #[error("config: {0}")]
+    Problems(#[from] Problems),
     #[error("config: unknown keys (rejected by --strict): {}", .0.join(", "))]
     Unknown(Vec<String>),
 }
@@ -127,62 +131,72 @@ impl Settings {
     }
 
     /// Checks that need no model. Label checks happen once the model's labels are known.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.model.threads == 0 || self.model.threads > 64 {
-            return Err(format!(
-                "model.threads = {}: must be between 1 and 64",
-                self.model.threads
-            ));
-        }
-        if !(self.capture.ring_seconds.is_finite()
-            && (0.1..=60.0).contains(&self.capture.ring_seconds))
-        {
-            return Err(format!(
-                "capture.ring_seconds = {}: must be between 0.1 and 60 seconds",
-                self.capture.ring_seconds
-            ));
-        }
-        if !(self.capture.stall_timeout.is_finite() && self.capture.stall_timeout >= 0.0) {
-            return Err(format!(
-                "capture.stall_timeout = {}: must be 0 (off) or a positive number of seconds",
-                self.capture.stall_timeout
-            ));
-        }
-        if !(self.capture.period.is_finite() && (0.0..=1.0).contains(&self.capture.period)) {
-            return Err(format!(
-                "capture.period = {}: must be 0 (the device's default) or up to 1 second",
-                self.capture.period
-            ));
-        }
-        for (key, v) in [
-            ("model.window", self.model.window),
-            ("model.hop", self.model.hop),
-        ] {
-            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(format!("{key} = {v}: must be a positive number of seconds"));
-            }
-        }
-        self.pipeline.validate()?;
-        self.smoothing.validate()?;
-        self.decision.validate_values()?;
-        self.socket.validate()?;
-        crate::hooks::validate_hooks(&self.hooks)?;
-        Ok(())
+    pub fn validate(&self) -> Checked {
+        let mut problems = Problems::default();
+        problems.absorb(self.model.validate());
+        problems.absorb(self.capture.validate());
+        problems.absorb(self.pipeline.validate());
+        problems.absorb(self.smoothing.validate());
+        problems.absorb(self.decision.validate_values());
+        problems.absorb(self.socket.validate());
+        problems.absorb(validate_hooks(&self.hooks));
+        problems.into_result()
     }
 
     /// Checks against the model's labels: decision labels and hook labels must exist.
-    pub fn validate_labels(&self, labels: &[String]) -> std::result::Result<(), String> {
-        self.decision.validate(labels)?;
+    pub fn validate_labels(&self, labels: &[String]) -> Checked {
+        let mut problems = Problems::default();
+        problems.absorb(self.decision.validate(labels));
         for (i, h) in self.hooks.iter().enumerate() {
-            let unknown = h.unknown_labels(labels);
-            if let Some(l) = unknown.first() {
-                return Err(format!(
-                    "hooks[{i}].labels: unknown label {l:?} (hook {:?}); labels are the model's display names, see `hark model info`",
-                    h.name
-                ));
+            if let Some(l) = h.unknown_labels(labels).first() {
+                problems.push(unknown_label(&format!("hooks[{i}].labels"), l, labels));
             }
         }
-        Ok(())
+        problems.into_result()
+    }
+}
+
+impl ModelSettings {
+    /// `threads`, `window` and `hop`.
+    pub fn validate(&self) -> Checked {
+        let mut problems = Problems::default();
+        if self.threads == 0 || self.threads > 64 {
+            problems.push(
+                Invalid::new("model.threads", self.threads, "out of range").allowed("1 to 64"),
+            );
+        }
+        for (key, v) in [("model.window", self.window), ("model.hop", self.hop)] {
+            if let Some(Err(p)) = v.map(|v| crate::pipeline::positive_seconds(key, v)) {
+                problems.push(p);
+            }
+        }
+        problems.into_result()
+    }
+}
+
+impl CaptureSettings {
+    /// `ring_seconds`, `stall_timeout` and `period`.
+    pub fn validate(&self) -> Checked {
+        let mut problems = Problems::default();
+        if !(self.ring_seconds.is_finite() && (0.1..=60.0).contains(&self.ring_seconds)) {
+            problems.push(
+                Invalid::new("capture.ring_seconds", self.ring_seconds, "out of range")
+                    .allowed("0.1 to 60 seconds"),
+            );
+        }
+        if !(self.stall_timeout.is_finite() && self.stall_timeout >= 0.0) {
+            problems.push(
+                Invalid::new("capture.stall_timeout", self.stall_timeout, "out of range")
+                    .allowed("0 (off) or a positive number of seconds"),
+            );
+        }
+        if !(self.period.is_finite() && (0.0..=1.0).contains(&self.period)) {
+            problems.push(
+                Invalid::new("capture.period", self.period, "out of range")
+                    .allowed("0 (the device's default) or up to 1 second"),
+            );
+        }
+        problems.into_result()
     }
 }
 
@@ -255,7 +269,7 @@ impl Loaded {
         s.decision
             .labels
             .retain(|l, _| known(l) || !builtin(&format!("decision.labels.{l}")));
-        s.validate_labels(labels).map_err(ConfigError::Invalid)?;
+        s.validate_labels(labels)?;
         Ok(s)
     }
 }
@@ -341,7 +355,7 @@ pub fn load(src: &Sources) -> Result<Loaded> {
     if src.strict && !unknown.is_empty() {
         return Err(ConfigError::Unknown(unknown));
     }
-    settings.validate().map_err(ConfigError::Invalid)?;
+    settings.validate()?;
     Ok(Loaded {
         settings,
         file,

@@ -71,8 +71,15 @@ pub enum Record {
         level_db: f32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// Each sink's health (counters by name), filled in by the daemon's fan-out as the
+        /// record leaves the consumer. Absent where no sinks run (tests of the pipeline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sinks: Option<SinksHealth>,
     },
 }
+
+/// Sink name → counter name → value, e.g. `{"socket": {"subscribers": 2, "dropped": 0}}`.
+pub type SinksHealth = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
 impl Record {
     /// The record's `type` on the wire.

@@ -27,7 +27,7 @@ pub struct SubscribeOptions {
 /// The socket to try when none is given: where `hark run` would listen in this session, or
 /// else the system service's socket if it exists.
 pub fn default_socket() -> PathBuf {
-    let own = crate::publish::default_socket_path();
+    let own = crate::sinks::socket::default_socket_path();
     let system = Path::new("/run/hark/hark.sock");
     if !own.exists() && system.exists() {
         system.to_path_buf()

@@ -61,3 +61,55 @@ impl crate::pipeline::Supervisor for Watchdog {
         }
     }
 }
+
+/// What the daemon's consumer loop calls between windows: the watchdog, and in tests of the
+/// service layer an injected stall.
+#[derive(Debug)]
+pub struct DaemonSupervisor {
+    watchdog: Watchdog,
+    stall: Option<Stall>,
+}
+
+impl DaemonSupervisor {
+    pub fn from_env() -> DaemonSupervisor {
+        DaemonSupervisor {
+            watchdog: Watchdog::from_env(),
+            stall: Stall::from_env(),
+        }
+    }
+}
+
+impl crate::pipeline::Supervisor for DaemonSupervisor {
+    fn tick(&mut self) {
+        self.watchdog.tick();
+    }
+
+    fn before_window(&mut self, windows: u64) {
+        if let Some(stall) = self.stall.filter(|s| s.after_windows == windows) {
+            tracing::warn!(
+                seconds = stall.seconds,
+                "HARK_FAULT_STALL: wedging the consumer"
+            );
+            std::thread::sleep(Duration::from_secs_f64(stall.seconds));
+        }
+    }
+}
+
+/// Fault injection: `HARK_FAULT_STALL=N:SECONDS` wedges the consumer for SECONDS before its
+/// window N, so tests can watch systemd's watchdog pings stop. Never set in production.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    after_windows: u64,
+    seconds: f64,
+}
+
+impl Stall {
+    fn from_env() -> Option<Stall> {
+        let v = std::env::var("HARK_FAULT_STALL").ok()?;
+        let (n, s) = v.split_once(':')?;
+        Some(Stall {
+            after_windows: n.parse().ok()?,
+            seconds: s.parse().ok()?,
+        })
+    }
+}

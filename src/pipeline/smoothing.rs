@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::validate::{Checked, Invalid, Problems};
+
 /// Floor applied before taking logarithms, so that a score of exactly 0 does not drive the
 /// geometric mean to 0 for the whole history (the same floor ml-sound-classifier uses).
 const LOG_FLOOR: f32 = 1e-7;
@@ -58,27 +60,25 @@ impl Default for SmoothingSettings {
 impl SmoothingSettings {
     /// Checks every value; the error names each bad key, the value given and what is
     /// allowed, one problem per line.
-    pub fn validate(&self) -> Result<(), String> {
-        let mut problems = Vec::new();
+    pub fn validate(&self) -> Checked {
+        let mut problems = Problems::default();
         if self.windows == 0 {
-            problems.push("smoothing.windows = 0: must be >= 1".to_string());
+            problems.push(Invalid::new("smoothing.windows", 0, "must be >= 1"));
         } else if self.windows > MAX_WINDOWS {
-            problems.push(format!(
-                "smoothing.windows = {}: must be <= {MAX_WINDOWS} (it is the number of windows averaged)",
-                self.windows
+            problems.push(Invalid::new(
+                "smoothing.windows",
+                self.windows,
+                format!("must be <= {MAX_WINDOWS} (it is the number of windows averaged)"),
             ));
         }
         if !(self.ema_alpha > 0.0 && self.ema_alpha <= 1.0) {
-            problems.push(format!(
-                "smoothing.ema_alpha = {}: must be > 0 and <= 1 (the weight of the newest window)",
-                self.ema_alpha
+            problems.push(Invalid::new(
+                "smoothing.ema_alpha",
+                self.ema_alpha,
+                "must be > 0 and <= 1 (the weight of the newest window)",
             ));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
+        problems.into_result()
     }
 }
 
@@ -327,11 +327,13 @@ mod tests {
         assert!(SmoothingSettings::default().validate().is_ok());
         let err = settings(SmoothingMethod::Mean, 0, 0.5)
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "smoothing.windows = 0: must be >= 1");
         let err = settings(SmoothingMethod::Ema, 3, 0.0)
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("smoothing.ema_alpha = 0: must be > 0 and <= 1"),
             "{err}"
@@ -339,7 +341,7 @@ mod tests {
         let err = settings(SmoothingMethod::Ema, 0, 1.5)
             .validate()
             .unwrap_err();
-        assert_eq!(err.lines().count(), 2, "{err}");
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! `hark run`: assembles the stages into the running daemon and shuts it down in order.
+//!
+//! Threads: the capture source (a cpal callback or a reader thread) → `hark-consumer`
+//! (`consumer`: the pipeline, owns the model) → records go into one fan-out that every sink
+//! reads (`sinks`: the socket, the hooks, stdout). A small tokio runtime (`hark-io`) runs the
+//! sink tasks and the signal handler (`signals`: SIGTERM/SIGINT stop, SIGHUP reloads).
+//!
+//! One [`Shutdown`] stops everything: capture stops, the window in flight finishes, open
+//! events end, a final `status` goes out, the fan-out closes, every sink drains and ends
+//! (subscribers are closed and the socket file is removed). `systemd` speaks sd_notify.
+//!
+//! Must not: contain stage logic (that is in `pipeline`, `sinks`, `capture`).
+
+mod consumer;
+mod input;
+mod signals;
+mod sinks;
+pub mod systemd;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{self, Sources};
+use crate::model::Model;
+use crate::shutdown::Shutdown;
+use crate::sinks::{hooks, socket, stdout, ModelInfo};
+use consumer::ConsumerThread;
+pub use input::Input;
+pub use signals::Rebuild;
+use sinks::SinkSet;
+pub use stdout::Print;
+
+/// Everything `hark run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Sources,
+    pub input: Input,
+    pub exit_at_end: bool,
+    pub print: Print,
+    /// Do not listen on a socket.
+    pub no_socket: bool,
+}
+
+/// Run the daemon until the input ends (with `exit_at_end`) or `shutdown` is triggered (by a
+/// signal, or by the caller: tests run the daemon in-process and stop it on demand).
+pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
+    let loaded = config::load(&opts.config)?;
+    for key in &loaded.unknown {
+        tracing::warn!(key = %key, "unknown config key ignored");
+    }
+    let (model, settings) = signals::load_model(&loaded)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hark-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    // Open the source and bind the socket first, so that "no device" or "socket in use" fails
+    // the command before anything else starts.
+    let capture = opts.input.open(&settings)?;
+    let listener = if opts.no_socket {
+        None
+    } else {
+        let listener = socket::bind(&settings.socket)?;
+        tracing::info!(path = %listener.path().display(), "socket ready");
+        Some(listener)
+    };
+
+    let _in_runtime = rt.enter();
+    let mut sinks = SinkSet::new(model_info(&model), shutdown.clone());
+    if let Some(l) = listener {
+        sinks.spawn(
+            "socket",
+            socket::COUNTERS,
+            |s| s.socket.clone(),
+            &settings,
+            |ctx| socket::start(l, ctx),
+        );
+    }
+    sinks.spawn(
+        "hooks",
+        hooks::COUNTERS,
+        |s| s.hooks.clone(),
+        &settings,
+        hooks::start,
+    );
+    let print = opts.print;
+    sinks.spawn_thread(
+        "stdout",
+        &["written"],
+        move |_| print,
+        &settings,
+        stdout::start,
+    )?;
+
+    let (commands, commands_rx) = mpsc::channel();
+    let running = signals::Running {
+        sources: opts.config.clone(),
+        settings: settings.clone(),
+        labels: model.labels().to_vec(),
+    };
+    rt.spawn(signals::handle(
+        shutdown.clone(),
+        commands,
+        running,
+        sinks.take_reloader(),
+    ));
+
+    let worker = ConsumerThread {
+        input: opts.input.clone(),
+        settings,
+        model,
+        capture,
+        fanout: sinks.fanout(),
+        model_info: sinks.model(),
+        commands: commands_rx,
+        shutdown: shutdown.clone(),
+    }
+    .spawn()?;
+    let result = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))
+        .and_then(|r| r);
+    if result.is_ok() && !opts.exit_at_end {
+        idle_until(&shutdown);
+    }
+    systemd::stopping();
+    shutdown.trigger();
+    let sinks_ok = rt.block_on(sinks.stop());
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result?;
+    anyhow::ensure!(sinks_ok, "a sink failed; see the log above");
+    Ok(())
+}
+
+/// The input ended but the daemon keeps serving subscribers until told to stop; it is idle,
+/// not wedged, so systemd's watchdog keeps being fed.
+fn idle_until(shutdown: &Shutdown) {
+    let mut watchdog = systemd::Watchdog::from_env();
+    let step = Duration::from_millis(50);
+    while !shutdown.sleep(Duration::from_secs(3600), step, &mut || {
+        crate::pipeline::Supervisor::tick(&mut watchdog)
+    }) {}
+}
+
+/// What sinks announce about `model`.
+fn model_info(model: &Model) -> ModelInfo {
+    ModelInfo {
+        name: model.manifest().name.clone(),
+        labels: model.labels().to_vec(),
+        sample_rate: model.sample_rate(),
+        window: model.manifest().window_seconds(),
+        hop: model.hop_samples() as f64 / model.sample_rate() as f64,
+    }
+}

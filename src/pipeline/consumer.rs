@@ -1,0 +1,264 @@
+//! The consumer's state and what it does with one window: front end, model, smoothing,
+//! decision, records.
+
+use std::time::{Duration, Instant};
+
+use super::buffer::{SampleBuffer, WindowSpan};
+use super::decision::Decider;
+use super::settings::LiveSettings;
+use super::smoothing::Smoother;
+use super::PipelineError;
+use crate::frontend::StreamingFrontend;
+use crate::model::Model;
+use crate::record::{micros_rfc3339, now_rfc3339, Record};
+use crate::windowing::top_k;
+
+/// Counters the consumer keeps, reported in `status` records and at the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub windows: u64,
+    pub skipped_windows: u64,
+    pub gated_windows: u64,
+    pub overruns: u64,
+    /// Total time spent in front end + model, for the mean per window.
+    pub inference: Duration,
+}
+
+/// RMS level of `x` in dBFS (-120 for silence).
+pub fn level_dbfs(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return -120.0;
+    }
+    let ms = x.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / x.len() as f64;
+    if ms <= 1e-12 {
+        -120.0
+    } else {
+        (10.0 * ms.log10()) as f32
+    }
+}
+
+pub(crate) fn round_ms(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The consumer's state. Built on the thread that runs it.
+pub struct Consumer {
+    pub(crate) model: Model,
+    pub(crate) settings: LiveSettings,
+    smoother: Smoother,
+    decider: Decider,
+    /// Streaming front end, for log-mel models whose hop is a whole number of frames.
+    pub(crate) streaming: Option<StreamingFrontend>,
+    pub(crate) counters: Counters,
+    /// Where the stream stands; survives device reopenings.
+    pub(crate) buffer: SampleBuffer,
+    last_level: f32,
+    /// A device silent (no samples at all) this long is treated as lost; None for sources
+    /// that may legitimately pause (files, stdin).
+    pub(crate) stall_timeout: Option<Duration>,
+    /// The source waits for us instead of dropping samples (a file read as fast as possible),
+    /// so falling behind loses nothing and no window is skipped.
+    pub(crate) lossless: bool,
+    /// The scores of a gated window (all zero), kept so that gating allocates nothing.
+    gated_scores: Vec<f32>,
+}
+
+impl Consumer {
+    pub fn new(model: Model, settings: LiveSettings) -> Consumer {
+        let labels = model.labels().to_vec();
+        let streaming = model.mel_frontend().and_then(|fe| {
+            let spec = fe.spec();
+            let hop_frames_whole = model.hop_samples() % spec.hop_length == 0;
+            // Centered frames pad each window; a stream has no window edges, so those models
+            // take the batch front end per window to score exactly as `hark classify` does.
+            (hop_frames_whole && !spec.center).then(|| StreamingFrontend::new(fe.clone()))
+        });
+        Consumer {
+            smoother: Smoother::new(&settings.smoothing, labels.len()),
+            decider: Decider::new(&settings.decision, &labels),
+            model,
+            settings,
+            streaming,
+            counters: Counters::default(),
+            buffer: SampleBuffer::default(),
+            last_level: 0.0,
+            lossless: false,
+            stall_timeout: None,
+            gated_scores: vec![0.0; labels.len()],
+        }
+    }
+
+    /// Treat a device that delivers no samples for `timeout` as lost.
+    pub fn set_stall_timeout(&mut self, timeout: Option<Duration>) {
+        self.stall_timeout = timeout;
+    }
+
+    /// Never skip windows: the source blocks rather than drops when the ring is full.
+    pub fn set_lossless(&mut self, lossless: bool) {
+        self.lossless = lossless;
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Apply new live settings; open events stay open.
+    pub fn set_settings(&mut self, s: LiveSettings) {
+        self.smoother.set_settings(&s.smoothing);
+        self.decider.set_settings(&s.decision);
+        self.settings = s;
+    }
+
+    /// Stream position in seconds.
+    pub fn position(&self) -> f64 {
+        self.buffer.next as f64 / self.model.sample_rate() as f64
+    }
+
+    /// Continue stream time at `seconds` (a rebuilt pipeline continues the old one's clock).
+    pub fn seek(&mut self, seconds: f64) {
+        let pos = (seconds * self.model.sample_rate() as f64).round() as u64;
+        self.buffer = SampleBuffer::at(pos);
+    }
+
+    /// A `status` record now, with a message.
+    pub fn status_record(&self, message: Option<String>) -> Record {
+        self.status(self.position(), message)
+    }
+
+    /// Forget what the streaming front end was fed (the stream jumped).
+    pub(crate) fn reset_streaming(&mut self) {
+        if let Some(s) = &mut self.streaming {
+            s.reset();
+        }
+    }
+
+    /// Score the buffer's window at `span` and emit its records, lending the buffer to the
+    /// front end instead of copying the window out of it.
+    pub(crate) fn score_span(
+        &mut self,
+        span: WindowSpan,
+        captured_us: Option<u64>,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let buf = std::mem::take(&mut self.buffer.buf);
+        let scored = self.window(
+            span.start,
+            &buf[span.from..span.to],
+            &buf[span.fresh..span.to],
+            captured_us,
+            emit,
+        );
+        self.buffer.buf = buf;
+        scored
+    }
+
+    /// Score a stream shorter than one window once, zero-padded, as `hark classify` does.
+    pub(crate) fn score_short_tail(
+        &mut self,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let start = self.buffer.start;
+        let tail = std::mem::take(&mut self.buffer.buf);
+        self.window(start, &tail, &tail, None, emit)
+    }
+
+    /// Score one window that starts at absolute sample `start` (model rate) and emit records.
+    /// `samples` is the window (possibly shorter at the end of a stream); `fresh` holds the
+    /// samples the streaming front end has not seen, up to the window's end.
+    fn window(
+        &mut self,
+        start: u64,
+        samples: &[f32],
+        fresh: &[f32],
+        captured_us: Option<u64>,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let rate = self.model.sample_rate() as f64;
+        let t0 = start as f64 / rate;
+        let t1 = (start as usize + self.model.window_samples()) as f64 / rate;
+        let level = level_dbfs(samples);
+        self.last_level = level;
+        if let Some(s) = &mut self.streaming {
+            s.push(fresh);
+        }
+        let gated = self.settings.pipeline.level_gate.is_some_and(|g| level < g);
+        let began = Instant::now();
+        let raw: &[f32] = if gated {
+            self.counters.gated_windows += 1;
+            &self.gated_scores
+        } else {
+            infer(&mut self.model, &mut self.streaming, samples)?
+        };
+        self.counters.inference += began.elapsed();
+        self.counters.windows += 1;
+        // The wall clock when the scores are known: what a subscriber's latency is measured from.
+        let time = now_rfc3339();
+        let smoothed = self.smoother.push(raw);
+        let top = if gated {
+            Vec::new()
+        } else {
+            top_k(smoothed, self.model.labels(), self.settings.pipeline.top_k)
+        };
+        let events = self.decider.update(t0, t1, smoothed, &time);
+        emit(Record::Prediction {
+            start: round_ms(t0),
+            end: round_ms(t1),
+            time,
+            top,
+            level_db: (level * 10.0).round() / 10.0,
+            captured: captured_us.map(micros_rfc3339),
+            gated,
+        });
+        for e in events {
+            emit(e);
+        }
+        Ok(())
+    }
+
+    /// Close open events at stream position `at` seconds.
+    pub fn finish(&mut self, at: f64, emit: &mut dyn FnMut(Record)) {
+        for e in self.decider.finish(at, &now_rfc3339()) {
+            emit(e);
+        }
+    }
+
+    pub(crate) fn status(&self, at: f64, message: Option<String>) -> Record {
+        let c = &self.counters;
+        Record::Status {
+            start: round_ms(at),
+            time: now_rfc3339(),
+            overruns: c.overruns,
+            windows: c.windows,
+            skipped_windows: c.skipped_windows,
+            inference_ms: if c.windows > 0 {
+                (c.inference.as_secs_f64() * 1000.0 / c.windows as f64) as f32
+            } else {
+                0.0
+            },
+            level_db: self.last_level,
+            message,
+            sinks: None,
+        }
+    }
+}
+
+/// The model's raw scores for one window: from the streaming front end's frames when it has
+/// enough, else from the window's samples.
+fn infer<'m>(
+    model: &'m mut Model,
+    streaming: &mut Option<StreamingFrontend>,
+    samples: &[f32],
+) -> Result<&'m [f32], PipelineError> {
+    match (streaming, model.frames()) {
+        (Some(s), Some(n)) if s.frames_available() >= n => {
+            let scores = model.predict_stream(s)?.expect("enough frames");
+            s.discard_before(n);
+            Ok(scores)
+        }
+        _ => Ok(model.predict(samples)?),
+    }
+}

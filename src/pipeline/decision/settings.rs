@@ -1,0 +1,197 @@
+//! The `[decision]` section: thresholds, durations, the listen list and per-label
+//! overrides, and their validation against the model's labels.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Rule;
+use crate::validate::{Checked, Invalid, Problems};
+
+/// Per-label overrides of the defaults in [`DecisionSettings`]; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelRule {
+    pub on: Option<f32>,
+    pub off: Option<f32>,
+    pub min_duration: Option<f64>,
+    pub hold: Option<f64>,
+}
+
+/// The `[decision]` section of the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionSettings {
+    /// A sound may start once its smoothed score is >= `on`.
+    pub on: f32,
+    /// A sound may end once its score is < `off`. Keeping `off` below `on` (hysteresis)
+    /// stops a score hovering around one threshold from flickering events on and off.
+    pub off: f32,
+    /// Seconds a candidate must stay >= `off`, measured from the start of its first window,
+    /// before `event_start` is emitted; shorter candidates are never reported.
+    pub min_duration: f64,
+    /// Seconds the score must stay below `off` before `event_end`, so that short gaps (a
+    /// dog between barks) do not split one sound into several events.
+    pub hold: f64,
+    /// Labels to follow; empty means all of the model's labels.
+    pub listen: Vec<String>,
+    /// Per-label overrides, keyed by the label's display name as the model spells it.
+    pub labels: BTreeMap<String, LabelRule>,
+}
+
+impl Default for DecisionSettings {
+    fn default() -> Self {
+        // The same numbers as config/hark.toml, chosen from measurements on real recordings
+        // (docs/defaults.md, scripts/measure_defaults.py); its listen list and per-label
+        // overrides live only there.
+        DecisionSettings {
+            on: 0.5,
+            off: 0.35,
+            min_duration: 0.0,
+            hold: 1.0,
+            listen: Vec::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl DecisionSettings {
+    /// Checks every value against `known_labels` (the model's display names). The error
+    /// names each bad key, the value given and what is allowed, one problem per line.
+    pub fn validate(&self, known_labels: &[String]) -> Checked {
+        self.check(Some(known_labels))
+    }
+
+    /// The checks that need no model: thresholds, their order, durations. `hark check-config`
+    /// runs these; label names are checked once the model is loaded.
+    pub fn validate_values(&self) -> Checked {
+        self.check(None)
+    }
+
+    fn check(&self, known_labels: Option<&[String]>) -> Checked {
+        let mut problems = Problems::default();
+        let on_ok = check_threshold("decision.on", self.on, &mut problems);
+        let off_ok = check_threshold("decision.off", self.off, &mut problems);
+        if on_ok && off_ok && self.off > self.on {
+            problems.push(
+                Invalid::new(
+                    "decision.off",
+                    self.off,
+                    format!("is above decision.on = {}", self.on),
+                )
+                .allowed("off <= on"),
+            );
+        }
+        check_seconds("decision.min_duration", self.min_duration, &mut problems);
+        check_seconds("decision.hold", self.hold, &mut problems);
+
+        if let Some(known_labels) = known_labels {
+            for name in &self.listen {
+                if !known_labels.contains(name) {
+                    problems.push(unknown_label("decision.listen", name, known_labels));
+                }
+            }
+        }
+        for (name, rule) in &self.labels {
+            if let Some(known_labels) = known_labels.filter(|k| !k.contains(name)) {
+                problems.push(unknown_label("decision.labels", name, known_labels));
+            }
+            let key = format!("decision.labels.{name:?}");
+            let mut fields_ok = true;
+            if let Some(on) = rule.on {
+                fields_ok &= check_threshold(&format!("{key}.on"), on, &mut problems);
+            }
+            if let Some(off) = rule.off {
+                fields_ok &= check_threshold(&format!("{key}.off"), off, &mut problems);
+            }
+            if let Some(d) = rule.min_duration {
+                check_seconds(&format!("{key}.min_duration"), d, &mut problems);
+            }
+            if let Some(h) = rule.hold {
+                check_seconds(&format!("{key}.hold"), h, &mut problems);
+            }
+            // Only worth checking when this label changes a threshold and every threshold
+            // involved is valid; otherwise the problem has been reported above.
+            let (on, off) = (rule.on.unwrap_or(self.on), rule.off.unwrap_or(self.off));
+            if (rule.on.is_some() || rule.off.is_some()) && fields_ok && on_ok && off_ok && off > on
+            {
+                problems.push(
+                    Invalid::new(
+                        format!("{key}.off"),
+                        off,
+                        format!("is above on = {on} (after filling in decision.on/decision.off)"),
+                    )
+                    .allowed("off <= on"),
+                );
+            }
+        }
+
+        problems.into_result()
+    }
+
+    /// The thresholds that apply to `label`: its overrides, else the defaults.
+    pub(super) fn rule_for(&self, label: &str) -> Rule {
+        let o = self.labels.get(label);
+        Rule {
+            on: o.and_then(|o| o.on).unwrap_or(self.on),
+            off: o.and_then(|o| o.off).unwrap_or(self.off),
+            min_duration: o.and_then(|o| o.min_duration).unwrap_or(self.min_duration),
+            hold: o.and_then(|o| o.hold).unwrap_or(self.hold),
+        }
+    }
+}
+
+fn check_threshold(key: &str, value: f32, problems: &mut Problems) -> bool {
+    let ok = (0.0..=1.0).contains(&value);
+    if !ok {
+        problems.push(Invalid::new(key, value, "must be between 0 and 1"));
+    }
+    ok
+}
+
+fn check_seconds(key: &str, value: f64, problems: &mut Problems) {
+    if !(value.is_finite() && value >= 0.0) {
+        problems.push(Invalid::new(
+            key,
+            value,
+            "must be a finite number of seconds >= 0",
+        ));
+    }
+}
+
+/// A name that is not among the model's labels, with the nearest one when there is one.
+pub(crate) fn unknown_label(key: &str, name: &str, known: &[String]) -> Invalid {
+    let problem = match closest_label(name, known) {
+        Some(s) => format!("unknown label; did you mean {s:?}?"),
+        None => "unknown label; labels must be spelled exactly as the model's label list (see `hark model info`)".into(),
+    };
+    Invalid::new(key, format!("{name:?}"), problem)
+}
+
+/// A known label the user probably meant: the same name ignoring case and surrounding
+/// spaces, else the shortest known label containing what was written, else the longest
+/// known label contained in it.
+pub(crate) fn closest_label<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let wanted = name.trim().to_lowercase();
+    if wanted.is_empty() {
+        return None;
+    }
+    let lower: Vec<(&str, String)> = known
+        .iter()
+        .map(|k| (k.as_str(), k.to_lowercase()))
+        .collect();
+    if let Some((k, _)) = lower.iter().find(|(_, l)| *l == wanted) {
+        return Some(k);
+    }
+    if let Some((k, _)) = lower
+        .iter()
+        .filter(|(_, l)| l.contains(&wanted))
+        .min_by_key(|(k, _)| k.len())
+    {
+        return Some(k);
+    }
+    lower
+        .iter()
+        .filter(|(_, l)| !l.is_empty() && wanted.contains(l.as_str()))
+        .max_by_key(|(k, _)| k.len())
+        .map(|(k, _)| *k)
+}
