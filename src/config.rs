@@ -276,65 +276,8 @@ impl Loaded {
 
 /// Load, merge, deserialize and validate the configuration.
 pub fn load(src: &Sources) -> Result<Loaded> {
-    let file = match &src.file {
-        Some(p) => {
-            if !p.is_file() {
-                return Err(ConfigError::File {
-                    path: p.clone(),
-                    msg: "not found (or not a file)".into(),
-                });
-            }
-            Some(p.clone())
-        }
-        None => Some(PathBuf::from(SYSTEM_PATH)).filter(|p| p.is_file()),
-    };
-    let mut layers: Vec<(Origin, Config)> = Vec::new();
-    layers.push((
-        Origin::Default,
-        one(File::from_str(DEFAULT_TOML, FileFormat::Toml), None)?,
-    ));
-    if let Some(p) = &file {
-        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
-            path: p.clone(),
-            msg: format!("cannot read it: {e}"),
-        })?;
-        layers.push((
-            Origin::File,
-            one(File::from_str(&text, FileFormat::Toml), Some(p))?,
-        ));
-    }
-    if src.env {
-        // Only HARK_<SECTION>__<KEY> variables are configuration; others (HARK_LOG,
-        // HARK_MODEL_DIR, HARK_FAULT_STALL) belong to other parts of hark.
-        let vars: Map<String, String> = std::env::vars()
-            .filter(|(k, _)| {
-                k.strip_prefix("HARK_")
-                    .is_some_and(|rest| rest.contains("__"))
-            })
-            .collect();
-        let env = Environment::with_prefix("HARK")
-            .source(Some(vars))
-            .prefix_separator("_")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("decision.listen")
-            .ignore_empty(true);
-        layers.push((Origin::Env, one(env, None)?));
-    }
-    if !src.flags.is_empty() {
-        let mut b = Config::builder();
-        for (k, v) in &src.flags {
-            b = b
-                .set_override(k.as_str(), v.clone())
-                .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
-        }
-        layers.push((
-            Origin::Flag,
-            b.build().map_err(|e| ConfigError::Invalid(e.to_string()))?,
-        ));
-    }
-
+    let file = config_file(src)?;
+    let layers = layers(src, &file)?;
     let mut origins = BTreeMap::new();
     let mut builder = Config::builder();
     for (origin, layer) in &layers {
@@ -362,6 +305,73 @@ pub fn load(src: &Sources) -> Result<Loaded> {
         unknown,
         origins,
     })
+}
+
+/// `--config FILE` (which must exist), else the system file if there is one.
+fn config_file(src: &Sources) -> Result<Option<PathBuf>> {
+    match &src.file {
+        Some(p) if !p.is_file() => Err(ConfigError::File {
+            path: p.clone(),
+            msg: "not found (or not a file)".into(),
+        }),
+        Some(p) => Ok(Some(p.clone())),
+        None => Ok(Some(PathBuf::from(SYSTEM_PATH)).filter(|p| p.is_file())),
+    }
+}
+
+/// The layers, lowest first: defaults, file, environment, flags.
+fn layers(src: &Sources, file: &Option<PathBuf>) -> Result<Vec<(Origin, Config)>> {
+    let mut layers: Vec<(Origin, Config)> = Vec::new();
+    layers.push((
+        Origin::Default,
+        one(File::from_str(DEFAULT_TOML, FileFormat::Toml), None)?,
+    ));
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
+            path: p.clone(),
+            msg: format!("cannot read it: {e}"),
+        })?;
+        layers.push((
+            Origin::File,
+            one(File::from_str(&text, FileFormat::Toml), Some(p))?,
+        ));
+    }
+    if src.env {
+        layers.push((Origin::Env, one(env_layer(), None)?));
+    }
+    if !src.flags.is_empty() {
+        layers.push((Origin::Flag, flag_layer(&src.flags)?));
+    }
+    Ok(layers)
+}
+
+/// `HARK_<SECTION>__<KEY>` variables. Others (HARK_LOG, HARK_MODEL_DIR, HARK_FAULT_STALL)
+/// belong to other parts of hark.
+fn env_layer() -> Environment {
+    let vars: Map<String, String> = std::env::vars()
+        .filter(|(k, _)| {
+            k.strip_prefix("HARK_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect();
+    Environment::with_prefix("HARK")
+        .source(Some(vars))
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("decision.listen")
+        .ignore_empty(true)
+}
+
+fn flag_layer(flags: &[(String, Value)]) -> Result<Config> {
+    let mut b = Config::builder();
+    for (k, v) in flags {
+        b = b
+            .set_override(k.as_str(), v.clone())
+            .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+    }
+    b.build().map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
 fn one<S>(source: S, path: Option<&Path>) -> Result<Config>

@@ -12,7 +12,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use hark::capture::{FileSource, Source};
 use hark::frontend::StreamingFrontend;
@@ -177,7 +176,7 @@ fn consumer_allocations(file: &Path) -> Vec<WindowAllocations> {
     })
     .start(4.0)
     .unwrap();
-    let stop = AtomicBool::new(false);
+    let stop = hark::shutdown::Shutdown::new();
     let mut per_window: Vec<WindowAllocations> = Vec::with_capacity(1000);
     let mut windows = 0;
     let mut mark = 0;
@@ -213,7 +212,7 @@ fn consumer_allocations(file: &Path) -> Vec<WindowAllocations> {
             Record::Status { .. } => {}
         }
     };
-    pipeline::run(&mut consumer, &mut capture, &stop, None, &mut (), &mut emit).unwrap();
+    pipeline::run::<()>(&mut consumer, &mut capture, &stop, None, &mut (), &mut emit).unwrap();
     per_window
 }
 

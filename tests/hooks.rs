@@ -8,8 +8,70 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hark::hooks::{HookEvent, HookSettings, Hooks};
 use hark::record::Record;
+use hark::shutdown::Shutdown;
+use hark::sinks::hooks::{self, HookEvent, HookSettings};
+use hark::sinks::{Fanout, ModelInfo, SinkContext, SinkHealth};
+use tokio::sync::watch;
+
+/// The hooks sink as the daemon runs it: its own fan-out, settings watch and shutdown.
+struct Hooks {
+    fanout: Fanout,
+    settings: watch::Sender<Vec<HookSettings>>,
+    health: Arc<SinkHealth>,
+    task: tokio::task::JoinHandle<()>,
+    _model: watch::Sender<Arc<ModelInfo>>,
+}
+
+impl Hooks {
+    fn start(settings: Vec<HookSettings>, rt: &tokio::runtime::Handle) -> Hooks {
+        let _in = rt.enter();
+        let fanout = Fanout::new();
+        let (settings_tx, settings_rx) = watch::channel(settings);
+        let (model_tx, model_rx) = watch::channel(Arc::new(ModelInfo {
+            name: "test".into(),
+            labels: vec!["Knock".into(), "Doorbell".into()],
+            sample_rate: 16_000,
+            window: 1.0,
+            hop: 0.5,
+        }));
+        let shutdown = Shutdown::new();
+        let records = fanout.subscribe("hooks", hooks::COUNTERS, &shutdown);
+        let health = records.health().clone();
+        let task = hooks::start(SinkContext {
+            records,
+            settings: settings_rx,
+            model: model_rx,
+            shutdown,
+        });
+        Hooks {
+            fanout,
+            settings: settings_tx,
+            health,
+            task,
+            _model: model_tx,
+        }
+    }
+
+    /// What the consumer does: publish into the fan-out, never waiting.
+    fn handle(&self, rec: &Record) {
+        self.fanout.publish(rec.clone());
+    }
+
+    fn sender(&self) -> Fanout {
+        self.fanout.clone()
+    }
+
+    fn set_settings(&self, settings: Vec<HookSettings>) {
+        self.settings.send_replace(settings);
+    }
+
+    /// The consumer is done: the fan-out closes and the sink drains and ends.
+    async fn shutdown(self) {
+        drop(self.fanout);
+        self.task.await.expect("the hooks sink ends cleanly");
+    }
+}
 
 /// Everything logged by any test in this binary.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -386,7 +448,7 @@ fn a_flood_of_events_never_blocks_handle() {
         let mut longest = Duration::ZERO;
         for id in 0..1000 {
             let before = Instant::now();
-            sender.handle(&start_rec(id, "Knock"));
+            sender.publish(start_rec(id, "Knock"));
             longest = longest.max(before.elapsed());
         }
         (longest, t0.elapsed())
@@ -406,7 +468,14 @@ fn a_flood_of_events_never_blocks_handle() {
     // One run at a time (max_concurrent = 1): the rest were skipped, and said so.
     wait_for_file(&runs, |t| !t.is_empty());
     wait_for_log(&["hook=flood", "hook still running; event skipped"]);
+    let health = hooks.health.clone();
     rt.block_on(hooks.shutdown());
+    assert_eq!(health.get("lagged"), 0, "the fan-out kept every event");
+    assert_eq!(
+        health.get("runs") + health.get("skipped"),
+        1000,
+        "every event ran the hook or was counted as skipped"
+    );
     let ran = std::fs::read_to_string(&runs).unwrap().lines().count();
     assert!((1..100).contains(&ran), "{ran} runs");
 }
@@ -463,6 +532,7 @@ fn records_that_are_not_events_run_nothing() {
         inference_ms: 1.0,
         level_db: -30.0,
         message: None,
+        sinks: None,
     });
     hooks.handle(&end_rec(1, "Knock")); // the hook is on event_start only
     thread::sleep(Duration::from_millis(300));

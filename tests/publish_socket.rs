@@ -10,8 +10,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hark::publish::{bind, serve, Hello, Hub, SocketSettings};
 use hark::record::{LabelScore, Record};
+use hark::sinks::socket::{bind, serve, Hello, Hub, SocketSettings};
 use serde_json::Value;
 
 const LABELS: [&str; 4] = ["Knock", "Doorbell", "Speech", "Smoke detector, smoke alarm"];
@@ -59,6 +59,7 @@ fn status_rec(seq: u64, message: Option<String>) -> Record {
         inference_ms: 1.0,
         level_db: -40.0,
         message,
+        sinks: None,
     }
 }
 
@@ -83,7 +84,7 @@ struct Server {
     hub: Hub,
     path: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), hark::publish::PublishError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), hark::sinks::socket::PublishError>>>,
     _dir: tempfile::TempDir,
 }
 

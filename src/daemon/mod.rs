@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{self, Sources};
+use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::shutdown::Shutdown;
 use crate::sinks::{hooks, socket, stdout, ModelInfo};
@@ -69,32 +69,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     };
 
     let _in_runtime = rt.enter();
-    let mut sinks = SinkSet::new(model_info(&model), shutdown.clone());
-    if let Some(l) = listener {
-        sinks.spawn(
-            "socket",
-            socket::COUNTERS,
-            |s| s.socket.clone(),
-            &settings,
-            |ctx| socket::start(l, ctx),
-        );
-    }
-    sinks.spawn(
-        "hooks",
-        hooks::COUNTERS,
-        |s| s.hooks.clone(),
-        &settings,
-        hooks::start,
-    );
-    let print = opts.print;
-    sinks.spawn_thread(
-        "stdout",
-        &["written"],
-        move |_| print,
-        &settings,
-        stdout::start,
-    )?;
-
+    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown)?;
     let (commands, commands_rx) = mpsc::channel();
     let running = signals::Running {
         sources: opts.config.clone(),
@@ -133,6 +108,43 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     result?;
     anyhow::ensure!(sinks_ok, "a sink failed; see the log above");
     Ok(())
+}
+
+/// Every sink, each with its section of the settings. A new sink is one more line here (see
+/// ARCHITECTURE.md, "How to add a sink").
+fn start_sinks(
+    opts: &RunOptions,
+    model: &Model,
+    settings: &Settings,
+    listener: Option<socket::SocketListener>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<SinkSet> {
+    let mut sinks = SinkSet::new(model_info(model), shutdown.clone());
+    if let Some(l) = listener {
+        sinks.spawn(
+            "socket",
+            socket::COUNTERS,
+            |s| s.socket.clone(),
+            settings,
+            |ctx| socket::start(l, ctx),
+        );
+    }
+    sinks.spawn(
+        "hooks",
+        hooks::COUNTERS,
+        |s| s.hooks.clone(),
+        settings,
+        hooks::start,
+    );
+    let print = opts.print;
+    sinks.spawn_thread(
+        "stdout",
+        stdout::COUNTERS,
+        move |_| print,
+        settings,
+        stdout::start,
+    )?;
+    Ok(sinks)
 }
 
 /// The input ended but the daemon keeps serving subscribers until told to stop; it is idle,

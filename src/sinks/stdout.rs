@@ -19,6 +19,9 @@ pub enum Print {
     None,
 }
 
+/// The counters this sink reports in `status`.
+pub const COUNTERS: &[&str] = &["written"];
+
 /// Start the sink; it ends when the fan-out closes, after writing every record.
 pub fn start(ctx: SinkContext<Print>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()

@@ -101,56 +101,18 @@ impl Decider {
             let score = scores.get(i).copied().unwrap_or(0.0);
             let label = &self.labels[i];
             let rule = track.rule;
-            // NaN fails every `>=` below, so it is treated as silence.
-            track.phase = match track.phase {
-                Phase::Idle if score >= rule.on => Phase::Candidate {
-                    onset: start,
-                    peak: score,
-                },
-                Phase::Candidate { onset, peak } if score >= rule.off => Phase::Candidate {
-                    onset,
-                    peak: peak.max(score),
-                },
-                // Dropped below `off` before lasting `min_duration`: never reported.
-                Phase::Candidate { .. } => Phase::Idle,
-                Phase::Active {
-                    id, onset, peak, ..
-                } if score >= rule.off => Phase::Active {
-                    id,
-                    onset,
-                    peak: peak.max(score),
-                    last_above_end: end,
-                    below: false,
-                },
-                Phase::Active {
-                    id,
-                    onset,
-                    peak,
-                    last_above_end,
-                    ..
-                } => {
-                    if end - last_above_end >= rule.hold {
-                        ends.push(Record::EventEnd {
-                            id,
-                            label: label.clone(),
-                            start: onset,
-                            end: last_above_end,
-                            time: time.to_string(),
-                            peak,
-                        });
-                        Phase::Idle
-                    } else {
-                        Phase::Active {
-                            id,
-                            onset,
-                            peak,
-                            last_above_end,
-                            below: true,
-                        }
-                    }
-                }
-                Phase::Idle => Phase::Idle,
-            };
+            let (phase, ended) = step(track.phase, &rule, score, start, end);
+            track.phase = phase;
+            if let Some(e) = ended {
+                ends.push(Record::EventEnd {
+                    id: e.id,
+                    label: label.clone(),
+                    start: e.onset,
+                    end: e.end,
+                    time: time.to_string(),
+                    peak: e.peak,
+                });
+            }
             // Checked in the same window the candidate appeared in, so that with
             // `min_duration = 0` an event starts at once.
             if let Phase::Candidate { onset, peak } = track.phase {
@@ -233,6 +195,70 @@ impl Decider {
             .map(|(_, l)| l.as_str())
             .collect()
     }
+}
+
+/// An event that ended in this window.
+struct Ended {
+    id: u64,
+    onset: f64,
+    end: f64,
+    peak: f32,
+}
+
+/// One label's next phase for a window `[start, end)` with `score`, and the event it ended,
+/// if any. NaN fails every `>=`, so it is treated as silence.
+fn step(phase: Phase, rule: &Rule, score: f32, start: f64, end: f64) -> (Phase, Option<Ended>) {
+    let next = match phase {
+        Phase::Idle if score >= rule.on => Phase::Candidate {
+            onset: start,
+            peak: score,
+        },
+        Phase::Candidate { onset, peak } if score >= rule.off => Phase::Candidate {
+            onset,
+            peak: peak.max(score),
+        },
+        // Dropped below `off` before lasting `min_duration`: never reported.
+        Phase::Candidate { .. } => Phase::Idle,
+        Phase::Active {
+            id, onset, peak, ..
+        } if score >= rule.off => Phase::Active {
+            id,
+            onset,
+            peak: peak.max(score),
+            last_above_end: end,
+            below: false,
+        },
+        Phase::Active {
+            id,
+            onset,
+            peak,
+            last_above_end,
+            ..
+        } if end - last_above_end >= rule.hold => {
+            let ended = Ended {
+                id,
+                onset,
+                end: last_above_end,
+                peak,
+            };
+            return (Phase::Idle, Some(ended));
+        }
+        Phase::Active {
+            id,
+            onset,
+            peak,
+            last_above_end,
+            ..
+        } => Phase::Active {
+            id,
+            onset,
+            peak,
+            last_above_end,
+            below: true,
+        },
+        Phase::Idle => Phase::Idle,
+    };
+    (next, None)
 }
 
 #[cfg(test)]
