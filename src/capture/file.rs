@@ -124,6 +124,13 @@ mod tests {
         writer.finalize().unwrap();
     }
 
+    /// A mono 440 Hz tone at half scale, `secs` long, written as `dir/name`.
+    fn tone_wav(dir: &Path, name: &str, rate: u32, secs: f32) -> PathBuf {
+        let path = dir.join(name);
+        write_float_wav(&path, rate, 1, &sine(rate, secs, 440.0, 0.5));
+        path
+    }
+
     fn wait_until_ended(capture: &Capture) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !capture.stats.ended.load(Ordering::Acquire) {
@@ -135,8 +142,7 @@ mod tests {
     #[test]
     fn realtime_file_source_is_paced_at_real_time() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("one_second.wav");
-        write_float_wav(&path, 16_000, 1, &sine(16_000, 1.0, 440.0, 0.5));
+        let path = tone_wav(dir.path(), "one_second.wav", 16_000, 1.0);
         let source = FileSource {
             path: path.clone(),
             realtime: true,
@@ -155,8 +161,7 @@ mod tests {
     #[test]
     fn realtime_file_source_counts_overruns_like_a_device() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("half_second.wav");
-        write_float_wav(&path, 16_000, 1, &sine(16_000, 0.5, 440.0, 0.5));
+        let path = tone_wav(dir.path(), "half_second.wav", 16_000, 0.5);
         let source = FileSource {
             path,
             realtime: true,
@@ -202,8 +207,7 @@ mod tests {
     #[test]
     fn dropping_a_blocked_file_source_stops_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("long.wav");
-        write_float_wav(&path, 8_000, 1, &sine(8_000, 5.0, 440.0, 0.5));
+        let path = tone_wav(dir.path(), "long.wav", 8_000, 5.0);
         for realtime in [false, true] {
             let source = FileSource {
                 path: path.clone(),

@@ -7,7 +7,7 @@
 //! into a preallocated output.
 
 use ndarray::ArrayViewMut2;
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionOutputs};
 use ort::value::{Tensor, TensorRef};
 
 use super::load::InputPlan;
@@ -83,9 +83,7 @@ impl Model {
                 .session
                 .run(ort::inputs![self.input_name.as_str() => tensor])
                 .map_err(inference)?;
-            let (_, data) = outputs[self.output_name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(inference)?;
+            let data = scores_in(&outputs, &self.output_name)?;
             if data.len() != chunk.len() * self.labels.len() {
                 return Err(ModelError::Inference(format!(
                     "the model returned {} scores for {} windows of {} labels",
@@ -174,9 +172,7 @@ impl Model {
             )
         }
         .map_err(inference)?;
-        let (_, data) = outputs[self.output_name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(inference)?;
+        let data = scores_in(&outputs, &self.output_name)?;
         if data.len() != self.labels.len() {
             return Err(ModelError::Inference(format!(
                 "the model returned {} scores for {} labels",
@@ -284,6 +280,14 @@ pub fn postprocess(kind: OutputKind, scores: &mut [f32]) {
             }
         }
     }
+}
+
+/// The raw scores in the run's output called `name`.
+fn scores_in<'a>(outputs: &'a SessionOutputs<'_>, name: &str) -> Result<&'a [f32]> {
+    let (_, data) = outputs[name]
+        .try_extract_tensor::<f32>()
+        .map_err(inference)?;
+    Ok(data)
 }
 
 /// An ONNX Runtime failure while running.
