@@ -707,7 +707,7 @@ fn write_model_dir(
         output_name: Some(onnx::OUTPUT_NAME.into()),
         frontend: base.frontend.clone(),
         notes: None,
-        head: Some(model::Head {
+        head: Some(model::HeadSection {
             base: Path::new("base").join(&base_manifest_name),
         }),
     };

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use crate::frontend::{FeatureSpec, Framing};
+use crate::frontend::{FeatureSpec, Framing, FrontendError};
+use crate::validate::{Checked, Invalid, Problems};
 
 /// What the model's output holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +96,7 @@ pub struct Manifest {
     /// Present when `model` is a head trained on another model's output (`hark train`): hark
     /// then runs the base model on each window and feeds its output to `model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub head: Option<Head>,
+    pub head: Option<HeadSection>,
 }
 
 /// The `[head]` section of a two-stage model: the ONNX file named by `model` takes the
@@ -106,7 +107,7 @@ pub struct Manifest {
 /// (a head cannot change what the base hears); `labels` are the head's classes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Head {
+pub struct HeadSection {
     /// The base model's manifest, relative to this manifest's folder. `hark train` copies the
     /// base next to the head so that the model folder can be moved as a whole.
     pub base: PathBuf,
@@ -127,61 +128,85 @@ impl Manifest {
             path: path.to_path_buf(),
             msg: e.to_string(),
         })?;
-        m.validate().map_err(|msg| ModelError::Manifest {
-            path: path.to_path_buf(),
-            msg,
-        })?;
+        m.validate()
+            .map_err(|problems| ModelError::InvalidManifest {
+                path: path.to_path_buf(),
+                problems,
+            })?;
         Ok(m)
     }
 
-    /// Check the values that do not need the ONNX file.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(8_000..=192_000).contains(&self.sample_rate) {
-            return Err(format!(
-                "sample_rate = {} is out of range; use 8000..=192000 Hz",
-                self.sample_rate
+    /// Check the values that do not need the ONNX file. Every independent problem is
+    /// reported; a check that needs an earlier value to be sound is skipped when it is not.
+    pub fn validate(&self) -> Checked {
+        let mut problems = Problems::default();
+        let rate_ok = (8_000..=192_000).contains(&self.sample_rate);
+        if !rate_ok {
+            problems.push(
+                Invalid::new("sample_rate", self.sample_rate, "is out of range")
+                    .allowed("8000 to 192000 Hz"),
+            );
+        }
+        let hop_ok = self.hop.is_finite() && self.hop > 0.0;
+        if !hop_ok {
+            problems.push(Invalid::new(
+                "hop",
+                self.hop,
+                "must be a positive number of seconds",
             ));
         }
-        if !(self.hop.is_finite() && self.hop > 0.0) {
-            return Err(format!(
-                "hop = {} must be a positive number of seconds",
-                self.hop
-            ));
+        problems.absorb(self.validate_frontend());
+        if rate_ok && hop_ok && self.hop_samples() == 0 {
+            problems.push(
+                Invalid::new("hop", format!("{} s", self.hop), "is less than one sample")
+                    .allowed(format!("at least {} s", 1.0 / f64::from(self.sample_rate))),
+            );
         }
+        problems.into_result()
+    }
+
+    /// The window (waveform models) or the frames, spec and window (log-mel models).
+    fn validate_frontend(&self) -> Checked {
+        let seconds = "a positive number of seconds";
         match &self.frontend {
             FrontendKind::Waveform => match self.window {
-                Some(w) if w.is_finite() && w > 0.0 => {}
-                Some(w) => {
-                    return Err(format!("window = {w} must be a positive number of seconds"))
-                }
-                None => return Err("window is missing; waveform models need it (seconds)".into()),
+                Some(w) if w.is_finite() && w > 0.0 => Ok(()),
+                Some(w) => Err(Invalid::new("window", w, format!("must be {seconds}")).into()),
+                None => Err(
+                    Invalid::new("window", "(missing)", "waveform models need it")
+                        .allowed(seconds)
+                        .into(),
+                ),
             },
             FrontendKind::LogMel { frames, spec, .. } => {
                 if *frames == 0 {
-                    return Err("frontend.frames = 0; must be at least 1".into());
+                    return Err(Invalid::new("frontend.frames", 0, "must be at least 1").into());
                 }
-                spec.validate().map_err(|e| format!("frontend.spec: {e}"))?;
+                spec.validate().map_err(spec_problem)?;
                 if spec.sample_rate != self.sample_rate {
-                    return Err(format!(
-                        "frontend.spec.sample_rate = {} differs from sample_rate = {}; they must be equal",
-                        spec.sample_rate, self.sample_rate
-                    ));
+                    return Err(Invalid::new(
+                        "frontend.spec.sample_rate",
+                        spec.sample_rate,
+                        format!("differs from sample_rate = {}", self.sample_rate),
+                    )
+                    .allowed("the same rate as sample_rate")
+                    .into());
                 }
                 if let Some(w) = self.window {
                     let derived = self.window_samples() as f64 / self.sample_rate as f64;
                     if (w - derived).abs() * self.sample_rate as f64 > 1.0 {
-                        return Err(format!(
-                            "window = {w} s does not match frontend.frames = {frames}, which needs {derived} s; leave window out or make them agree"
-                        ));
+                        return Err(Invalid::new(
+                            "window",
+                            format!("{w} s"),
+                            format!("does not match frontend.frames = {frames}, which needs {derived} s"),
+                        )
+                        .allowed("leave window out or make them agree")
+                        .into());
                     }
                 }
+                Ok(())
             }
         }
-        let hop = self.hop_samples();
-        if hop == 0 {
-            return Err(format!("hop = {} s is less than one sample", self.hop));
-        }
-        Ok(())
     }
 
     /// Samples per model window at the model's rate.
@@ -216,5 +241,67 @@ pub fn samples_for_frames(spec: &FeatureSpec, frames: usize) -> usize {
         (frames - 1) * spec.hop_length
     } else {
         (frames - 1) * spec.hop_length + frame_len
+    }
+}
+
+/// A feature spec problem as a manifest problem, keyed under `frontend.spec`.
+fn spec_problem(e: FrontendError) -> Problems {
+    match e {
+        FrontendError::InvalidSpec {
+            key,
+            value,
+            problem,
+            allowed,
+            ..
+        } => Invalid::new(format!("frontend.spec.{key}"), value, problem)
+            .allowed(allowed)
+            .into(),
+        other => Invalid::new("frontend.spec", "(see problem)", other.to_string()).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waveform(extra: &str) -> Manifest {
+        toml::from_str(&format!(
+            "name = \"t\"\nmodel = \"m.onnx\"\nlabels = \"l.txt\"\noutput = \"probabilities\"\n\
+             {extra}\n[frontend]\nkind = \"waveform\"\n"
+        ))
+        .unwrap()
+    }
+
+    fn keys(p: &Problems) -> Vec<&str> {
+        p.0.iter().map(|i| i.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_sound_waveform_manifest_passes() {
+        let m = waveform("sample_rate = 16000\nwindow = 1.0\nhop = 0.5");
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!((m.window_samples(), m.hop_samples()), (16_000, 8_000));
+    }
+
+    #[test]
+    fn every_independent_problem_is_named_by_its_key() {
+        let m = waveform("sample_rate = 4000\nwindow = -1.0\nhop = 0.0");
+        let p = m.validate().unwrap_err();
+        assert_eq!(keys(&p), ["sample_rate", "hop", "window"]);
+        assert!(
+            p.to_string()
+                .contains("window = -1: must be a positive number of seconds"),
+            "{p}"
+        );
+        let missing = waveform("sample_rate = 16000\nhop = 0.5").validate();
+        assert_eq!(keys(&missing.unwrap_err()), ["window"]);
+    }
+
+    #[test]
+    fn a_hop_shorter_than_one_sample_is_refused() {
+        let m = waveform("sample_rate = 16000\nwindow = 1.0\nhop = 0.00001");
+        let p = m.validate().unwrap_err();
+        assert_eq!(keys(&p), ["hop"]);
+        assert!(p.to_string().contains("less than one sample"), "{p}");
     }
 }

@@ -21,7 +21,25 @@ const INSTALL_HINT: &str = "install it with `scripts/setup.sh` (unpacks the PyPI
 onnxruntime==1.31.1 into third_party/onnxruntime/), or point ORT_DYLIB_PATH or the config key \
 `model.onnxruntime` at a libonnxruntime.so (>= 1.31)";
 
-static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), RuntimeError>> = OnceLock::new();
+
+/// Why ONNX Runtime could not be loaded. Cloneable: the first attempt's outcome is kept for the
+/// life of the process and handed to every later caller.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// No candidate path exists.
+    #[error("ONNX Runtime library not found (looked for {tried}); {INSTALL_HINT}")]
+    NotFound {
+        /// The paths tried, comma-separated, in order.
+        tried: String,
+    },
+    /// The library exists but would not load (wrong version, wrong architecture, …).
+    #[error("could not load ONNX Runtime from {}: {reason}; {INSTALL_HINT}", path.display())]
+    Load { path: PathBuf, reason: String },
+    /// The library loaded but its environment would not start.
+    #[error("ONNX Runtime from {} failed to start: {reason}", path.display())]
+    Start { path: PathBuf, reason: String },
+}
 
 /// The candidates, in the order they are tried: the explicit path (config key or flag),
 /// `ORT_DYLIB_PATH`, a project-local install beside the working directory or any ancestor of
@@ -61,7 +79,7 @@ pub fn environment(explicit: Option<&Path>) -> Result<Environment, ModelError> {
     let result = ENVIRONMENT.get_or_init(|| load(explicit));
     match result {
         Ok((env, _)) => Ok(env.clone()),
-        Err(msg) => Err(ModelError::Runtime(msg.clone())),
+        Err(err) => Err(ModelError::Runtime(err.clone())),
     }
 }
 
@@ -70,26 +88,26 @@ pub fn loaded_path() -> Option<PathBuf> {
     ENVIRONMENT.get()?.as_ref().ok().map(|(_, p)| p.clone())
 }
 
-fn load(explicit: Option<&Path>) -> Result<(Environment, PathBuf), String> {
+fn load(explicit: Option<&Path>) -> Result<(Environment, PathBuf), RuntimeError> {
     let tried = candidates(explicit);
     let found = tried.iter().find(|p| p.exists());
     let Some(path) = found else {
         let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-        return Err(format!(
-            "ONNX Runtime library not found (looked for {}); {INSTALL_HINT}",
-            list.join(", ")
-        ));
+        return Err(RuntimeError::NotFound {
+            tried: list.join(", "),
+        });
     };
-    let builder = ort::init_from(path).map_err(|e| {
-        format!(
-            "could not load ONNX Runtime from {}: {e}; {INSTALL_HINT}",
-            path.display()
-        )
+    let builder = ort::init_from(path).map_err(|e| RuntimeError::Load {
+        path: path.clone(),
+        reason: e.to_string(),
     })?;
     let env = builder
         .with_name("hark")
         .build()
-        .map_err(|e| format!("ONNX Runtime from {} failed to start: {e}", path.display()))?;
+        .map_err(|e| RuntimeError::Start {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok((env, path.clone()))
 }
