@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hark::record::Record;
 use hark::shutdown::Shutdown;
 use hark::sinks::hooks::{self, HookEvent, HookSettings};
-use hark::sinks::{Fanout, ModelInfo, SinkContext, SinkHealth};
+use hark::sinks::{Fanout, RunningModel, SinkContext, SinkHealth};
 use tokio::sync::watch;
 
 /// The hooks sink as the daemon runs it: its own fan-out, settings watch and shutdown.
@@ -20,7 +20,7 @@ struct Hooks {
     settings: watch::Sender<Vec<HookSettings>>,
     health: Arc<SinkHealth>,
     task: tokio::task::JoinHandle<()>,
-    _model: watch::Sender<Arc<ModelInfo>>,
+    _model: watch::Sender<Arc<RunningModel>>,
 }
 
 impl Hooks {
@@ -28,7 +28,7 @@ impl Hooks {
         let _in = rt.enter();
         let fanout = Fanout::new();
         let (settings_tx, settings_rx) = watch::channel(settings);
-        let (model_tx, model_rx) = watch::channel(Arc::new(ModelInfo {
+        let (model_tx, model_rx) = watch::channel(Arc::new(RunningModel {
             name: "test".into(),
             labels: vec!["Knock".into(), "Doorbell".into()],
             sample_rate: 16_000,

@@ -15,7 +15,7 @@ use crate::model::Model;
 use crate::pipeline::{self, Consumer, Outcome};
 use crate::record::Record;
 use crate::shutdown::Shutdown;
-use crate::sinks::{Fanout, ModelInfo};
+use crate::sinks::{Fanout, RunningModel};
 
 /// What the consumer thread owns.
 pub(super) struct ConsumerThread {
@@ -24,7 +24,7 @@ pub(super) struct ConsumerThread {
     pub(super) model: Model,
     pub(super) capture: Capture,
     pub(super) fanout: Fanout,
-    pub(super) model_info: watch::Sender<Arc<ModelInfo>>,
+    pub(super) model_info: watch::Sender<Arc<RunningModel>>,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) shutdown: Shutdown,
 }

@@ -25,7 +25,7 @@ use anyhow::Context;
 use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::shutdown::Shutdown;
-use crate::sinks::{hooks, socket, stdout, ModelInfo};
+use crate::sinks::{hooks, socket, stdout, RunningModel};
 use consumer::ConsumerThread;
 pub use input::Input;
 pub use signals::Rebuild;
@@ -158,8 +158,8 @@ fn idle_until(shutdown: &Shutdown) {
 }
 
 /// What sinks announce about `model`.
-fn model_info(model: &Model) -> ModelInfo {
-    ModelInfo {
+fn model_info(model: &Model) -> RunningModel {
+    RunningModel {
         name: model.manifest().name.clone(),
         labels: model.labels().to_vec(),
         sample_rate: model.sample_rate(),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::shutdown::Shutdown;
-use crate::sinks::{Fanout, ModelInfo, SinkContext};
+use crate::sinks::{Fanout, RunningModel, SinkContext};
 
 /// How long stopping waits for a sink to deliver what it holds.
 const SINK_STOP: Duration = Duration::from_secs(8);
@@ -23,7 +23,7 @@ type Reload = Box<dyn Fn(&Settings) + Send + Sync>;
 pub(super) struct SinkSet {
     fanout: Option<Fanout>,
     shutdown: Shutdown,
-    model: watch::Sender<Arc<ModelInfo>>,
+    model: watch::Sender<Arc<RunningModel>>,
     reloads: Vec<Reload>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     threads: Vec<(&'static str, std::thread::JoinHandle<()>)>,
@@ -32,7 +32,7 @@ pub(super) struct SinkSet {
 }
 
 impl SinkSet {
-    pub(super) fn new(model: ModelInfo, shutdown: Shutdown) -> SinkSet {
+    pub(super) fn new(model: RunningModel, shutdown: Shutdown) -> SinkSet {
         SinkSet {
             fanout: Some(Fanout::new()),
             shutdown,
@@ -50,7 +50,7 @@ impl SinkSet {
     }
 
     /// Where the consumer announces a new model.
-    pub(super) fn model(&self) -> watch::Sender<Arc<ModelInfo>> {
+    pub(super) fn model(&self) -> watch::Sender<Arc<RunningModel>> {
         self.model.clone()
     }
 

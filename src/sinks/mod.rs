@@ -31,7 +31,7 @@ use crate::shutdown::Shutdown;
 /// What the running model can say, for sinks that announce it (the socket's `hello`, and
 /// later MQTT discovery and the web page). Replaced when a reload changes the model.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelInfo {
+pub struct RunningModel {
     /// The model's name, as configured.
     pub name: String,
     pub labels: Vec<String>,
@@ -50,7 +50,7 @@ pub struct SinkContext<S> {
     /// Its config section; changed on reload.
     pub settings: watch::Receiver<S>,
     /// The running model; changed when a reload swaps it.
-    pub model: watch::Receiver<Arc<ModelInfo>>,
+    pub model: watch::Receiver<Arc<RunningModel>>,
     pub shutdown: Shutdown,
 }
 

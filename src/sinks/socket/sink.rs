@@ -7,13 +7,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{serve, Hello, Hub, SocketListener, SocketSettings, PROTOCOL_VERSION};
-use crate::sinks::{ModelInfo, SinkContext};
+use crate::sinks::{RunningModel, SinkContext};
 
 /// The counters this sink reports in `status`.
 pub const COUNTERS: &[&str] = &["subscribers", "dropped"];
 
 /// The `hello` for `model`.
-pub fn hello(model: &ModelInfo) -> Hello {
+pub fn hello(model: &RunningModel) -> Hello {
     Hello {
         protocol: PROTOCOL_VERSION,
         hark_version: env!("CARGO_PKG_VERSION").into(),
@@ -50,7 +50,7 @@ async fn forward(listener: SocketListener, hub: Hub, mut ctx: SinkContext<Socket
                 None => break,
             },
             Ok(()) = ctx.model.changed() => {
-                let info: Arc<ModelInfo> = ctx.model.borrow_and_update().clone();
+                let info: Arc<RunningModel> = ctx.model.borrow_and_update().clone();
                 hub.set_hello(hello(&info));
             }
             Ok(()) = ctx.settings.changed() => note_reload(&running, &mut ctx.settings),
