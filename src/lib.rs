@@ -2,20 +2,20 @@
 //!
 //! The modules follow the data's path through the daemon:
 //! capture → (ring) → pipeline (resample, window) → frontend → model → smoothing → decision
-//! → publish / hooks. Offline commands (`classify`, `features`) reuse the same stages on files.
+//! → publish / hooks. Offline commands (`classify`, `features`) reuse the same stages on files;
+//! `learn` trains (`hark train`) and measures (`hark eval`) models on labelled datasets.
 //! See ARCHITECTURE.md for the map and the invariants each module keeps.
 
 pub mod audio;
 pub mod capture;
-pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decision;
-pub mod eval;
 pub mod exit;
 pub mod frontend;
 pub mod hooks;
+pub mod learn;
 pub mod logging;
 pub mod model;
 pub mod npy;
@@ -25,6 +25,5 @@ pub mod record;
 pub mod service;
 pub mod smoothing;
 pub mod subscribe;
-pub mod train;
 pub mod validate;
 pub mod windowing;

@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::Progress;
+use super::dataset::Clip;
+use super::metrics::Progress;
 use crate::model::{Model, ModelError};
 
 /// One clip's window scores.
@@ -42,6 +43,49 @@ pub struct Extracted {
     pub clips: Vec<Option<ClipScores>>,
     pub unreadable: Vec<Unreadable>,
     pub seconds: f64,
+}
+
+impl Extracted {
+    /// Names of the clips (the list scored, in its order) that were shorter than one window.
+    pub fn padded_names(&self, clips: &[Clip]) -> Vec<String> {
+        clips
+            .iter()
+            .zip(&self.clips)
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.padded))
+            .map(|(c, _)| c.name.clone())
+            .collect()
+    }
+}
+
+/// Why scoring a dataset's clips stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Unreadable(#[from] TooManyUnreadable),
+}
+
+/// Run `load()`'s model over `clips` on `jobs` threads, warn about each file that did not
+/// decode, and stop when more than `max_unreadable` percent of them did not (see
+/// [`check_unreadable`]).
+pub fn score_clips(
+    clips: &[Clip],
+    load: &(dyn Fn() -> Result<Model, ModelError> + Sync),
+    jobs: usize,
+    max_unreadable: f64,
+    progress: &Progress,
+) -> Result<Extracted, ExtractError> {
+    let files: Vec<(PathBuf, String)> = clips
+        .iter()
+        .map(|c| (c.path.clone(), c.name.clone()))
+        .collect();
+    let ex = run_over_clips(&files, load, jobs, progress)?;
+    for u in &ex.unreadable {
+        progress.warn(&format!("skipped unreadable file {}: {}", u.file, u.error));
+    }
+    check_unreadable(&ex.unreadable, files.len(), max_unreadable)?;
+    Ok(ex)
 }
 
 /// Run `load()`'s model over the files `(path, name)` on `jobs` threads.
