@@ -105,28 +105,11 @@ pub fn run_over_clips(
     let mut unreadable = Vec::new();
     let mut failure: Option<ModelError> = None;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(usize, Result<ClipScores, ClipError>)>();
+        let (tx, rx) = mpsc::channel::<Scored>();
         for _ in 0..jobs {
             let tx = tx.clone();
             let next = &next;
-            scope.spawn(move || {
-                let mut model = match load() {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let _ = tx.send((usize::MAX, Err(ClipError::Model(e))));
-                        return;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, _)) = files.get(i) else { break };
-                    let r = score_file(&mut model, path);
-                    let fatal = matches!(r, Err(ClipError::Model(_)));
-                    if tx.send((i, r)).is_err() || fatal {
-                        break;
-                    }
-                }
-            });
+            scope.spawn(move || worker(files, load, next, tx));
         }
         // Dropping our sender lets the loop end once every worker has finished.
         drop(tx);
@@ -171,6 +154,35 @@ pub fn run_over_clips(
         unreadable,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What a worker sends back: the file's index and its scores, or why there are none.
+type Scored = (usize, Result<ClipScores, ClipError>);
+
+/// One worker thread: load its own model, then score the next file not yet taken until
+/// there are none left, the model fails, or the receiver is gone.
+fn worker(
+    files: &[(PathBuf, String)],
+    load: &(dyn Fn() -> Result<Model, ModelError> + Sync),
+    next: &AtomicUsize,
+    tx: mpsc::Sender<Scored>,
+) {
+    let mut model = match load() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tx.send((usize::MAX, Err(ClipError::Model(e))));
+            return;
+        }
+    };
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((path, _)) = files.get(i) else { break };
+        let r = score_file(&mut model, path);
+        let fatal = matches!(r, Err(ClipError::Model(_)));
+        if tx.send((i, r)).is_err() || fatal {
+            break;
+        }
+    }
 }
 
 enum ClipError {

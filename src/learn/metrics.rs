@@ -217,6 +217,12 @@ impl Progress {
         self.write(&format!("warning: {msg}"), true);
     }
 
+    /// A warning that is also kept for the report, in `notes`.
+    pub fn warn_and_keep(&self, notes: &mut Vec<String>, msg: String) {
+        self.warn(&msg);
+        notes.push(msg);
+    }
+
     /// A transient status line (one per file, one per epoch).
     pub fn status(&self, msg: &str) {
         if !self.quiet {

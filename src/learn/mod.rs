@@ -4,7 +4,8 @@
 //! Owns datasets ([`dataset`]: which file is which class and recording), embeddings from the
 //! base model ([`extract`] runs a model over every window of every clip, on worker threads;
 //! [`onnx::expose_embedding`] exposes the input of its final dense layer), group/fold-honest
-//! splits ([`split`]), the head ([`fit`]: logistic regression or a small MLP), writing the
+//! splits ([`split`]), the head ([`fit`]: logistic regression or a small MLP; [`held_out`]:
+//! fitted and tested per round), writing the
 //! head as ONNX ([`onnx`]) into a model folder ([`model_dir`]), and metrics ([`metrics`]).
 //! [`train`] and [`eval`] are the two flows.
 //!
@@ -16,6 +17,7 @@ pub mod dataset;
 pub mod eval;
 pub mod extract;
 pub mod fit;
+pub mod held_out;
 pub mod metrics;
 pub mod model_dir;
 pub mod onnx;
@@ -23,7 +25,6 @@ pub mod split;
 pub mod train;
 
 pub use eval::{evaluate, EvalError, EvalOptions, EvalReport};
+pub use held_out::{RoundResult, TrainOn};
 pub use metrics::{ClipScore, Metrics, Progress};
-pub use train::{
-    train, Approach, Embedding, RoundResult, TrainError, TrainOn, TrainOptions, TrainReport,
-};
+pub use train::{train, Approach, Embedding, TrainError, TrainOptions, TrainReport};

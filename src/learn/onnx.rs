@@ -4,8 +4,10 @@
 //! Softmax) on a `[1, inputs]` tensor, so hark encodes the few ONNX messages it needs itself
 //! (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto; field numbers from
 //! `onnx/onnx.proto`) instead of depending on a protobuf toolchain. The graph uses opset 13
-//! and IR version 8, which every ONNX Runtime hark supports can load. This module only turns
-//! a [`TrainedHead`](super::fit::TrainedHead) into bytes; it does no file I/O and knows nothing of datasets.
+//! and IR version 8, which every ONNX Runtime hark supports can load. It also reads a base
+//! model's graph far enough to add its embedding as an output ([`expose_embedding`]). This
+//! module only turns a [`TrainedHead`] into bytes and bytes into bytes; it does no file I/O
+//! and knows nothing of datasets.
 
 use super::fit::{TrainedHead, Transform};
 

@@ -13,22 +13,22 @@
 //! [`Metrics`].
 //!
 //! Steps: `Setup` (the dataset, and the model whose output the head learns from) → `score`
-//! (that model over every clip, on worker threads) → `held_out` (a head per round, tested on
-//! the round's clips) → the final head, written with its base (`write_model`) → a check that
-//! the written model reproduces the head's scores.
+//! (that model over every clip, on worker threads) → [`held_out`](super::held_out) (a head
+//! per round, tested on the round's clips) → the final head, written with its base
+//! (`write_model`) → a check that the written model reproduces the head's scores.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::Array2;
 use serde::Serialize;
 
 use super::dataset::{Clip, Dataset, DatasetError, DatasetOptions};
 use super::extract::{self, ExtractError, Unreadable};
 use super::fit::{self, FitOptions, TrainedHead};
-use super::metrics::{clip_decision, ClipScore, Metrics, Progress};
+use super::held_out::{self, Fitter, RoundResult, Sample, TrainOn};
+use super::metrics::{ClipScore, Metrics, Progress};
 use super::model_dir::{self, CheckClip, ModelDirError, Staging};
-use super::split::{self, SplitError, SplitRequest};
+use super::split::{SplitError, SplitRequest};
 use crate::model::{self, LoadOptions, Manifest, Model, ModelError};
 
 /// Errors of `hark train`; each names the input and says what to do.
@@ -82,16 +82,6 @@ impl Embedding {
     }
 }
 
-/// What the head is fitted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainOn {
-    /// Every window of every clip, each clip weighing the same in total.
-    Windows,
-    /// One row per clip: the mean of its windows' scores.
-    ClipMeans,
-}
-
 /// Everything `hark train` needs.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -114,14 +104,6 @@ pub struct TrainOptions {
     pub balance: bool,
     pub clip_score: ClipScore,
     pub max_unreadable: f64,
-}
-
-/// Held-out results of one round.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoundResult {
-    pub name: String,
-    pub clips: usize,
-    pub accuracy: f64,
 }
 
 /// What `hark train` did and measured; also written to `DIR/report.json`.
@@ -163,12 +145,6 @@ pub struct TrainReport {
     pub export_max_diff: f32,
 }
 
-/// A readable clip with its window scores.
-struct Sample {
-    label: usize,
-    windows: Vec<Vec<f32>>,
-}
-
 /// Train a head on `opts.dataset`, measure it, and write the model folder.
 pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     let started = Instant::now();
@@ -182,11 +158,20 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     let fitter = Fitter {
         samples: &scored.samples,
         n_classes: setup.ds.classes.len(),
-        opts,
         fit: &setup.fit_opts,
+        train_on: opts.train_on,
+        balance: opts.balance,
+        clip_score: opts.clip_score,
         progress,
     };
-    let held_out = held_out(opts, &setup.ds.classes, &scored, &fitter, &mut notes)?;
+    let held_out = held_out::held_out(
+        opts.split.as_ref(),
+        opts.seed,
+        &setup.ds.classes,
+        &scored.kept,
+        &fitter,
+        &mut notes,
+    )?;
     let head = fitter.fit(&held_out.final_train, "final model");
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let manifest_path = write_model(opts, &setup, &head)?;
@@ -235,12 +220,6 @@ pub fn train(opts: &TrainOptions, progress: &Progress) -> Result<TrainReport> {
     };
     write_report(&report)?;
     Ok(report)
-}
-
-/// Warn about `msg` now and keep it for the report.
-fn note(progress: &Progress, notes: &mut Vec<String>, msg: String) {
-    progress.warn(&msg);
-    notes.push(msg);
 }
 
 /// The dataset, and the model whose output the head learns from.
@@ -373,7 +352,7 @@ fn score<'a>(
             setup.base_manifest.window_seconds(),
             padded[0]
         );
-        note(progress, notes, msg);
+        progress.warn_and_keep(notes, msg);
     }
     for (i, c) in ds.classes.iter().enumerate() {
         if !samples.iter().any(|s| s.label == i) {
@@ -394,190 +373,6 @@ fn score<'a>(
         windows,
         seconds: ex.seconds,
     })
-}
-
-/// What the held-out rounds measured, and which clips the final head is fitted on.
-struct HeldOut {
-    metrics: Option<Metrics>,
-    rounds: Vec<RoundResult>,
-    untested: Vec<String>,
-    /// The split, for reports.
-    split: String,
-    final_train: Vec<usize>,
-}
-
-/// Fit a head per round of the split `opts.split` asks for and test it on the round's clips.
-/// Without a split, nothing is measured and the final head is fitted on every clip.
-fn held_out(
-    opts: &TrainOptions,
-    classes: &[String],
-    scored: &Scored,
-    fitter: &Fitter,
-    notes: &mut Vec<String>,
-) -> Result<HeldOut> {
-    let mut out = HeldOut {
-        metrics: None,
-        rounds: Vec::new(),
-        untested: Vec::new(),
-        split: "none (--no-eval): trained on everything, nothing measured".to_string(),
-        final_train: (0..scored.samples.len()).collect(),
-    };
-    let Some(req) = &opts.split else {
-        return Ok(out);
-    };
-    let refs: Vec<split::ClipRef> = scored
-        .kept
-        .iter()
-        .map(|c| split::ClipRef {
-            label: c.label,
-            group: &c.group,
-            fold: c.fold.as_deref(),
-        })
-        .collect();
-    let plan = split::plan(classes, &refs, req, opts.seed)?;
-    for w in &plan.warnings {
-        note(fitter.progress, notes, w.clone());
-    }
-    fitter
-        .progress
-        .line(&format!("held-out evaluation: {}", plan.description));
-    out.split = plan.description.clone();
-    out.untested = plan.untested.clone();
-    let mut truth = Vec::new();
-    let mut pred = Vec::new();
-    for (ri, round) in plan.rounds.iter().enumerate() {
-        let label = format!("{} ({}/{})", round.name, ri + 1, plan.rounds.len());
-        let (train_idx, result) = fitter.test_round(round, &label, &mut truth, &mut pred);
-        out.rounds.push(result);
-        if matches!(req, SplitRequest::TestFold(_)) {
-            // The model written is the one measured: trained without the test fold.
-            out.final_train = train_idx;
-        }
-    }
-    out.metrics = Some(Metrics::from_predictions(classes, &truth, &pred));
-    Ok(out)
-}
-
-/// What every fit of one training run shares: the scored clips and the settings.
-struct Fitter<'a> {
-    samples: &'a [Sample],
-    n_classes: usize,
-    opts: &'a TrainOptions,
-    fit: &'a FitOptions,
-    progress: &'a Progress,
-}
-
-impl Fitter<'_> {
-    /// Fit a head on every clip but `round`'s, and test it on `round`'s clips: their true
-    /// and predicted classes are appended to `truth` and `pred`. Returns the clips trained
-    /// on and the round's result.
-    fn test_round(
-        &self,
-        round: &split::Round,
-        label: &str,
-        truth: &mut Vec<usize>,
-        pred: &mut Vec<usize>,
-    ) -> (Vec<usize>, RoundResult) {
-        let train_idx: Vec<usize> = (0..self.samples.len())
-            .filter(|i| round.test.binary_search(i).is_err())
-            .collect();
-        let head = self.fit(&train_idx, label);
-        let mut right = 0;
-        for &i in &round.test {
-            let s = &self.samples[i];
-            let p = predict_clip(&head, &s.windows, self.opts.clip_score);
-            right += usize::from(p == s.label);
-            truth.push(s.label);
-            pred.push(p);
-        }
-        let acc = right as f64 / round.test.len().max(1) as f64;
-        self.progress.line(&format!(
-            "{}: trained on {} clips, tested on {}: accuracy {:.1}%",
-            round.name,
-            train_idx.len(),
-            round.test.len(),
-            acc * 100.0
-        ));
-        let result = RoundResult {
-            name: round.name.clone(),
-            clips: round.test.len(),
-            accuracy: acc,
-        };
-        (train_idx, result)
-    }
-
-    /// Fit a head on the clips `idx`; `what` names the fit in progress lines.
-    fn fit(&self, idx: &[usize], what: &str) -> TrainedHead {
-        let (x, y, w) = self.rows(idx);
-        let epochs = self.fit.epochs;
-        let progress = self.progress;
-        let head = fit::fit(
-            x.view(),
-            &y,
-            &w,
-            self.n_classes,
-            self.fit,
-            &mut |epoch, loss| {
-                if progress.show_epoch(epoch, epochs) {
-                    progress.status(&format!(
-                        "{what}: epoch {epoch:>4}/{epochs}, {} rows, loss {loss:.4}",
-                        y.len()
-                    ));
-                }
-            },
-        );
-        progress.done();
-        head
-    }
-
-    /// The training rows of the clips `idx`, their classes and weights.
-    fn rows(&self, idx: &[usize]) -> (Array2<f32>, Vec<usize>, Vec<f32>) {
-        let mut clips_per_class = vec![0usize; self.n_classes];
-        for &i in idx {
-            clips_per_class[self.samples[i].label] += 1;
-        }
-        let dim = self.samples[idx[0]].windows[0].len();
-        let mut rows: Vec<f32> = Vec::new();
-        let mut y = Vec::new();
-        let mut w = Vec::new();
-        for &i in idx {
-            let s = &self.samples[i];
-            // Each clip weighs the same whatever its length; with `balance`, each class too.
-            let class_w = if self.opts.balance {
-                1.0 / clips_per_class[s.label] as f32
-            } else {
-                1.0
-            };
-            let n = s.windows.len() as f32;
-            match self.opts.train_on {
-                TrainOn::Windows => {
-                    for win in &s.windows {
-                        rows.extend_from_slice(win);
-                        y.push(s.label);
-                        w.push(class_w / n);
-                    }
-                }
-                TrainOn::ClipMeans => {
-                    rows.extend((0..dim).map(|d| s.windows.iter().map(|v| v[d]).sum::<f32>() / n));
-                    y.push(s.label);
-                    w.push(class_w);
-                }
-            }
-        }
-        let x = Array2::from_shape_vec((y.len(), dim), rows).expect("rows of equal length");
-        (x, y, w)
-    }
-}
-
-/// A clip's class from the head's scores of its windows.
-fn predict_clip(head: &TrainedHead, windows: &[Vec<f32>], how: ClipScore) -> usize {
-    let dim = windows[0].len();
-    let flat: Vec<f32> = windows.iter().flatten().copied().collect();
-    let x = Array2::from_shape_vec((windows.len(), dim), flat).expect("rows of equal length");
-    let p = head.predict_proba(x.view());
-    let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
-    let classes: Vec<usize> = (0..head.classes()).collect();
-    clip_decision(&rows, &classes, how)
 }
 
 /// Write the final head with its base into `opts.out`; returns the manifest's path.
