@@ -8,7 +8,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = hark::cli::Cli::parse();
     hark::logging::init(&cli.log);
-    match hark::cli::run(cli) {
+    match hark::cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hark: {}", hark::logging::error_chain(&e));

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use hark::learn::fit::{self, FitOptions, Transform};
 use hark::model::{LoadOptions, Model};
-use hark::train::fit::{self, FitOptions, Transform};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -350,7 +350,7 @@ fn moved_model_folder_still_works() {
 #[test]
 fn head_onnx_written_by_hark_computes_what_the_trainer_computes() {
     // An MLP head (ReLU in the graph) on random-ish CED scores, written and loaded through
-    // Model::load as a two-stage model, must give the same probabilities as Head::predict_proba.
+    // Model::load as a two-stage model, must give the same probabilities as TrainedHead::predict_proba.
     let mut base = Model::load(&ced_tiny(), &LoadOptions::default()).unwrap();
     let clips = [
         dataset().join("train/sine_wave/tone0.wav"),
@@ -377,7 +377,7 @@ fn head_onnx_written_by_hark_computes_what_the_trainer_computes() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("head.onnx"),
-        hark::train::onnx::encode_head(&head, "test"),
+        hark::learn::onnx::encode_head(&head, "test"),
     )
     .unwrap();
     std::fs::write(dir.path().join("labels.txt"), "a\nb\nc\n").unwrap();

@@ -130,7 +130,7 @@ def windows(x, hop_frames):
 
 
 def hark_windows(x):
-    """The windows hark cuts (classify::window_starts with hop 0.5 s), as frame slices."""
+    """The windows hark cuts (windowing::window_starts with hop 0.5 s), as frame slices."""
     return windows(x, EVAL_HOP_FRAMES)
 
 

@@ -1,15 +1,91 @@
-//! Offline classification of whole files: `hark classify`.
+//! `hark classify`: offline classification of whole files, and its output.
 //!
 //! Cuts a decoded file into the model's windows (window and hop from the manifest, or
-//! overridden), runs the model on each, and summarizes which labels were heard. Shares the
-//! model stage with the daemon; it never touches capture, smoothing or the socket.
+//! overridden) with [`crate::windowing::classify_samples`], the same offsets the daemon uses,
+//! runs the model on each, and summarizes which labels were heard. Shares the model stage
+//! with the daemon; it never touches capture, smoothing or the socket.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::Args;
 use serde::Serialize;
 
+use super::ModelArgs;
 use crate::record::LabelScore;
-use crate::windowing::WindowScores;
+use crate::windowing::{self, WindowScores};
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Labels to print per window.
+    #[arg(long, short = 'k', default_value_t = 3)]
+    pub top: usize,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Windows per ONNX Runtime call, for models with a dynamic batch dimension (others run
+    /// one window at a time). Scores agree across batch sizes to float rounding (about 1e-6);
+    /// see BENCHMARKS.md for the speed.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+    /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Classify each file, printing every window's best labels and a summary per file. A file
+/// that cannot be read is reported and skipped; the exit code is then a failure.
+pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let mut model = args.model.load()?;
+    let labels = model.labels().to_vec();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0;
+    for file in &args.files {
+        let samples = match crate::audio::load_mono(file, model.sample_rate()) {
+            Ok(s) if s.is_empty() => {
+                tracing::error!(file = %file.display(), "no audio samples in file");
+                eprintln!("hark: {}: the file holds no audio samples", file.display());
+                failed += 1;
+                continue;
+            }
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hark: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let windows = windowing::classify_samples(&mut model, &samples, usize::from(args.batch))
+            .with_context(|| format!("classifying {}", file.display()))?;
+        if !args.json {
+            writeln!(out, "{}", file.display())?;
+        }
+        for w in &windows {
+            let top = windowing::top_k(&w.scores, &labels, args.top);
+            if args.json {
+                writeln!(out, "{}", window_json(file, w, &top))?;
+            } else {
+                writeln!(out, "{}", window_text(w, &top))?;
+            }
+        }
+        let heard = summarize(&windows, &labels);
+        if args.json {
+            writeln!(out, "{}", summary_json(file, &heard))?;
+        } else {
+            writeln!(out, "{}", summary_text(&heard))?;
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
 
 /// One label of a file's summary.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,5 +1,4 @@
-//! Measuring a classifier on labelled clips: `hark eval`, and the metrics `hark train`
-//! reports on its held-out clips.
+//! Clip-level metrics, and the progress lines `hark train` and `hark eval` print.
 //!
 //! A clip is classified as a whole: the model scores each window (as `hark classify` cuts
 //! them), the clip's score per class is the mean over its windows (or, on request, a vote of
@@ -10,38 +9,9 @@
 //! given.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
-
-use crate::model::{self, LoadOptions, Model, ModelError};
-use crate::train::dataset::{Dataset, DatasetError, DatasetOptions};
-use crate::train::extract::{self, TooManyUnreadable, Unreadable};
-use crate::train::Progress;
-
-/// Errors of `hark eval`.
-#[derive(Debug, thiserror::Error)]
-pub enum EvalError {
-    #[error(transparent)]
-    Dataset(#[from] DatasetError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Unreadable(#[from] TooManyUnreadable),
-    #[error("model {model} has no label for the dataset's classes {}; its labels are {}{}. Evaluate a model trained on these classes (`hark train`), rename the class folders to the model's labels, or pick classes with --classes", .missing.join(", "), .labels.iter().take(12).cloned().collect::<Vec<_>>().join(", "), if .labels.len() > 12 { ", ..." } else { "" })]
-    LabelsMismatch {
-        model: String,
-        missing: Vec<String>,
-        labels: Vec<String>,
-    },
-    #[error("no clips to evaluate in folds {}; the dataset's folds are {}", .given.join(", "), .folds.join(", "))]
-    NoClipsInFolds {
-        given: Vec<String>,
-        folds: Vec<String>,
-    },
-    #[error("no readable clips left in class {0}; every file of it failed to decode (see the list above)")]
-    EmptyClass(String),
-}
 
 /// How a clip's window scores become one decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -218,134 +188,69 @@ impl Metrics {
     }
 }
 
-/// What `hark eval` needs besides the model and the dataset.
+/// Progress lines on stderr. On a terminal, per-file and per-epoch lines overwrite each
+/// other; otherwise every file is a line and epochs are shown every tenth of the run.
 #[derive(Debug, Clone)]
-pub struct EvalOptions {
-    pub dataset: DatasetOptions,
-    /// Evaluate only clips of these folds (all clips when empty).
-    pub folds: Vec<String>,
-    pub load: LoadOptions,
-    /// Worker threads, each with its own copy of the model.
-    pub jobs: usize,
-    pub clip_score: ClipScore,
-    /// Percentage of files allowed to be unreadable (they are listed and skipped).
-    pub max_unreadable: f64,
+pub struct Progress {
+    tty: bool,
+    quiet: bool,
 }
 
-/// The outcome of `hark eval`; its JSON has the metrics' keys at the top level.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub model: PathBuf,
-    pub dataset: PathBuf,
-    pub clip_score: ClipScore,
-    #[serde(flatten)]
-    pub metrics: Metrics,
-    pub unreadable: Vec<Unreadable>,
-    /// Clips shorter than one window, zero-padded to it.
-    pub padded: Vec<String>,
-    pub seconds: f64,
-}
+impl Progress {
+    /// Progress on stderr; `quiet` keeps only warnings.
+    pub fn stderr(quiet: bool) -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+        }
+    }
 
-/// Normalize a label for matching dataset classes to model labels: case, `_` and `-` and
-/// repeated spaces do not matter ("fire_alarm" matches "Fire alarm").
-pub fn normalize_label(s: &str) -> String {
-    s.to_lowercase()
-        .replace(['_', '-'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+    /// A line that stays.
+    pub fn line(&self, msg: &str) {
+        if !self.quiet {
+            self.write(msg, true);
+        }
+    }
 
-/// Evaluate the model `model_spec` (as `--model` takes it) on the dataset at `root`.
-pub fn evaluate(
-    model_spec: &str,
-    root: &Path,
-    opts: &EvalOptions,
-    progress: &Progress,
-) -> Result<EvalReport, EvalError> {
-    let manifest = model::resolve(model_spec)?;
-    let mut ds = Dataset::load(root, &opts.dataset)?;
-    if !opts.folds.is_empty() {
-        let all: Vec<String> = ds
-            .clips
-            .iter()
-            .filter_map(|c| c.fold.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        ds.clips
-            .retain(|c| c.fold.as_ref().is_some_and(|f| opts.folds.contains(f)));
-        if ds.clips.is_empty() {
-            return Err(EvalError::NoClipsInFolds {
-                given: opts.folds.clone(),
-                folds: all,
-            });
+    /// A warning: shown even when quiet.
+    pub fn warn(&self, msg: &str) {
+        self.write(&format!("warning: {msg}"), true);
+    }
+
+    /// A warning that is also kept for the report, in `notes`.
+    pub fn warn_and_keep(&self, notes: &mut Vec<String>, msg: String) {
+        self.warn(&msg);
+        notes.push(msg);
+    }
+
+    /// A transient status line (one per file, one per epoch).
+    pub fn status(&self, msg: &str) {
+        if !self.quiet {
+            self.write(msg, !self.tty);
         }
     }
-    for n in &ds.notes {
-        progress.warn(n);
-    }
-    let load = || Model::load(&manifest, &opts.load);
-    let probe = load()?;
-    let wanted: Vec<String> = probe.labels().iter().map(|l| normalize_label(l)).collect();
-    let mut class_idx = Vec::new();
-    let mut missing = Vec::new();
-    for c in &ds.classes {
-        match wanted.iter().position(|l| *l == normalize_label(c)) {
-            Some(i) => class_idx.push(i),
-            None => missing.push(c.clone()),
+
+    /// End a run of status lines.
+    pub fn done(&self) {
+        if self.tty && !self.quiet {
+            eprint!("\r\x1b[K");
         }
     }
-    if !missing.is_empty() {
-        return Err(EvalError::LabelsMismatch {
-            model: manifest.display().to_string(),
-            missing,
-            labels: probe.labels().to_vec(),
-        });
+
+    /// Whether an epoch's line is worth showing.
+    pub(super) fn show_epoch(&self, epoch: usize, epochs: usize) -> bool {
+        self.tty || epoch == epochs || epoch % (epochs / 10).max(1) == 0
     }
-    drop(probe);
-    progress.line(&format!(
-        "evaluating {} on {} clips of {} ({} classes)",
-        manifest.display(),
-        ds.clips.len(),
-        root.display(),
-        ds.classes.len()
-    ));
-    let files: Vec<(PathBuf, String)> = ds
-        .clips
-        .iter()
-        .map(|c| (c.path.clone(), c.name.clone()))
-        .collect();
-    let ex = extract::run_over_clips(&files, &load, opts.jobs, progress)?;
-    for u in &ex.unreadable {
-        progress.warn(&format!("skipped unreadable file {}: {}", u.file, u.error));
+
+    fn write(&self, msg: &str, keep: bool) {
+        let mut err = std::io::stderr().lock();
+        let _ = if self.tty {
+            write!(err, "\r\x1b[K{msg}{}", if keep { "\n" } else { "" })
+        } else {
+            writeln!(err, "{msg}")
+        };
+        let _ = err.flush();
     }
-    extract::check_unreadable(&ex.unreadable, files.len(), opts.max_unreadable)?;
-    let mut truth = Vec::new();
-    let mut pred = Vec::new();
-    let mut padded = Vec::new();
-    for (clip, scores) in ds.clips.iter().zip(&ex.clips) {
-        let Some(s) = scores else { continue };
-        if s.padded {
-            padded.push(clip.name.clone());
-        }
-        truth.push(clip.label);
-        pred.push(clip_decision(&s.windows, &class_idx, opts.clip_score));
-    }
-    for (i, c) in ds.classes.iter().enumerate() {
-        if !truth.contains(&i) {
-            return Err(EvalError::EmptyClass(c.clone()));
-        }
-    }
-    Ok(EvalReport {
-        model: manifest,
-        dataset: root.to_path_buf(),
-        clip_score: opts.clip_score,
-        metrics: Metrics::from_predictions(&ds.classes, &truth, &pred),
-        unreadable: ex.unreadable,
-        padded,
-        seconds: ex.seconds,
-    })
 }
 
 #[cfg(test)]
@@ -384,11 +289,5 @@ mod tests {
         assert_eq!(clip_decision(&w, &[0, 1], ClipScore::Mean), 1);
         // Only the listed classes compete.
         assert_eq!(clip_decision(&w, &[0], ClipScore::Mean), 0);
-    }
-
-    #[test]
-    fn labels_match_across_case_and_separators() {
-        assert_eq!(normalize_label("Fire_alarm"), normalize_label("fire alarm"));
-        assert_eq!(normalize_label(" Smoke -  detector"), "smoke detector");
     }
 }

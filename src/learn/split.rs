@@ -84,64 +84,15 @@ fn by_folds(
     clips: &[ClipRef],
     request: &SplitRequest,
 ) -> Result<Plan, SplitError> {
-    let mut group_fold: BTreeMap<&str, &str> = BTreeMap::new();
-    for c in clips {
-        let fold = c.fold.unwrap_or("");
-        if let Some(prev) = group_fold.insert(c.group, fold) {
-            if prev != fold {
-                return Err(SplitError::GroupSpansFolds {
-                    group: c.group.to_string(),
-                    folds: (prev.to_string(), fold.to_string()),
-                });
-            }
-        }
-    }
-    let mut folds: Vec<&str> = clips
-        .iter()
-        .filter_map(|c| c.fold)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Numeric folds sort as numbers (1, 2, 10), others as text.
-    folds.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    });
+    check_groups_within_folds(clips)?;
+    let folds = sorted_folds(clips);
     if folds.len() < 2 {
         return Err(SplitError::TooSmall(format!(
             "every clip is in fold {}; testing on a fold needs at least two",
             folds.first().copied().unwrap_or("?")
         )));
     }
-    let mut warnings = Vec::new();
-    let mut untested = Vec::new();
-    let mut tested_classes = 0;
-    for (ci, class) in classes.iter().enumerate() {
-        let in_folds: BTreeSet<&str> = clips
-            .iter()
-            .filter(|c| c.label == ci)
-            .filter_map(|c| c.fold)
-            .collect();
-        match in_folds.len() {
-            0 => {}
-            1 => {
-                warnings.push(format!(
-                    "class {class} is only in fold {}: when that fold is tested the model has never heard {class}",
-                    in_folds.iter().next().copied().unwrap_or("?")
-                ));
-                tested_classes += 1;
-            }
-            _ => tested_classes += 1,
-        }
-        if in_folds.is_empty() {
-            untested.push(class.clone());
-        }
-    }
-    if tested_classes < 2 {
-        return Err(SplitError::TooSmall(
-            "fewer than two classes have clips in the folds".into(),
-        ));
-    }
+    let (untested, warnings) = fold_coverage(classes, clips)?;
     let round = |f: &str| Round {
         name: format!("fold {f}"),
         test: (0..clips.len())
@@ -178,6 +129,76 @@ fn by_folds(
     })
 }
 
+/// Refuse a group whose clips are in two folds: testing on one of them would measure memory.
+fn check_groups_within_folds(clips: &[ClipRef]) -> Result<(), SplitError> {
+    let mut group_fold: BTreeMap<&str, &str> = BTreeMap::new();
+    for c in clips {
+        let fold = c.fold.unwrap_or("");
+        if let Some(prev) = group_fold.insert(c.group, fold) {
+            if prev != fold {
+                return Err(SplitError::GroupSpansFolds {
+                    group: c.group.to_string(),
+                    folds: (prev.to_string(), fold.to_string()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dataset's folds; numeric folds sort as numbers (1, 2, 10), others as text.
+fn sorted_folds<'a>(clips: &[ClipRef<'a>]) -> Vec<&'a str> {
+    let mut folds: Vec<&str> = clips
+        .iter()
+        .filter_map(|c| c.fold)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    folds.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    });
+    folds
+}
+
+/// Which classes are never tested (no clip in any fold), and a warning for each class that
+/// is in one fold only; at least two classes must be tested.
+fn fold_coverage(
+    classes: &[String],
+    clips: &[ClipRef],
+) -> Result<(Vec<String>, Vec<String>), SplitError> {
+    let mut warnings = Vec::new();
+    let mut untested = Vec::new();
+    let mut tested_classes = 0;
+    for (ci, class) in classes.iter().enumerate() {
+        let in_folds: BTreeSet<&str> = clips
+            .iter()
+            .filter(|c| c.label == ci)
+            .filter_map(|c| c.fold)
+            .collect();
+        match in_folds.len() {
+            0 => {}
+            1 => {
+                warnings.push(format!(
+                    "class {class} is only in fold {}: when that fold is tested the model has never heard {class}",
+                    in_folds.iter().next().copied().unwrap_or("?")
+                ));
+                tested_classes += 1;
+            }
+            _ => tested_classes += 1,
+        }
+        if in_folds.is_empty() {
+            untested.push(class.clone());
+        }
+    }
+    if tested_classes < 2 {
+        return Err(SplitError::TooSmall(
+            "fewer than two classes have clips in the folds".into(),
+        ));
+    }
+    Ok((untested, warnings))
+}
+
 /// Stratified group k-fold: whole groups go to rounds, spreading each class's groups evenly.
 fn by_groups(
     classes: &[String],
@@ -185,38 +206,12 @@ fn by_groups(
     k: usize,
     seed: u64,
 ) -> Result<Plan, SplitError> {
-    // Each group's clips and its majority class.
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, c) in clips.iter().enumerate() {
         groups.entry(c.group).or_default().push(i);
     }
-    let majority = |idx: &[usize]| {
-        let mut counts = vec![0usize; classes.len()];
-        for &i in idx {
-            counts[clips[i].label] += 1;
-        }
-        (0..classes.len())
-            .max_by_key(|&c| (counts[c], usize::MAX - c))
-            .unwrap_or(0)
-    };
-    let mut per_class: Vec<Vec<&str>> = vec![Vec::new(); classes.len()];
-    for (g, idx) in &groups {
-        per_class[majority(idx)].push(g);
-    }
-
-    let mut warnings = Vec::new();
-    let mut untested = Vec::new();
-    for (ci, gs) in per_class.iter().enumerate() {
-        if gs.len() < 2 && clips.iter().any(|c| c.label == ci) {
-            untested.push(classes[ci].clone());
-            let n = clips.iter().filter(|c| c.label == ci).count();
-            warnings.push(format!(
-                "class {} comes from {} recording group ({n} clip(s)): none of it can be held out while some is trained on, so it is trained on but never tested; record it again on another occasion to measure it",
-                classes[ci],
-                gs.len()
-            ));
-        }
-    }
+    let per_class = groups_by_class(classes, clips, &groups);
+    let (untested, warnings) = single_group_classes(classes, clips, &per_class);
     let testable: Vec<usize> = (0..classes.len())
         .filter(|&ci| per_class[ci].len() >= 2)
         .collect();
@@ -245,17 +240,7 @@ fn by_groups(
         })
         .collect();
     for &ci in &testable {
-        let mut gs = per_class[ci].clone();
-        // Largest groups first so the rounds end up even; ties in a seeded but fixed order.
-        gs.sort_by_key(|g| (usize::MAX - groups[g].len(), mix(seed, g)));
-        let mut class_count = vec![0usize; k];
-        for g in gs {
-            let r = (0..k)
-                .min_by_key(|&r| (class_count[r], rounds[r].test.len(), r))
-                .unwrap_or(0);
-            class_count[r] += groups[g].len();
-            rounds[r].test.extend(&groups[g]);
-        }
+        deal_groups(&mut rounds, &per_class[ci], &groups, seed);
     }
     for r in &mut rounds {
         r.test.sort_unstable();
@@ -268,6 +253,67 @@ fn by_groups(
         untested,
         warnings,
     })
+}
+
+/// The groups of each class: a group belongs to the class most of its clips have.
+fn groups_by_class<'a>(
+    classes: &[String],
+    clips: &[ClipRef],
+    groups: &BTreeMap<&'a str, Vec<usize>>,
+) -> Vec<Vec<&'a str>> {
+    let majority = |idx: &[usize]| {
+        let mut counts = vec![0usize; classes.len()];
+        for &i in idx {
+            counts[clips[i].label] += 1;
+        }
+        (0..classes.len())
+            .max_by_key(|&c| (counts[c], usize::MAX - c))
+            .unwrap_or(0)
+    };
+    let mut per_class: Vec<Vec<&str>> = vec![Vec::new(); classes.len()];
+    for (g, idx) in groups {
+        per_class[majority(idx)].push(g);
+    }
+    per_class
+}
+
+/// Classes with clips but fewer than two groups: trained on, never tested; with a warning each.
+fn single_group_classes(
+    classes: &[String],
+    clips: &[ClipRef],
+    per_class: &[Vec<&str>],
+) -> (Vec<String>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut untested = Vec::new();
+    for (ci, gs) in per_class.iter().enumerate() {
+        if gs.len() < 2 && clips.iter().any(|c| c.label == ci) {
+            untested.push(classes[ci].clone());
+            let n = clips.iter().filter(|c| c.label == ci).count();
+            warnings.push(format!(
+                "class {} comes from {} recording group ({n} clip(s)): none of it can be held out while some is trained on, so it is trained on but never tested; record it again on another occasion to measure it",
+                classes[ci],
+                gs.len()
+            ));
+        }
+    }
+    (untested, warnings)
+}
+
+/// Deal one class's groups `gs` to the rounds, each to the round with the fewest clips of
+/// the class so far.
+fn deal_groups(rounds: &mut [Round], gs: &[&str], groups: &BTreeMap<&str, Vec<usize>>, seed: u64) {
+    let k = rounds.len();
+    let mut gs = gs.to_vec();
+    // Largest groups first so the rounds end up even; ties in a seeded but fixed order.
+    gs.sort_by_key(|g| (usize::MAX - groups[g].len(), mix(seed, g)));
+    let mut class_count = vec![0usize; k];
+    for g in gs {
+        let r = (0..k)
+            .min_by_key(|&r| (class_count[r], rounds[r].test.len(), r))
+            .unwrap_or(0);
+        class_count[r] += groups[g].len();
+        rounds[r].test.extend(&groups[g]);
+    }
 }
 
 /// A stable hash of a group name and the seed (FNV-1a), to break ties reproducibly.

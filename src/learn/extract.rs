@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::Progress;
+use super::dataset::Clip;
+use super::metrics::Progress;
 use crate::model::{Model, ModelError};
 
 /// One clip's window scores.
@@ -44,6 +45,49 @@ pub struct Extracted {
     pub seconds: f64,
 }
 
+impl Extracted {
+    /// Names of the clips (the list scored, in its order) that were shorter than one window.
+    pub fn padded_names(&self, clips: &[Clip]) -> Vec<String> {
+        clips
+            .iter()
+            .zip(&self.clips)
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.padded))
+            .map(|(c, _)| c.name.clone())
+            .collect()
+    }
+}
+
+/// Why scoring a dataset's clips stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Unreadable(#[from] TooManyUnreadable),
+}
+
+/// Run `load()`'s model over `clips` on `jobs` threads, warn about each file that did not
+/// decode, and stop when more than `max_unreadable` percent of them did not (see
+/// [`check_unreadable`]).
+pub fn score_clips(
+    clips: &[Clip],
+    load: &(dyn Fn() -> Result<Model, ModelError> + Sync),
+    jobs: usize,
+    max_unreadable: f64,
+    progress: &Progress,
+) -> Result<Extracted, ExtractError> {
+    let files: Vec<(PathBuf, String)> = clips
+        .iter()
+        .map(|c| (c.path.clone(), c.name.clone()))
+        .collect();
+    let ex = run_over_clips(&files, load, jobs, progress)?;
+    for u in &ex.unreadable {
+        progress.warn(&format!("skipped unreadable file {}: {}", u.file, u.error));
+    }
+    check_unreadable(&ex.unreadable, files.len(), max_unreadable)?;
+    Ok(ex)
+}
+
 /// Run `load()`'s model over the files `(path, name)` on `jobs` threads.
 ///
 /// Returns an error only when a model cannot be loaded or inference itself fails; a file
@@ -61,28 +105,11 @@ pub fn run_over_clips(
     let mut unreadable = Vec::new();
     let mut failure: Option<ModelError> = None;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(usize, Result<ClipScores, ClipError>)>();
+        let (tx, rx) = mpsc::channel::<Scored>();
         for _ in 0..jobs {
             let tx = tx.clone();
             let next = &next;
-            scope.spawn(move || {
-                let mut model = match load() {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let _ = tx.send((usize::MAX, Err(ClipError::Model(e))));
-                        return;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, _)) = files.get(i) else { break };
-                    let r = score_file(&mut model, path);
-                    let fatal = matches!(r, Err(ClipError::Model(_)));
-                    if tx.send((i, r)).is_err() || fatal {
-                        break;
-                    }
-                }
-            });
+            scope.spawn(move || worker(files, load, next, tx));
         }
         // Dropping our sender lets the loop end once every worker has finished.
         drop(tx);
@@ -127,6 +154,35 @@ pub fn run_over_clips(
         unreadable,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What a worker sends back: the file's index and its scores, or why there are none.
+type Scored = (usize, Result<ClipScores, ClipError>);
+
+/// One worker thread: load its own model, then score the next file not yet taken until
+/// there are none left, the model fails, or the receiver is gone.
+fn worker(
+    files: &[(PathBuf, String)],
+    load: &(dyn Fn() -> Result<Model, ModelError> + Sync),
+    next: &AtomicUsize,
+    tx: mpsc::Sender<Scored>,
+) {
+    let mut model = match load() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tx.send((usize::MAX, Err(ClipError::Model(e))));
+            return;
+        }
+    };
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((path, _)) = files.get(i) else { break };
+        let r = score_file(&mut model, path);
+        let fatal = matches!(r, Err(ClipError::Model(_)));
+        if tx.send((i, r)).is_err() || fatal {
+            break;
+        }
+    }
 }
 
 enum ClipError {

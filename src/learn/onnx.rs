@@ -4,10 +4,12 @@
 //! Softmax) on a `[1, inputs]` tensor, so hark encodes the few ONNX messages it needs itself
 //! (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto; field numbers from
 //! `onnx/onnx.proto`) instead of depending on a protobuf toolchain. The graph uses opset 13
-//! and IR version 8, which every ONNX Runtime hark supports can load. This module only turns
-//! a [`Head`](super::fit::Head) into bytes; it does no file I/O and knows nothing of datasets.
+//! and IR version 8, which every ONNX Runtime hark supports can load. It also reads a base
+//! model's graph far enough to add its embedding as an output ([`expose_embedding`]). This
+//! module only turns a [`TrainedHead`] into bytes and bytes into bytes; it does no file I/O
+//! and knows nothing of datasets.
 
-use super::fit::{Head, Transform};
+use super::fit::{TrainedHead, Transform};
 
 /// The head's input tensor name, `[1, inputs]`: what the base model outputs per window (an
 /// internal layer, or its scores).
@@ -143,7 +145,7 @@ impl Graph {
 
 /// Encode `head` as a complete ONNX model: input [`INPUT_NAME`] `[1, inputs]`, output
 /// [`OUTPUT_NAME`] `[1, classes]` holding softmax probabilities.
-pub fn encode_head(head: &Head, doc: &str) -> Vec<u8> {
+pub fn encode_head(head: &TrainedHead, doc: &str) -> Vec<u8> {
     let n_in = head.mean.len();
     let n_out = head.classes();
     let mut g = Graph::default();
@@ -210,6 +212,25 @@ pub fn encode_head(head: &Head, doc: &str) -> Vec<u8> {
     model.0
 }
 
+/// Why a base model's graph could not be given an embedding output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OnnxError {
+    #[error("truncated varint")]
+    TruncatedVarint,
+    #[error("varint longer than 64 bits")]
+    LongVarint,
+    #[error("truncated field")]
+    TruncatedField,
+    #[error("unsupported wire type {0}")]
+    WireType(u64),
+    #[error("the file has no graph")]
+    NoGraph,
+    #[error("the graph has no outputs")]
+    NoOutputs,
+    #[error("output {output:?} is not a dense layer on an embedding ({what}); train on the model's scores instead")]
+    NotDense { output: String, what: String },
+}
+
 /// One field of a protobuf message being read.
 struct Field<'a> {
     number: u32,
@@ -221,21 +242,21 @@ struct Field<'a> {
     raw: &'a [u8],
 }
 
-fn read_varint(b: &[u8], i: &mut usize) -> Result<u64, String> {
+fn read_varint(b: &[u8], i: &mut usize) -> Result<u64, OnnxError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
-        let byte = *b.get(*i).ok_or("truncated varint")?;
+        let byte = *b.get(*i).ok_or(OnnxError::TruncatedVarint)?;
         *i += 1;
         v |= ((byte & 0x7f) as u64) << shift;
         if byte < 0x80 {
             return Ok(v);
         }
     }
-    Err("varint longer than 64 bits".into())
+    Err(OnnxError::LongVarint)
 }
 
 /// Split an encoded message into its fields.
-fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, String> {
+fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, OnnxError> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
@@ -248,13 +269,13 @@ fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, String> {
             1 => i += 8,
             2 => {
                 let n = read_varint(b, &mut i)? as usize;
-                bytes = b.get(i..i + n).ok_or("truncated field")?;
+                bytes = b.get(i..i + n).ok_or(OnnxError::TruncatedField)?;
                 i += n;
             }
             5 => i += 4,
-            w => return Err(format!("unsupported wire type {w}")),
+            w => return Err(OnnxError::WireType(w)),
         }
-        let raw = b.get(start..i).ok_or("truncated field")?;
+        let raw = b.get(start..i).ok_or(OnnxError::TruncatedField)?;
         out.push(Field {
             number,
             int,
@@ -269,6 +290,14 @@ fn utf8(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The payload of the first field `number` of `fields`, as text.
+fn text_field(fields: &[Field], number: u32) -> Option<String> {
+    fields
+        .iter()
+        .find(|x| x.number == number)
+        .map(|x| utf8(x.bytes))
+}
+
 /// What hark reads of a NodeProto.
 struct Node {
     op: String,
@@ -276,6 +305,146 @@ struct Node {
     outputs: Vec<String>,
     /// Integer attributes by name (Gemm's `transB`).
     ints: Vec<(String, u64)>,
+}
+
+impl Node {
+    fn parse(b: &[u8]) -> Result<Node, OnnxError> {
+        let mut n = Node {
+            op: String::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            ints: Vec::new(),
+        };
+        for g in fields(b)? {
+            match g.number {
+                1 => n.inputs.push(utf8(g.bytes)),
+                2 => n.outputs.push(utf8(g.bytes)),
+                4 => n.op = utf8(g.bytes),
+                5 => {
+                    let a = fields(g.bytes)?;
+                    let i = a.iter().find(|x| x.number == 3).map(|x| x.int);
+                    if let (Some(name), Some(i)) = (text_field(&a, 1), i) {
+                        n.ints.push((name, i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The name and dims of an initializer (a TensorProto).
+fn initializer_dims(b: &[u8]) -> Result<Option<(String, Vec<usize>)>, OnnxError> {
+    let t = fields(b)?;
+    let mut dims = Vec::new();
+    for d in t.iter().filter(|x| x.number == 1) {
+        if d.bytes.is_empty() {
+            dims.push(d.int as usize);
+        } else {
+            // Packed repeated int64.
+            let mut i = 0;
+            while i < d.bytes.len() {
+                dims.push(read_varint(d.bytes, &mut i)? as usize);
+            }
+        }
+    }
+    Ok(text_field(&t, 8).map(|name| (name, dims)))
+}
+
+/// What hark reads of a GraphProto: its nodes, the shapes of its initializers and the name
+/// of its first output.
+struct GraphInfo {
+    nodes: Vec<Node>,
+    dims_of: Vec<(String, Vec<usize>)>,
+    first_output: Option<String>,
+}
+
+impl GraphInfo {
+    fn parse(graph: &[u8]) -> Result<GraphInfo, OnnxError> {
+        let mut info = GraphInfo {
+            nodes: Vec::new(),
+            dims_of: Vec::new(),
+            first_output: None,
+        };
+        for f in fields(graph)? {
+            match f.number {
+                12 if info.first_output.is_none() => {
+                    info.first_output = text_field(&fields(f.bytes)?, 1);
+                }
+                1 => info.nodes.push(Node::parse(f.bytes)?),
+                5 => info.dims_of.extend(initializer_dims(f.bytes)?),
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// The node that outputs tensor `t`.
+    fn producer(&self, t: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.outputs.iter().any(|o| o == t))
+    }
+
+    /// The dims of a weight: an initializer, possibly behind a DequantizeLinear.
+    fn weight_dims(&self, t: &str) -> Option<Vec<usize>> {
+        let mut t = t.to_string();
+        for _ in 0..4 {
+            if let Some((_, d)) = self.dims_of.iter().find(|(n, _)| *n == t) {
+                return Some(d.clone());
+            }
+            let p = self.producer(&t)?;
+            if p.op != "DequantizeLinear" {
+                return None;
+            }
+            t = p.inputs.first()?.clone();
+        }
+        None
+    }
+
+    /// The input of the dense layer that makes `output` (through an optional `Sigmoid`,
+    /// `Softmax` or `Identity`) and its size.
+    fn dense_input(&self, output: &str) -> Result<(String, usize), OnnxError> {
+        let not_dense = |what: &str| OnnxError::NotDense {
+            output: output.to_string(),
+            what: what.to_string(),
+        };
+        let mut node = self
+            .producer(output)
+            .ok_or_else(|| not_dense("no node makes it"))?;
+        if matches!(node.op.as_str(), "Sigmoid" | "Softmax" | "Identity") {
+            let input = node.inputs.first().ok_or_else(|| not_dense("no input"))?;
+            node = self
+                .producer(input)
+                .ok_or_else(|| not_dense("no node makes its input"))?;
+        }
+        let (tensor, dim) = match node.op.as_str() {
+            "Gemm" => {
+                let trans_b = node.ints.iter().any(|(n, v)| n == "transB" && *v != 0);
+                let w = self
+                    .weight_dims(&node.inputs[1])
+                    .ok_or_else(|| not_dense("Gemm weight not found"))?;
+                let dim = if trans_b { w.get(1) } else { w.first() };
+                (node.inputs[0].clone(), dim.copied())
+            }
+            "Add" => {
+                let mm = node
+                    .inputs
+                    .iter()
+                    .filter_map(|i| self.producer(i))
+                    .find(|n| n.op == "MatMul")
+                    .ok_or_else(|| not_dense("Add without MatMul"))?;
+                let w = self
+                    .weight_dims(&mm.inputs[1])
+                    .ok_or_else(|| not_dense("MatMul weight not found"))?;
+                (mm.inputs[0].clone(), w.first().copied())
+            }
+            other => return Err(not_dense(&format!("it is made by {other}"))),
+        };
+        let dim = dim
+            .filter(|&d| d > 0)
+            .ok_or_else(|| not_dense("weight shape unknown"))?;
+        Ok((tensor, dim))
+    }
 }
 
 /// A base model with one of its internal tensors added as a graph output.
@@ -295,145 +464,45 @@ pub struct Exposed {
 /// The output `output` (default: the graph's first) must be a dense layer (`Gemm`, or `MatMul` + `Add`), optionally
 /// followed by `Sigmoid`, `Softmax` or `Identity`: then the layer's input is the
 /// representation the model's classes are read from. Anything else is an error saying so.
-pub fn expose_embedding(model: &[u8], output: Option<&str>) -> Result<Exposed, String> {
+pub fn expose_embedding(model: &[u8], output: Option<&str>) -> Result<Exposed, OnnxError> {
     let top = fields(model)?;
     let graph = top
         .iter()
         .find(|f| f.number == 7)
-        .ok_or("the file has no graph")?
+        .ok_or(OnnxError::NoGraph)?
         .bytes;
-    let mut nodes = Vec::new();
-    let mut dims_of: Vec<(String, Vec<usize>)> = Vec::new();
-    let mut first_output = None;
-    for f in fields(graph)? {
-        match f.number {
-            12 if first_output.is_none() => {
-                first_output = fields(f.bytes)?
-                    .iter()
-                    .find(|x| x.number == 1)
-                    .map(|x| utf8(x.bytes));
-            }
-            1 => {
-                let mut n = Node {
-                    op: String::new(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
-                    ints: Vec::new(),
-                };
-                for g in fields(f.bytes)? {
-                    match g.number {
-                        1 => n.inputs.push(utf8(g.bytes)),
-                        2 => n.outputs.push(utf8(g.bytes)),
-                        4 => n.op = utf8(g.bytes),
-                        5 => {
-                            let a = fields(g.bytes)?;
-                            let name = a.iter().find(|x| x.number == 1).map(|x| utf8(x.bytes));
-                            let i = a.iter().find(|x| x.number == 3).map(|x| x.int);
-                            if let (Some(name), Some(i)) = (name, i) {
-                                n.ints.push((name, i));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                nodes.push(n);
-            }
-            5 => {
-                let t = fields(f.bytes)?;
-                let name = t.iter().find(|x| x.number == 8).map(|x| utf8(x.bytes));
-                let mut dims = Vec::new();
-                for d in t.iter().filter(|x| x.number == 1) {
-                    if d.bytes.is_empty() {
-                        dims.push(d.int as usize);
-                    } else {
-                        // Packed repeated int64.
-                        let mut i = 0;
-                        while i < d.bytes.len() {
-                            dims.push(read_varint(d.bytes, &mut i)? as usize);
-                        }
-                    }
-                }
-                if let Some(name) = name {
-                    dims_of.push((name, dims));
-                }
-            }
-            _ => {}
-        }
-    }
+    let info = GraphInfo::parse(graph)?;
     let output = match output {
         Some(o) => o.to_string(),
-        None => first_output.ok_or("the graph has no outputs")?,
+        None => info.first_output.clone().ok_or(OnnxError::NoOutputs)?,
     };
-    let output = output.as_str();
-    let producer = |t: &str| nodes.iter().find(|n| n.outputs.iter().any(|o| o == t));
-    // The dims of a weight: an initializer, possibly behind a DequantizeLinear.
-    let weight_dims = |t: &str| -> Option<Vec<usize>> {
-        let mut t = t.to_string();
-        for _ in 0..4 {
-            if let Some((_, d)) = dims_of.iter().find(|(n, _)| *n == t) {
-                return Some(d.clone());
-            }
-            let p = producer(&t)?;
-            if p.op != "DequantizeLinear" {
-                return None;
-            }
-            t = p.inputs.first()?.clone();
-        }
-        None
-    };
-    let not_dense = |what: &str| {
-        format!("output {output:?} is not a dense layer on an embedding ({what}); train on the model's scores instead")
-    };
-    let mut node = producer(output).ok_or_else(|| not_dense("no node makes it"))?;
-    if matches!(node.op.as_str(), "Sigmoid" | "Softmax" | "Identity") {
-        let input = node.inputs.first().ok_or_else(|| not_dense("no input"))?;
-        node = producer(input).ok_or_else(|| not_dense("no node makes its input"))?;
-    }
-    let (tensor, dim) = match node.op.as_str() {
-        "Gemm" => {
-            let trans_b = node.ints.iter().any(|(n, v)| n == "transB" && *v != 0);
-            let w =
-                weight_dims(&node.inputs[1]).ok_or_else(|| not_dense("Gemm weight not found"))?;
-            let dim = if trans_b { w.get(1) } else { w.first() };
-            (node.inputs[0].clone(), dim.copied())
-        }
-        "Add" => {
-            let mm = node
-                .inputs
-                .iter()
-                .filter_map(|i| producer(i))
-                .find(|n| n.op == "MatMul")
-                .ok_or_else(|| not_dense("Add without MatMul"))?;
-            let w =
-                weight_dims(&mm.inputs[1]).ok_or_else(|| not_dense("MatMul weight not found"))?;
-            (mm.inputs[0].clone(), w.first().copied())
-        }
-        other => return Err(not_dense(&format!("it is made by {other}"))),
-    };
-    let dim = dim
-        .filter(|&d| d > 0)
-        .ok_or_else(|| not_dense("weight shape unknown"))?;
+    let (tensor, dim) = info.dense_input(&output)?;
+    Ok(Exposed {
+        bytes: with_output(&top, graph, &tensor, dim),
+        tensor,
+        dim,
+    })
+}
 
+/// The model `top` (its fields) with a `[batch, dim]` float output `tensor` appended to its
+/// graph `graph`; every other field is copied as it was.
+fn with_output(top: &[Field], graph: &[u8], tensor: &str, dim: usize) -> Vec<u8> {
     let mut new_graph = graph.to_vec();
     let mut extra = Msg::default();
     extra.msg(
         12,
-        &value_info_dims(&tensor, &[Dim::Param("batch"), Dim::Fixed(dim)]),
+        &value_info_dims(tensor, &[Dim::Param("batch"), Dim::Fixed(dim)]),
     );
     new_graph.extend_from_slice(&extra.0);
     let mut out = Msg::default();
-    for f in &top {
+    for f in top {
         if f.number == 7 {
             out.bytes(7, &new_graph);
         } else {
             out.0.extend_from_slice(f.raw);
         }
     }
-    Ok(Exposed {
-        bytes: out.0,
-        tensor,
-        dim,
-    })
+    out.0
 }
 
 #[cfg(test)]
@@ -456,7 +525,7 @@ mod tests {
     fn the_input_of_a_heads_last_layer_is_found_and_exposed() {
         // A head is itself "a dense layer + softmax": its last layer's input is `dense0`'s
         // ReLU for an MLP, `standardized` for a logistic regression.
-        let head = Head {
+        let head = TrainedHead {
             transform: Transform::Identity,
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
@@ -482,7 +551,9 @@ mod tests {
             .map(|f| utf8(fields(f.bytes).unwrap()[0].bytes))
             .collect();
         assert_eq!(outs, vec![OUTPUT_NAME, "standardized"]);
-        let e = expose_embedding(&bytes, Some("centered")).unwrap_err();
+        let e = expose_embedding(&bytes, Some("centered"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a dense layer"), "{e}");
     }
 

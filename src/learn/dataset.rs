@@ -115,71 +115,9 @@ impl Dataset {
                 (read_folders(root, &mut notes)?, "folders".to_string())
             }
         };
-
-        let mut classes: Vec<String> = rows
-            .iter()
-            .map(|r| r.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if let Some(keep) = &opts.classes {
-            let unknown: Vec<String> = keep
-                .iter()
-                .filter(|k| !classes.contains(k))
-                .cloned()
-                .collect();
-            if !unknown.is_empty() {
-                return Err(DatasetError::UnknownClasses { unknown, classes });
-            }
-            classes.retain(|c| keep.contains(c));
-        }
-        if classes.is_empty() {
-            return Err(DatasetError::NoClasses(root.to_path_buf()));
-        }
-        if classes.len() == 1 {
-            return Err(DatasetError::OneClass {
-                root: root.to_path_buf(),
-                class: classes[0].clone(),
-            });
-        }
-
-        let mut unmatched = 0;
-        let clips: Vec<Clip> = rows
-            .into_iter()
-            .filter_map(|r| {
-                let label = classes.iter().position(|c| *c == r.label)?;
-                let group = match &opts.group_pattern {
-                    Some(re) => match group_from_name(re, &r.name) {
-                        Some(g) => g,
-                        None => {
-                            unmatched += 1;
-                            r.name.clone()
-                        }
-                    },
-                    None => r.group.unwrap_or_else(|| r.name.clone()),
-                };
-                Some(Clip {
-                    path: root.join(&r.name),
-                    name: r.name,
-                    label,
-                    group,
-                    fold: r.fold,
-                })
-            })
-            .collect();
-        let n_groups = clips
-            .iter()
-            .map(|c| &c.group)
-            .collect::<BTreeSet<_>>()
-            .len();
-        let grouping = match (&opts.group_pattern, &opts.group_by) {
-            (Some(re), _) => format!("--group-pattern {:?} ({n_groups} groups)", re.as_str()),
-            (None, Some(col)) => format!("column {col:?} ({n_groups} groups)"),
-            (None, None) if n_groups < clips.len() => {
-                format!("column \"group\" ({n_groups} groups)")
-            }
-            (None, None) => "one group per file".to_string(),
-        };
+        let classes = select_classes(root, &rows, opts)?;
+        let (clips, unmatched) = number_clips(root, rows, &classes, opts);
+        let grouping = describe_grouping(&clips, opts);
         if unmatched > 0 {
             notes.push(format!(
                 "{unmatched} file(s) did not match --group-pattern; each is its own group"
@@ -198,6 +136,89 @@ impl Dataset {
     /// Whether the clips carry the dataset's own folds.
     pub fn has_folds(&self) -> bool {
         self.clips.iter().any(|c| c.fold.is_some())
+    }
+}
+
+/// The classes of `rows`, sorted, narrowed to `opts.classes`; at least two.
+fn select_classes(root: &Path, rows: &[Row], opts: &DatasetOptions) -> Result<Vec<String>> {
+    let mut classes: Vec<String> = rows
+        .iter()
+        .map(|r| r.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(keep) = &opts.classes {
+        let unknown: Vec<String> = keep
+            .iter()
+            .filter(|k| !classes.contains(k))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(DatasetError::UnknownClasses { unknown, classes });
+        }
+        classes.retain(|c| keep.contains(c));
+    }
+    if classes.is_empty() {
+        return Err(DatasetError::NoClasses(root.to_path_buf()));
+    }
+    if classes.len() == 1 {
+        return Err(DatasetError::OneClass {
+            root: root.to_path_buf(),
+            class: classes[0].clone(),
+        });
+    }
+    Ok(classes)
+}
+
+/// The clips of `rows` whose class is in `classes`, with their class index and group; and
+/// how many of them `--group-pattern` did not match.
+fn number_clips(
+    root: &Path,
+    rows: Vec<Row>,
+    classes: &[String],
+    opts: &DatasetOptions,
+) -> (Vec<Clip>, usize) {
+    let mut unmatched = 0;
+    let clips = rows
+        .into_iter()
+        .filter_map(|r| {
+            let label = classes.iter().position(|c| *c == r.label)?;
+            let group = match &opts.group_pattern {
+                Some(re) => match group_from_name(re, &r.name) {
+                    Some(g) => g,
+                    None => {
+                        unmatched += 1;
+                        r.name.clone()
+                    }
+                },
+                None => r.group.unwrap_or_else(|| r.name.clone()),
+            };
+            Some(Clip {
+                path: root.join(&r.name),
+                name: r.name,
+                label,
+                group,
+                fold: r.fold,
+            })
+        })
+        .collect();
+    (clips, unmatched)
+}
+
+/// How clips were grouped into recordings, for reports.
+fn describe_grouping(clips: &[Clip], opts: &DatasetOptions) -> String {
+    let n_groups = clips
+        .iter()
+        .map(|c| &c.group)
+        .collect::<BTreeSet<_>>()
+        .len();
+    match (&opts.group_pattern, &opts.group_by) {
+        (Some(re), _) => format!("--group-pattern {:?} ({n_groups} groups)", re.as_str()),
+        (None, Some(col)) => format!("column {col:?} ({n_groups} groups)"),
+        (None, None) if n_groups < clips.len() => {
+            format!("column \"group\" ({n_groups} groups)")
+        }
+        (None, None) => "one group per file".to_string(),
     }
 }
 

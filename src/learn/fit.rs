@@ -6,7 +6,7 @@
 //! logistic regression or a one-hidden-layer MLP, then a softmax. It is trained full-batch with Adam on a weighted
 //! cross-entropy plus an L2 penalty on the weights. Everything here is pure computation on
 //! in-memory arrays: no I/O, no ONNX; [`super::onnx`] turns the result into a graph that
-//! computes exactly what [`Head::predict_proba`] computes.
+//! computes exactly what [`TrainedHead::predict_proba`] computes.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
@@ -53,7 +53,7 @@ pub struct Layer {
 
 /// A trained head.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub struct TrainedHead {
     pub transform: Transform,
     /// Per-input mean and standard deviation of the transformed training rows.
     pub mean: Vec<f32>,
@@ -62,7 +62,7 @@ pub struct Head {
     pub layers: Vec<Layer>,
 }
 
-impl Head {
+impl TrainedHead {
     /// Number of classes the head outputs.
     pub fn classes(&self) -> usize {
         self.layers.last().map_or(0, |l| l.b.len())
@@ -126,7 +126,7 @@ pub fn fit(
     n_classes: usize,
     opts: &FitOptions,
     on_epoch: &mut dyn FnMut(usize, f32),
-) -> Head {
+) -> TrainedHead {
     let (rows, n_in) = raw.dim();
     assert_eq!(rows, y.len());
     assert_eq!(rows, weights.len());
@@ -137,7 +137,7 @@ pub fn fit(
     let mean = xt.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(n_in));
     let floor = opts.transform.std_floor();
     let std = xt.std_axis(Axis(0), 0.0).mapv(|s| s.max(floor));
-    let mut head = Head {
+    let mut head = TrainedHead {
         transform: opts.transform,
         mean: mean.to_vec(),
         std: std.to_vec(),
@@ -151,6 +151,12 @@ pub fn fit(
     for (i, &c) in y.iter().enumerate() {
         onehot[[i, c]] = 1.0;
     }
+    let batch = Batch {
+        x: &x,
+        y,
+        w: &w,
+        onehot: &onehot,
+    };
 
     let mut adam: Vec<(Adam, Adam)> = head
         .layers
@@ -158,48 +164,65 @@ pub fn fit(
         .map(|l| (Adam::new(l.w.len()), Adam::new(l.b.len())))
         .collect();
     for epoch in 1..=opts.epochs {
-        let mut acts = forward(&head.layers, x.clone());
-        let mut p = acts.pop().unwrap_or_default();
-        softmax_rows(&mut p);
-        let mut loss = 0.0f32;
-        for ((row, &c), wi) in p.rows().into_iter().zip(y).zip(&w) {
-            loss -= wi * row[c].max(1e-12).ln();
-        }
-        for l in &head.layers {
-            loss += 0.5 * opts.l2 * l.w.iter().map(|v| v * v).sum::<f32>();
-        }
-        // d(loss)/d(logits) of a weighted softmax cross-entropy.
-        let mut grad = (&p - &onehot) * w.view().insert_axis(Axis(1));
-        for i in (0..head.layers.len()).rev() {
-            let input = if i == 0 { &x } else { &acts[i - 1] };
-            let gw = input.t().dot(&grad) + &(&head.layers[i].w * opts.l2);
-            let gb = grad.sum_axis(Axis(0));
-            if i > 0 {
-                // Back through the ReLU that produced `acts[i - 1]`.
-                let mut g = grad.dot(&head.layers[i].w.t());
-                g.zip_mut_with(&acts[i - 1], |g, a| {
-                    if *a <= 0.0 {
-                        *g = 0.0
-                    }
-                });
-                grad = g;
-            }
-            let layer = &mut head.layers[i];
-            let (aw, ab) = &mut adam[i];
-            aw.step(
-                layer.w.as_slice_mut().expect("standard layout"),
-                gw.as_standard_layout().as_slice().expect("standard layout"),
-                opts.learning_rate,
-            );
-            ab.step(
-                layer.b.as_slice_mut().expect("contiguous"),
-                gb.as_slice().expect("contiguous"),
-                opts.learning_rate,
-            );
-        }
+        let loss = step(&mut head.layers, &mut adam, &batch, opts);
         on_epoch(epoch, loss);
     }
     head
+}
+
+/// The training rows of one fit, prepared once.
+struct Batch<'a> {
+    /// Transformed and standardized inputs `[rows, inputs]`.
+    x: &'a Array2<f32>,
+    y: &'a [usize],
+    /// Row weights, summing to 1.
+    w: &'a Array1<f32>,
+    /// `y` one-hot `[rows, classes]`.
+    onehot: &'a Array2<f32>,
+}
+
+/// One full-batch Adam step on `layers`; returns the loss before the step.
+fn step(layers: &mut [Layer], adam: &mut [(Adam, Adam)], batch: &Batch, opts: &FitOptions) -> f32 {
+    let mut acts = forward(layers, batch.x.clone());
+    let mut p = acts.pop().unwrap_or_default();
+    softmax_rows(&mut p);
+    let mut loss = 0.0f32;
+    for ((row, &c), wi) in p.rows().into_iter().zip(batch.y).zip(batch.w) {
+        loss -= wi * row[c].max(1e-12).ln();
+    }
+    for l in layers.iter() {
+        loss += 0.5 * opts.l2 * l.w.iter().map(|v| v * v).sum::<f32>();
+    }
+    // d(loss)/d(logits) of a weighted softmax cross-entropy.
+    let mut grad = (&p - batch.onehot) * batch.w.view().insert_axis(Axis(1));
+    for i in (0..layers.len()).rev() {
+        let input = if i == 0 { batch.x } else { &acts[i - 1] };
+        let gw = input.t().dot(&grad) + &(&layers[i].w * opts.l2);
+        let gb = grad.sum_axis(Axis(0));
+        if i > 0 {
+            // Back through the ReLU that produced `acts[i - 1]`.
+            let mut g = grad.dot(&layers[i].w.t());
+            g.zip_mut_with(&acts[i - 1], |g, a| {
+                if *a <= 0.0 {
+                    *g = 0.0
+                }
+            });
+            grad = g;
+        }
+        let layer = &mut layers[i];
+        let (aw, ab) = &mut adam[i];
+        aw.step(
+            layer.w.as_slice_mut().expect("standard layout"),
+            gw.as_standard_layout().as_slice().expect("standard layout"),
+            opts.learning_rate,
+        );
+        ab.step(
+            layer.b.as_slice_mut().expect("contiguous"),
+            gb.as_slice().expect("contiguous"),
+            opts.learning_rate,
+        );
+    }
+    loss
 }
 
 /// Activations of every layer; the last entry holds the logits. Hidden activations are
