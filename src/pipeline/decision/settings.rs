@@ -195,3 +195,131 @@ pub(crate) fn closest_label<'a>(name: &str, known: &'a [String]) -> Option<&'a s
         .max_by_key(|(k, _)| k.len())
         .map(|(k, _)| *k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["Speech", "Knock", "Dog"].map(String::from).to_vec()
+    }
+
+    fn base() -> DecisionSettings {
+        DecisionSettings {
+            on: 0.5,
+            off: 0.35,
+            min_duration: 0.0,
+            hold: 0.0,
+            ..DecisionSettings::default()
+        }
+    }
+
+    #[test]
+    fn validate_accepts_defaults_and_names_each_bad_key() {
+        let known = labels();
+        assert!(DecisionSettings::default().validate(&known).is_ok());
+
+        let err = DecisionSettings { on: 1.5, ..base() }
+            .validate(&known)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decision.on = 1.5: must be between 0 and 1"
+        );
+
+        let err = DecisionSettings { off: 0.6, ..base() }
+            .validate(&known)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decision.off = 0.6: is above decision.on = 0.5 (allowed: off <= on)"
+        );
+
+        let err = DecisionSettings {
+            hold: -1.0,
+            min_duration: f64::INFINITY,
+            ..base()
+        }
+        .validate(&known)
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decision.min_duration = inf: must be a finite number of seconds >= 0\n\
+             decision.hold = -1: must be a finite number of seconds >= 0"
+        );
+    }
+
+    #[test]
+    fn validate_checks_per_label_rules_after_merging_defaults() {
+        let mut settings = base();
+        settings.labels.insert(
+            "Knock".into(),
+            LabelRule {
+                off: Some(0.6),
+                ..LabelRule::default()
+            },
+        );
+        settings.labels.insert(
+            "Dog".into(),
+            LabelRule {
+                hold: Some(f64::NAN),
+                ..LabelRule::default()
+            },
+        );
+        let err = settings.validate(&labels()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decision.labels.\"Dog\".hold = NaN: must be a finite number of seconds >= 0\n\
+             decision.labels.\"Knock\".off = 0.6: is above on = 0.5 (after filling in decision.on/decision.off) (allowed: off <= on)"
+        );
+    }
+
+    #[test]
+    fn validate_suggests_the_closest_known_label() {
+        let known: Vec<String> = ["Knock", "Dog", "Smoke detector, smoke alarm"]
+            .map(String::from)
+            .to_vec();
+        let mut settings = DecisionSettings {
+            listen: vec!["knock".into()],
+            ..base()
+        };
+        settings
+            .labels
+            .insert("Smoke detector".into(), LabelRule::default());
+        let err = settings.validate(&known).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decision.listen = \"knock\": unknown label; did you mean \"Knock\"?\n\
+             decision.labels = \"Smoke detector\": unknown label; did you mean \"Smoke detector, smoke alarm\"?"
+        );
+
+        let err = DecisionSettings {
+            listen: vec!["Cat".into()],
+            ..base()
+        }
+        .validate(&known)
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("decision.listen = \"Cat\": unknown label; labels must"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn settings_deserialize_from_toml_with_quoted_label_keys() {
+        let s: DecisionSettings = toml::from_str(
+            "on = 0.6\nlisten = [\"Knock\"]\n[labels.\"Smoke detector\"]\non = 0.3\n",
+        )
+        .unwrap();
+        assert_eq!(s.on, 0.6);
+        assert_eq!(s.off, DecisionSettings::default().off);
+        assert_eq!(s.labels["Smoke detector"].on, Some(0.3));
+        assert_eq!(s.labels["Smoke detector"].hold, None);
+        assert!(
+            toml::from_str::<DecisionSettings>("[labels.Knock]\nthreshold = 0.3").is_ok(),
+            "unknown keys are reported by config::load, not rejected here"
+        );
+        assert!(toml::from_str::<DecisionSettings>("hysteresis = 0.1").is_ok());
+    }
+}

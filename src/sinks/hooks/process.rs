@@ -42,17 +42,7 @@ impl Run {
         } = self;
         health.add("runs", 1);
         let started = Instant::now();
-        let mut child = match Command::new(&command[0])
-            .args(&command[1..])
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that a timeout can kill whatever it started too.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-        {
+        let mut child = match spawn(&command, env) {
             Ok(child) => child,
             Err(e) => {
                 warn!(hook = %name, program = %command[0], error = %e, "cannot start hook");
@@ -108,6 +98,20 @@ impl Run {
         }
         log_exit(&name, &label, status, started.elapsed());
     }
+}
+
+/// Start the program without a shell, in a process group of its own (so that a timeout can
+/// kill whatever it started too), with the event in its environment and pipes for stdio.
+fn spawn(command: &[String], env: [(&'static str, String); 7]) -> std::io::Result<Child> {
+    Command::new(&command[0])
+        .args(&command[1..])
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
 }
 
 /// SIGTERM to the group, a grace, SIGKILL to the group, then reap the leader.

@@ -200,70 +200,21 @@ mod tests {
 
     #[test]
     fn validate_names_the_key() {
+        let with = |f: fn(&mut HookSettings)| {
+            let mut h = hook();
+            f(&mut h);
+            h
+        };
         let cases = [
-            (
-                HookSettings {
-                    command: vec![],
-                    ..hook()
-                },
-                "command:",
-            ),
-            (
-                HookSettings {
-                    command: vec!["".into()],
-                    ..hook()
-                },
-                "command:",
-            ),
-            (
-                HookSettings {
-                    timeout: 0.0,
-                    ..hook()
-                },
-                "timeout:",
-            ),
-            (
-                HookSettings {
-                    timeout: f64::NAN,
-                    ..hook()
-                },
-                "timeout:",
-            ),
-            (
-                HookSettings {
-                    cooldown: -1.0,
-                    ..hook()
-                },
-                "cooldown:",
-            ),
-            (
-                HookSettings {
-                    max_concurrent: 0,
-                    ..hook()
-                },
-                "max_concurrent:",
-            ),
-            (
-                HookSettings {
-                    labels: vec![],
-                    ..hook()
-                },
-                "labels:",
-            ),
-            (
-                HookSettings {
-                    on: vec![],
-                    ..hook()
-                },
-                "on:",
-            ),
-            (
-                HookSettings {
-                    name: " ".into(),
-                    ..hook()
-                },
-                "name:",
-            ),
+            (with(|h| h.command = vec![]), "command:"),
+            (with(|h| h.command = vec!["".into()]), "command:"),
+            (with(|h| h.timeout = 0.0), "timeout:"),
+            (with(|h| h.timeout = f64::NAN), "timeout:"),
+            (with(|h| h.cooldown = -1.0), "cooldown:"),
+            (with(|h| h.max_concurrent = 0), "max_concurrent:"),
+            (with(|h| h.labels = vec![]), "labels:"),
+            (with(|h| h.on = vec![]), "on:"),
+            (with(|h| h.name = " ".into()), "name:"),
         ];
         for (h, key) in cases {
             let err = h.validate(2).unwrap_err().to_string();
