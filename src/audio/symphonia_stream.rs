@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{AudioBufferRef, SampleBuffer, SignalSpec};
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::{FormatOptions, FormatReader, Packet};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -113,86 +113,75 @@ impl SymphoniaStream {
 
     /// Decode packets until one yields frames (appended to `block`) or the stream ends.
     pub(super) fn fill(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
-        let corrupt = |detail: String| AudioError::Corrupt {
-            path: path.to_owned(),
-            detail,
-        };
         while !self.finished {
-            let packet = match self.format.next_packet() {
-                Ok(packet) => packet,
-                // symphonia signals the normal end of a stream as an unexpected EOF; a
-                // truncated stream looks the same and is decoded as far as it goes.
-                Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return self.finish(path)
-                }
-                Err(SymphoniaError::ResetRequired) => {
-                    // A chained stream (e.g. concatenated Ogg) whose parameters change; hark
-                    // takes the first part rather than splice two formats together.
-                    warn!(path = %path.display(), "stream changes format midway; using the first part");
-                    return self.finish(path);
-                }
-                Err(SymphoniaError::IoError(e)) => return Err(io_error(path, e)),
-                Err(e) => return Err(corrupt(e.to_string())),
+            let Some(packet) = self.next_packet(path)? else {
+                return Ok(());
             };
             if packet.track_id() != self.track_id {
                 continue;
             }
             let decoded = match self.decoder.decode(&packet) {
                 Ok(decoded) => decoded,
-                // A bad packet is skipped, as symphonia recommends; too many fail the file at
-                // its end.
-                Err(SymphoniaError::DecodeError(msg)) => {
-                    self.bad_packets += 1;
-                    self.first_error.get_or_insert_with(|| msg.to_owned());
-                    continue;
+                Err(err) => {
+                    if self.skip_bad_packet(path, err)? {
+                        continue;
+                    }
+                    return Ok(());
                 }
-                Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return self.finish(path)
-                }
-                Err(SymphoniaError::Unsupported(what)) => {
-                    return Err(AudioError::UnsupportedCodec {
-                        path: path.to_owned(),
-                        detail: what.to_owned(),
-                    })
-                }
-                Err(e) => return Err(corrupt(e.to_string())),
             };
             self.good_packets += 1;
             let spec = *decoded.spec();
-            let channels = spec.channels.count() as u32;
-            match self.spec_seen {
-                None => {
-                    check_spec(path, channels, spec.rate)?;
-                    self.spec_seen = Some((spec.rate, channels as u16));
-                }
-                Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
-                Some((rate, ch)) => {
-                    return Err(AudioError::UnsupportedCodec {
-                        path: path.to_owned(),
-                        detail: format!(
-                            "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
-                            spec.rate
-                        ),
-                    })
-                }
-            }
+            let channels = accept_spec(path, &mut self.spec_seen, spec)?;
             if decoded.frames() == 0 {
                 continue;
             }
-            let frames = decoded.capacity();
-            if self
-                .buffer
-                .as_ref()
-                .is_none_or(|b| b.capacity() < frames * channels as usize)
-            {
-                self.buffer = Some(SampleBuffer::new(frames as u64, spec));
-            }
-            let buf = self.buffer.as_mut().expect("filled just above");
-            buf.copy_interleaved_ref(decoded);
-            block.extend(buf.samples().iter().map(|&s| sanitize(s)));
+            copy_interleaved(&mut self.buffer, decoded, spec, channels, block);
             return Ok(());
         }
         Ok(())
+    }
+
+    /// The next packet of the container; `None` once the stream has ended (and passed
+    /// [`finish`](Self::finish)'s check).
+    fn next_packet(&mut self, path: &Path) -> Result<Option<Packet>> {
+        match self.format.next_packet() {
+            Ok(packet) => Ok(Some(packet)),
+            // symphonia signals the normal end of a stream as an unexpected EOF; a
+            // truncated stream looks the same and is decoded as far as it goes.
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.finish(path).map(|()| None)
+            }
+            Err(SymphoniaError::ResetRequired) => {
+                // A chained stream (e.g. concatenated Ogg) whose parameters change; hark
+                // takes the first part rather than splice two formats together.
+                warn!(path = %path.display(), "stream changes format midway; using the first part");
+                self.finish(path).map(|()| None)
+            }
+            Err(SymphoniaError::IoError(e)) => Err(io_error(path, e)),
+            Err(e) => Err(corrupt(path, e.to_string())),
+        }
+    }
+
+    /// A packet failed to decode: true to skip it and go on, false when the stream has ended
+    /// (and passed [`finish`](Self::finish)'s check).
+    fn skip_bad_packet(&mut self, path: &Path, err: SymphoniaError) -> Result<bool> {
+        match err {
+            // A bad packet is skipped, as symphonia recommends; too many fail the file at
+            // its end.
+            SymphoniaError::DecodeError(msg) => {
+                self.bad_packets += 1;
+                self.first_error.get_or_insert_with(|| msg.to_owned());
+                Ok(true)
+            }
+            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.finish(path).map(|()| false)
+            }
+            SymphoniaError::Unsupported(what) => Err(AudioError::UnsupportedCodec {
+                path: path.to_owned(),
+                detail: what.to_owned(),
+            }),
+            e => Err(corrupt(path, e.to_string())),
+        }
     }
 
     /// The stream is over: fail it if it was mostly undecodable packets.
@@ -216,4 +205,55 @@ impl SymphoniaStream {
         }
         Ok(())
     }
+}
+
+fn corrupt(path: &Path, detail: String) -> AudioError {
+    AudioError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    }
+}
+
+/// Check a decoded packet's rate and channels: the first packet's must be possible
+/// (`check_spec`), every later one's must match it. Returns the channel count.
+fn accept_spec(path: &Path, seen: &mut Option<(u32, u16)>, spec: SignalSpec) -> Result<u32> {
+    let channels = spec.channels.count() as u32;
+    match *seen {
+        None => {
+            check_spec(path, channels, spec.rate)?;
+            *seen = Some((spec.rate, channels as u16));
+        }
+        Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
+        Some((rate, ch)) => {
+            return Err(AudioError::UnsupportedCodec {
+                path: path.to_owned(),
+                detail: format!(
+                "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
+                spec.rate
+            ),
+            })
+        }
+    }
+    Ok(channels)
+}
+
+/// Append a decoded packet's samples to `block`, interleaved and sanitized, through `buffer`
+/// (regrown only if this packet is larger than any before it).
+fn copy_interleaved(
+    buffer: &mut Option<SampleBuffer<f32>>,
+    decoded: AudioBufferRef<'_>,
+    spec: SignalSpec,
+    channels: u32,
+    block: &mut Vec<f32>,
+) {
+    let frames = decoded.capacity();
+    if buffer
+        .as_ref()
+        .is_none_or(|b| b.capacity() < frames * channels as usize)
+    {
+        *buffer = Some(SampleBuffer::new(frames as u64, spec));
+    }
+    let buf = buffer.as_mut().expect("filled just above");
+    buf.copy_interleaved_ref(decoded);
+    block.extend(buf.samples().iter().map(|&s| sanitize(s)));
 }

@@ -30,6 +30,8 @@ mod test_util;
 
 use std::path::PathBuf;
 
+use crate::validate::Invalid;
+
 pub use filters::mel_filters;
 pub use mel::{FrameScratch, MelFrontend};
 pub use spec::{FeatureSpec, Framing, LogKind, MelNorm, MelScale, Normalize, PadMode, Window};
@@ -40,20 +42,14 @@ pub use stream::StreamingFrontend;
 pub enum FrontendError {
     /// A key of the feature spec has a value the front end cannot honour.
     #[error(
-        "{}feature spec: {key} = {value} {problem}; {allowed}",
+        "{}feature spec: {problem}",
         .file.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default()
     )]
     InvalidSpec {
         /// The spec file, when the spec came from one.
         file: Option<PathBuf>,
-        /// The spec key, as written in the file.
-        key: &'static str,
-        /// The value given, as it would be written.
-        value: String,
-        /// What is wrong with it.
-        problem: String,
-        /// What to use instead.
-        allowed: String,
+        /// The key, the value given, what is wrong with it and what is allowed.
+        problem: Invalid,
     },
     /// The spec file could not be read.
     #[error("cannot read feature spec file {path}")]

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{FrontendError, Result};
+use crate::validate::Invalid;
 
 /// Analysis window. Only the periodic Hann window (`scipy.signal.get_window("hann", N)`,
 /// `0.5 - 0.5 cos(2πn/N)`) is needed by the models hark runs.
@@ -156,126 +157,19 @@ pub struct FeatureSpec {
 
 impl FeatureSpec {
     /// Checks that every key has a value the front end can honour. The error names the key, the
-    /// value given and what is allowed.
+    /// value given and what is allowed; it is the first of [`check`](Self::check)'s problems.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &'static str, value: String, problem: String, allowed: String| {
-            Err(FrontendError::InvalidSpec {
-                file: None,
-                key,
-                value,
-                problem,
-                allowed,
-            })
-        };
-        let positive = |key: &'static str, value: usize| {
-            if value == 0 {
-                bad(
-                    key,
-                    "0".into(),
-                    "is zero".into(),
-                    "use a positive whole number".into(),
-                )
-            } else {
-                Ok(())
-            }
-        };
-        positive("sample_rate", self.sample_rate as usize)?;
-        positive("n_fft", self.n_fft)?;
-        positive("win_length", self.win_length)?;
-        positive("hop_length", self.hop_length)?;
-        positive("n_mels", self.n_mels)?;
-        if self.win_length > self.n_fft {
-            return bad(
-                "win_length",
-                self.win_length.to_string(),
-                format!("is longer than n_fft = {}", self.n_fft),
-                format!("use a value between 1 and {} (n_fft)", self.n_fft),
-            );
-        }
-        let nyquist = f64::from(self.sample_rate) / 2.0;
-        if !self.fmin.is_finite() || self.fmin < 0.0 {
-            return bad(
-                "fmin",
-                self.fmin.to_string(),
-                "is not a frequency".into(),
-                format!("use a value >= 0 and below fmax = {}", self.fmax),
-            );
-        }
-        if !self.fmax.is_finite() || self.fmax <= 0.0 {
-            return bad(
-                "fmax",
-                self.fmax.to_string(),
-                "is not a positive frequency".into(),
-                format!("use a value above fmin and <= {nyquist} (sample_rate / 2)"),
-            );
-        }
-        if self.fmax > nyquist {
-            return bad(
-                "fmax",
-                self.fmax.to_string(),
-                format!("is above the Nyquist frequency {nyquist} (sample_rate / 2)"),
-                format!("use a value <= {nyquist}"),
-            );
-        }
-        if self.fmin >= self.fmax {
-            return bad(
-                "fmin",
-                self.fmin.to_string(),
-                format!("is not below fmax = {}", self.fmax),
-                format!("use a value >= 0 and below {}", self.fmax),
-            );
-        }
-        if self.power != 1.0 && self.power != 2.0 {
-            return bad(
-                "power",
-                self.power.to_string(),
-                "is not supported".into(),
-                "use 1 (magnitude) or 2 (power)".into(),
-            );
-        }
-        if self.mel_scale == MelScale::HtkTf && self.mel_norm != MelNorm::None {
-            return bad(
-                "mel_norm",
-                "\"slaney\"".into(),
-                "cannot be combined with mel_scale = \"htk_tf\" (TensorFlow's mel matrix is never area-normalised)".into(),
-                "use mel_norm = \"none\"".into(),
-            );
-        }
-        if !(self.db_ref.is_finite() && self.db_ref > 0.0) {
-            return bad(
-                "db_ref",
-                self.db_ref.to_string(),
-                "is not a positive number".into(),
-                "use a value > 0 (librosa's default is 1.0)".into(),
-            );
-        }
-        if !(self.db_amin.is_finite() && self.db_amin > 0.0) {
-            return bad(
-                "db_amin",
-                self.db_amin.to_string(),
-                "is not a positive number".into(),
-                "use a small value > 0 such as 1e-10".into(),
-            );
-        }
-        if let Some(top) = self.db_top {
-            if !(top.is_finite() && top >= 0.0) {
-                return bad(
-                    "db_top",
-                    top.to_string(),
-                    "is not a non-negative number".into(),
-                    "use a value >= 0 (such as 80), or leave it out for no clipping".into(),
-                );
-            }
-        }
-        if !(self.ln_offset.is_finite() && self.ln_offset > 0.0) {
-            return bad(
-                "ln_offset",
-                self.ln_offset.to_string(),
-                "is not a positive number (ln of silence would be -inf)".into(),
-                "use a small value > 0 such as 0.001".into(),
-            );
-        }
-        Ok(())
+        self.check().map_err(|problem| FrontendError::InvalidSpec {
+            file: None,
+            problem,
+        })
+    }
+
+    /// The checks of [`validate`](Self::validate), without a file: the first bad key, as an
+    /// [`Invalid`] whose key is the spec key as written (a caller that embeds the spec in a
+    /// larger file can prefix it).
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        SPEC_CHECKS.iter().try_for_each(|check| check(self))
     }
 
     /// Loads and validates a spec: JSON when the file name ends in `.json`, TOML otherwise.
@@ -299,21 +193,9 @@ impl FeatureSpec {
                 source,
             })?
         };
-        spec.validate().map_err(|e| match e {
-            FrontendError::InvalidSpec {
-                key,
-                value,
-                problem,
-                allowed,
-                ..
-            } => FrontendError::InvalidSpec {
-                file: Some(path.to_path_buf()),
-                key,
-                value,
-                problem,
-                allowed,
-            },
-            other => other,
+        spec.check().map_err(|problem| FrontendError::InvalidSpec {
+            file: Some(path.to_path_buf()),
+            problem,
         })?;
         Ok(spec)
     }
@@ -342,6 +224,166 @@ impl FeatureSpec {
     }
 }
 
+/// One check of a spec: the first bad value it finds.
+type SpecCheck = fn(&FeatureSpec) -> std::result::Result<(), Invalid>;
+
+/// The checks [`FeatureSpec::check`] runs, in order; the first that fails is reported. Later
+/// checks may rely on earlier ones (the frequency checks on a positive sample rate).
+const SPEC_CHECKS: &[SpecCheck] = &[
+    check_sizes,
+    check_win_length,
+    check_fmin,
+    check_fmax,
+    check_fmin_below_fmax,
+    check_power,
+    check_mel_norm,
+    check_db_ref,
+    check_db_amin,
+    check_db_top,
+    check_ln_offset,
+];
+
+/// The counts: none may be zero.
+fn check_sizes(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    [
+        ("sample_rate", s.sample_rate as usize),
+        ("n_fft", s.n_fft),
+        ("win_length", s.win_length),
+        ("hop_length", s.hop_length),
+        ("n_mels", s.n_mels),
+    ]
+    .into_iter()
+    .try_for_each(|(key, value)| match value {
+        0 => Err(Invalid::new(key, 0, "is zero").allowed("a positive whole number")),
+        _ => Ok(()),
+    })
+}
+
+fn check_win_length(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    if s.win_length > s.n_fft {
+        return Err(Invalid::new(
+            "win_length",
+            s.win_length,
+            format!("is longer than n_fft = {}", s.n_fft),
+        )
+        .allowed(format!("between 1 and {} (n_fft)", s.n_fft)));
+    }
+    Ok(())
+}
+
+fn nyquist(s: &FeatureSpec) -> f64 {
+    f64::from(s.sample_rate) / 2.0
+}
+
+fn check_fmin(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    if !s.fmin.is_finite() || s.fmin < 0.0 {
+        return Err(Invalid::new("fmin", s.fmin, "is not a frequency")
+            .allowed(format!("at least 0 and below fmax = {}", s.fmax)));
+    }
+    Ok(())
+}
+
+fn check_fmax(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    let nyquist = nyquist(s);
+    if !s.fmax.is_finite() || s.fmax <= 0.0 {
+        return Err(
+            Invalid::new("fmax", s.fmax, "is not a positive frequency").allowed(format!(
+                "above fmin and at most {nyquist} (sample_rate / 2)"
+            )),
+        );
+    }
+    if s.fmax > nyquist {
+        return Err(Invalid::new(
+            "fmax",
+            s.fmax,
+            format!("is above the Nyquist frequency {nyquist} (sample_rate / 2)"),
+        )
+        .allowed(format!("at most {nyquist}")));
+    }
+    Ok(())
+}
+
+fn check_fmin_below_fmax(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    if s.fmin >= s.fmax {
+        return Err(
+            Invalid::new("fmin", s.fmin, format!("is not below fmax = {}", s.fmax))
+                .allowed(format!("at least 0 and below {}", s.fmax)),
+        );
+    }
+    Ok(())
+}
+
+fn check_power(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    if s.power != 1.0 && s.power != 2.0 {
+        return Err(Invalid::new("power", s.power, "is not supported")
+            .allowed("1 (magnitude) or 2 (power)"));
+    }
+    Ok(())
+}
+
+fn check_mel_norm(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    if s.mel_scale == MelScale::HtkTf && s.mel_norm != MelNorm::None {
+        return Err(Invalid::new(
+            "mel_norm",
+            "\"slaney\"",
+            "cannot be combined with mel_scale = \"htk_tf\" (TensorFlow's mel matrix is never area-normalised)",
+        )
+        .allowed("\"none\""));
+    }
+    Ok(())
+}
+
+/// `value` must be finite and above 0.
+fn positive(
+    key: &str,
+    value: f64,
+    problem: &str,
+    allowed: &str,
+) -> std::result::Result<(), Invalid> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, value, problem).allowed(allowed))
+    }
+}
+
+fn check_db_ref(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    positive(
+        "db_ref",
+        s.db_ref,
+        "is not a positive number",
+        "above 0 (librosa's default is 1.0)",
+    )
+}
+
+fn check_db_amin(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    positive(
+        "db_amin",
+        s.db_amin,
+        "is not a positive number",
+        "a small value above 0, such as 1e-10",
+    )
+}
+
+fn check_db_top(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    match s.db_top {
+        Some(top) if !(top.is_finite() && top >= 0.0) => {
+            Err(Invalid::new("db_top", top, "is not a non-negative number")
+                .allowed("at least 0 (such as 80), or leave it out for no clipping"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_ln_offset(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    positive(
+        "ln_offset",
+        s.ln_offset,
+        "is not a positive number (ln of silence would be -inf)",
+        "a small value above 0, such as 0.001",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +399,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "feature spec: fmax = 9000 is above the Nyquist frequency 8000 (sample_rate / 2); use a value <= 8000"
+            "feature spec: fmax = 9000: is above the Nyquist frequency 8000 (sample_rate / 2) (allowed: at most 8000)"
         );
         let err = FeatureSpec {
             mel_scale: MelScale::HtkTf,
@@ -368,10 +410,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(
             err,
-            FrontendError::InvalidSpec {
-                key: "mel_norm",
-                ..
-            }
+            FrontendError::InvalidSpec { file: None, problem } if problem.key == "mel_norm"
         ));
         assert!(spec().validate().is_ok());
     }
