@@ -22,7 +22,7 @@ mod symphonia_stream;
 mod wav;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use decode::{decode_file, downmix, load_mono, AudioReader};
 pub use raw::RawFormat;
@@ -99,6 +99,32 @@ pub enum AudioError {
     /// A `--format` name that is not one of [`RawFormat`]'s.
     #[error("unknown raw sample format `{given}`; allowed: {}", RawFormat::NAMES)]
     UnknownRawFormat { given: String },
+}
+
+impl AudioError {
+    /// [`AudioError::Corrupt`] for the file at `path`.
+    fn corrupt(path: &Path, detail: impl Into<String>) -> Self {
+        AudioError::Corrupt {
+            path: path.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// [`AudioError::UnsupportedCodec`] for the file at `path`.
+    fn unsupported_codec(path: &Path, detail: impl Into<String>) -> Self {
+        AudioError::UnsupportedCodec {
+            path: path.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// [`AudioError::BadHeader`] for the file at `path`.
+    fn bad_header(path: &Path, detail: impl Into<String>) -> Self {
+        AudioError::BadHeader {
+            path: path.to_owned(),
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Result alias for this module.

@@ -35,6 +35,10 @@ pub(super) struct SymphoniaStream {
     finished: bool,
 }
 
+/// Why a file whose signature symphonia recognised has no stream to probe.
+const NO_STREAM_AFTER_SIGNATURE: &str =
+    "its signature matches a known format, but no valid stream follows before the end of the file";
+
 pub(super) fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -51,20 +55,15 @@ pub(super) fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
         .map_err(|e| match e {
             // The signature matched, so running out of bytes while probing means the stream
             // behind it is missing or cut off.
-            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => AudioError::Corrupt {
-                path: path.to_owned(),
-                detail: "its signature matches a known format, but no valid stream follows before the end of the file"
-                    .to_owned(),
-            },
+            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                AudioError::corrupt(path, NO_STREAM_AFTER_SIGNATURE)
+            }
             SymphoniaError::IoError(e) => io_error(path, e),
-            SymphoniaError::Unsupported(what) => AudioError::UnsupportedCodec {
-                path: path.to_owned(),
-                detail: format!("the container variant is not supported: {what}"),
-            },
-            other => AudioError::BadHeader {
-                path: path.to_owned(),
-                detail: other.to_string(),
-            },
+            SymphoniaError::Unsupported(what) => AudioError::unsupported_codec(
+                path,
+                format!("the container variant is not supported: {what}"),
+            ),
+            other => AudioError::bad_header(path, other.to_string()),
         })?;
     let format = probed.format;
     let track = format
@@ -79,10 +78,7 @@ pub(super) fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
     }
     let decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| AudioError::UnsupportedCodec {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| AudioError::unsupported_codec(path, e.to_string()))?;
     Ok(Stream::Symphonia(SymphoniaStream {
         track_id: track.id,
         declared_frames: track.codec_params.n_frames,
@@ -158,7 +154,7 @@ impl SymphoniaStream {
                 self.finish(path).map(|()| None)
             }
             Err(SymphoniaError::IoError(e)) => Err(io_error(path, e)),
-            Err(e) => Err(corrupt(path, e.to_string())),
+            Err(e) => Err(AudioError::corrupt(path, e.to_string())),
         }
     }
 
@@ -176,11 +172,8 @@ impl SymphoniaStream {
             SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 self.finish(path).map(|()| false)
             }
-            SymphoniaError::Unsupported(what) => Err(AudioError::UnsupportedCodec {
-                path: path.to_owned(),
-                detail: what.to_owned(),
-            }),
-            e => Err(corrupt(path, e.to_string())),
+            SymphoniaError::Unsupported(what) => Err(AudioError::unsupported_codec(path, what)),
+            e => Err(AudioError::corrupt(path, e.to_string())),
         }
     }
 
@@ -191,26 +184,19 @@ impl SymphoniaStream {
         // Noise that happens to start with a sync word yields mostly failed packets; a real
         // file with a damaged patch yields mostly good ones.
         if bad_packets > 0 && bad_packets >= good_packets {
-            return Err(AudioError::Corrupt {
-                path: path.to_owned(),
-                detail: format!(
+            return Err(AudioError::corrupt(
+                path,
+                format!(
                     "{bad_packets} of {} packets failed to decode, first: {}",
                     bad_packets + good_packets,
                     self.first_error.as_deref().unwrap_or_default()
                 ),
-            });
+            ));
         }
         if bad_packets > 0 {
             warn!(path = %path.display(), bad_packets, good_packets, "skipped undecodable packets");
         }
         Ok(())
-    }
-}
-
-fn corrupt(path: &Path, detail: String) -> AudioError {
-    AudioError::Corrupt {
-        path: path.to_owned(),
-        detail,
     }
 }
 
@@ -225,13 +211,13 @@ fn accept_spec(path: &Path, seen: &mut Option<(u32, u16)>, spec: SignalSpec) -> 
         }
         Some((rate, ch)) if rate == spec.rate && u32::from(ch) == channels => {}
         Some((rate, ch)) => {
-            return Err(AudioError::UnsupportedCodec {
-                path: path.to_owned(),
-                detail: format!(
+            return Err(AudioError::unsupported_codec(
+                path,
+                format!(
                 "the stream changes from {ch} channels at {rate} Hz to {channels} at {} Hz midway",
                 spec.rate
             ),
-            })
+            ))
         }
     }
     Ok(channels)

@@ -184,12 +184,7 @@ fn read_wav_block<R: Read, S: hound::Sample>(
             Ok(s) => block.push(convert(s)),
             Err(hound::Error::IoError(_)) if hit_eof.load(Ordering::Relaxed) => return Ok(true),
             Err(hound::Error::IoError(e)) => return Err(io_error(path, e)),
-            Err(e) => {
-                return Err(AudioError::Corrupt {
-                    path: path.to_owned(),
-                    detail: e.to_string(),
-                })
-            }
+            Err(e) => return Err(AudioError::corrupt(path, e.to_string())),
         }
     }
     Ok(false)
@@ -279,10 +274,7 @@ fn wav_data(
             hit_eof,
             encoding,
         }),
-        (Err(err), _) => Err(AudioError::BadHeader {
-            path: path.to_owned(),
-            detail: err.to_string(),
-        }),
+        (Err(err), _) => Err(AudioError::bad_header(path, err.to_string())),
     }
 }
 
@@ -313,19 +305,15 @@ fn wav_fallback(path: &Path, hound_err: hound::Error, hit_eof: bool) -> Result<A
         Err(sym_err) => {
             debug!(path = %path.display(), error = %sym_err, "symphonia cannot read this WAV either");
             Err(match hound_err {
-                hound::Error::IoError(_) if hit_eof => AudioError::Corrupt {
-                    path: path.to_owned(),
-                    detail: "the file ends inside its WAV header".to_owned(),
-                },
+                hound::Error::IoError(_) if hit_eof => {
+                    AudioError::corrupt(path, "the file ends inside its WAV header")
+                }
                 hound::Error::IoError(e) => io_error(path, e),
-                hound::Error::Unsupported => AudioError::UnsupportedCodec {
-                    path: path.to_owned(),
-                    detail: format!("WAV sample format not supported: {sym_err}"),
-                },
-                other => AudioError::BadHeader {
-                    path: path.to_owned(),
-                    detail: other.to_string(),
-                },
+                hound::Error::Unsupported => AudioError::unsupported_codec(
+                    path,
+                    format!("WAV sample format not supported: {sym_err}"),
+                ),
+                other => AudioError::bad_header(path, other.to_string()),
             })
         }
     }
