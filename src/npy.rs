@@ -32,7 +32,7 @@ pub enum NpyError {
     #[error("{path}: malformed .npy header ({detail}): {header:?}")]
     BadHeader {
         path: PathBuf,
-        detail: String,
+        detail: NpyHeaderError,
         header: String,
     },
     #[error("{path}: unsupported dtype {descr:?}; only float32 ('<f4') and float64 ('<f8') are read; convert with arr.astype(np.float32)")]
@@ -59,6 +59,33 @@ pub enum NpyError {
         expected: usize,
         got: usize,
     },
+}
+
+/// What is wrong with an `.npy` header's dictionary: which part was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NpyHeaderError {
+    #[error("not a {{...}} dictionary")]
+    NotADictionary,
+    #[error("expected a quoted key")]
+    ExpectedKey,
+    #[error("expected ':' after key '{0}'")]
+    ExpectedColon(String),
+    #[error("'descr' is not a quoted string")]
+    DescrNotQuoted,
+    #[error("'fortran_order' is neither True nor False")]
+    FortranOrderNotBool,
+    #[error("'shape' is not a tuple")]
+    ShapeNotTuple,
+    #[error("'shape' tuple is not closed")]
+    ShapeNotClosed,
+    #[error("'shape' has a dimension that is not a whole number")]
+    ShapeNotWhole,
+    #[error("unexpected key '{0}'")]
+    UnexpectedKey(String),
+    #[error("expected ',' between entries")]
+    ExpectedComma,
+    #[error("no '{0}' key")]
+    MissingKey(&'static str),
 }
 
 /// Result alias for this module.
@@ -96,6 +123,23 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
 
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let (header, data) = split_header(bytes, path)?;
+    let dtype = Dtype::of(&header.descr).ok_or_else(|| NpyError::UnsupportedDtype {
+        path: path.to_path_buf(),
+        descr: header.descr.clone(),
+    })?;
+    check_data_len(path, &header.shape, data.len(), dtype.width)?;
+    let values = dtype.decode(data);
+    let values = if header.fortran_order {
+        fortran_to_c(&header.shape, &values)
+    } else {
+        values
+    };
+    Ok((header.shape, values))
+}
+
+/// Checks the magic and version, parses the header and returns it with the data bytes after it.
+fn split_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> {
     let not_npy = |detail: &str| NpyError::NotNpy {
         path: path.to_path_buf(),
         detail: detail.to_string(),
@@ -132,66 +176,81 @@ pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         detail,
         header: header.trim_end().to_string(),
     })?;
-    let (width, little_endian) = match header.descr.as_str() {
-        "<f4" | "=f4" => (4, true),
-        "<f8" | "=f8" => (8, true),
-        ">f4" => (4, false),
-        ">f8" => (8, false),
-        _ => {
-            return Err(NpyError::UnsupportedDtype {
-                path: path.to_path_buf(),
-                descr: header.descr,
-            })
-        }
-    };
-    let count: usize = header.shape.iter().product();
-    let data = &bytes[data_start..];
-    let expected = count * width;
-    if data.len() < expected {
+    Ok((header, &bytes[data_start..]))
+}
+
+/// The data must hold exactly the values the shape says, `width` bytes each.
+fn check_data_len(path: &Path, shape: &[usize], got: usize, width: usize) -> Result<()> {
+    let expected = shape.iter().product::<usize>() * width;
+    if got < expected {
         return Err(NpyError::Truncated {
             path: path.to_path_buf(),
-            shape: header.shape,
+            shape: shape.to_vec(),
             expected,
-            got: data.len(),
+            got,
         });
     }
-    if data.len() > expected {
+    if got > expected {
         return Err(NpyError::TrailingBytes {
             path: path.to_path_buf(),
-            shape: header.shape,
-            extra: data.len() - expected,
+            shape: shape.to_vec(),
+            extra: got - expected,
         });
     }
-    let values: Vec<f32> = if width == 4 {
-        data.chunks_exact(4)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3]];
-                if little_endian {
-                    f32::from_le_bytes(b)
-                } else {
-                    f32::from_be_bytes(b)
-                }
-            })
-            .collect()
-    } else {
-        data.chunks_exact(8)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-                let v = if little_endian {
-                    f64::from_le_bytes(b)
-                } else {
-                    f64::from_be_bytes(b)
-                };
-                v as f32
-            })
-            .collect()
-    };
-    let values = if header.fortran_order {
-        fortran_to_c(&header.shape, &values)
-    } else {
-        values
-    };
-    Ok((header.shape, values))
+    Ok(())
+}
+
+/// The float layouts read: 4 or 8 bytes, either byte order.
+#[derive(Debug, Clone, Copy)]
+struct Dtype {
+    width: usize,
+    little_endian: bool,
+}
+
+impl Dtype {
+    /// The layout a header's `descr` names, if it is one of the floats read.
+    fn of(descr: &str) -> Option<Dtype> {
+        let (width, little_endian) = match descr {
+            "<f4" | "=f4" => (4, true),
+            "<f8" | "=f8" => (8, true),
+            ">f4" => (4, false),
+            ">f8" => (8, false),
+            _ => return None,
+        };
+        Some(Dtype {
+            width,
+            little_endian,
+        })
+    }
+
+    /// The values in `data` (a whole number of them), float64 rounded to f32.
+    fn decode(self, data: &[u8]) -> Vec<f32> {
+        let little_endian = self.little_endian;
+        if self.width == 4 {
+            data.chunks_exact(4)
+                .map(|c| {
+                    let b = [c[0], c[1], c[2], c[3]];
+                    if little_endian {
+                        f32::from_le_bytes(b)
+                    } else {
+                        f32::from_be_bytes(b)
+                    }
+                })
+                .collect()
+        } else {
+            data.chunks_exact(8)
+                .map(|c| {
+                    let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+                    let v = if little_endian {
+                        f64::from_le_bytes(b)
+                    } else {
+                        f64::from_be_bytes(b)
+                    };
+                    v as f32
+                })
+                .collect()
+        }
+    }
 }
 
 /// Reorders values stored first-axis-fastest (Fortran) into last-axis-fastest (C) order.
@@ -269,27 +328,27 @@ struct Header {
 
 /// Parses the Python dict literal NumPy writes, e.g.
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (96, 64), }`.
-/// Only this flat form is accepted; the error string says which part was not understood.
-fn parse_header(text: &str) -> std::result::Result<Header, String> {
+/// Only this flat form is accepted; the error says which part was not understood.
+fn parse_header(text: &str) -> std::result::Result<Header, NpyHeaderError> {
     let text = text.trim();
     let body = text
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
-        .ok_or("not a {...} dictionary")?;
+        .ok_or(NpyHeaderError::NotADictionary)?;
     let mut descr = None;
     let mut fortran_order = None;
     let mut shape = None;
     let mut rest = body.trim_start();
     while !rest.is_empty() {
-        let (key, after) = take_quoted(rest).ok_or("expected a quoted key")?;
+        let (key, after) = take_quoted(rest).ok_or(NpyHeaderError::ExpectedKey)?;
         let after = after
             .trim_start()
             .strip_prefix(':')
-            .ok_or_else(|| format!("expected ':' after key '{key}'"))?
+            .ok_or_else(|| NpyHeaderError::ExpectedColon(key.to_string()))?
             .trim_start();
         let after = match key {
             "descr" => {
-                let (v, after) = take_quoted(after).ok_or("'descr' is not a quoted string")?;
+                let (v, after) = take_quoted(after).ok_or(NpyHeaderError::DescrNotQuoted)?;
                 descr = Some(v.to_string());
                 after
             }
@@ -301,12 +360,14 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
                     fortran_order = Some(false);
                     a
                 } else {
-                    return Err("'fortran_order' is neither True nor False".into());
+                    return Err(NpyHeaderError::FortranOrderNotBool);
                 }
             }
             "shape" => {
-                let inner = after.strip_prefix('(').ok_or("'shape' is not a tuple")?;
-                let end = inner.find(')').ok_or("'shape' tuple is not closed")?;
+                let inner = after
+                    .strip_prefix('(')
+                    .ok_or(NpyHeaderError::ShapeNotTuple)?;
+                let end = inner.find(')').ok_or(NpyHeaderError::ShapeNotClosed)?;
                 let dims = inner[..end]
                     .split(',')
                     .map(str::trim)
@@ -314,23 +375,23 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
                     // Python 2 era files may write dims as `64L`.
                     .map(|s| s.trim_end_matches('L').parse::<usize>())
                     .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|_| "'shape' has a dimension that is not a whole number")?;
+                    .map_err(|_| NpyHeaderError::ShapeNotWhole)?;
                 shape = Some(dims);
                 &inner[end + 1..]
             }
-            other => return Err(format!("unexpected key '{other}'")),
+            other => return Err(NpyHeaderError::UnexpectedKey(other.to_string())),
         };
         let after = after.trim_start();
         rest = match after.strip_prefix(',') {
             Some(a) => a.trim_start(),
             None if after.is_empty() => after,
-            None => return Err("expected ',' between entries".into()),
+            None => return Err(NpyHeaderError::ExpectedComma),
         };
     }
     Ok(Header {
-        descr: descr.ok_or("no 'descr' key")?,
-        fortran_order: fortran_order.ok_or("no 'fortran_order' key")?,
-        shape: shape.ok_or("no 'shape' key")?,
+        descr: descr.ok_or(NpyHeaderError::MissingKey("descr"))?,
+        fortran_order: fortran_order.ok_or(NpyHeaderError::MissingKey("fortran_order"))?,
+        shape: shape.ok_or(NpyHeaderError::MissingKey("shape"))?,
     })
 }
 
@@ -449,6 +510,9 @@ mod tests {
         let h = parse_header("{\"shape\": (5,), \"fortran_order\": False, \"descr\": \"<f4\"}")
             .unwrap();
         assert_eq!(h.shape, vec![5]);
-        assert!(parse_header("{'descr': '<f4', 'fortran_order': False}").is_err());
+        assert_eq!(
+            parse_header("{'descr': '<f4', 'fortran_order': False}"),
+            Err(NpyHeaderError::MissingKey("shape"))
+        );
     }
 }
