@@ -247,15 +247,11 @@ pub fn samples_for_frames(spec: &FeatureSpec, frames: usize) -> usize {
 /// A feature spec problem as a manifest problem, keyed under `frontend.spec`.
 fn spec_problem(e: FrontendError) -> Problems {
     match e {
-        FrontendError::InvalidSpec {
-            key,
-            value,
-            problem,
-            allowed,
-            ..
-        } => Invalid::new(format!("frontend.spec.{key}"), value, problem)
-            .allowed(allowed)
-            .into(),
+        FrontendError::InvalidSpec { problem, .. } => Invalid {
+            key: format!("frontend.spec.{}", problem.key),
+            ..problem
+        }
+        .into(),
         other => Invalid::new("frontend.spec", "(see problem)", other.to_string()).into(),
     }
 }
