@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/third_party/onnxruntime/libonnxruntime.so}"
 cargo fmt --check
+python3 scripts/check-structure.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked -- --test-threads 2

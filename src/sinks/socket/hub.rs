@@ -11,6 +11,7 @@ use crate::record::Record;
 
 use super::protocol::*;
 use super::*;
+use crate::sinks::SinkHealth;
 
 /// One item of a subscriber's queue.
 pub(super) enum Out {
@@ -86,6 +87,8 @@ pub(super) struct Shared {
     pub(super) max_subscribers: usize,
     /// Records dropped from full queues, all subscribers together.
     pub(super) dropped: AtomicU64,
+    /// The sink's health, kept current as subscribers come and go and records drop.
+    pub(super) health: Option<Arc<SinkHealth>>,
 }
 
 /// The pipeline's handle on the subscribers: cheap to clone, usable from any thread.
@@ -98,6 +101,15 @@ impl Hub {
     /// A hub with no subscribers yet. `settings` gives the per-subscriber queue length and
     /// the subscriber cap.
     pub fn new(hello: Hello, settings: &SocketSettings) -> Hub {
+        Hub::with_health(hello, settings, None)
+    }
+
+    /// A hub that keeps `health`'s `subscribers` and `dropped` current.
+    pub fn with_health(
+        hello: Hello,
+        settings: &SocketSettings,
+        health: Option<Arc<SinkHealth>>,
+    ) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(HubState {
@@ -109,6 +121,7 @@ impl Hub {
                 queue: settings.queue.max(1),
                 max_subscribers: settings.max_subscribers.max(1),
                 dropped: AtomicU64::new(0),
+                health,
             }),
         }
     }
@@ -134,7 +147,10 @@ impl Hub {
             .filter(|s| s.filter.wants(bit, label))
         {
             if !s.outbox.push(&line, self.shared.queue) {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(h) = &self.shared.health {
+                    h.set("dropped", dropped);
+                }
             }
         }
     }
@@ -161,6 +177,12 @@ impl Hub {
         }
     }
 
+    fn count_subscribers(&self, n: usize) {
+        if let Some(h) = &self.shared.health {
+            h.set("subscribers", n as u64);
+        }
+    }
+
     pub(super) fn register(&self) -> Registration {
         let outbox = Arc::new(Outbox {
             queue: Mutex::new(Queue {
@@ -177,6 +199,7 @@ impl Hub {
             filter: Filter::default(),
             outbox: outbox.clone(),
         });
+        self.count_subscribers(state.subscribers.len());
         Registration {
             hub: self.clone(),
             id,
@@ -219,9 +242,9 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.hub.shared.state)
-            .subscribers
-            .retain(|s| s.id != self.id);
+        let mut state = lock(&self.hub.shared.state);
+        state.subscribers.retain(|s| s.id != self.id);
+        self.hub.count_subscribers(state.subscribers.len());
     }
 }
 

@@ -28,7 +28,11 @@ pub fn hello(model: &RunningModel) -> Hello {
 /// Serve `listener` (already bound, so a bad path fails before anything starts) and feed it
 /// the fan-out's records until they end. Runs on the tokio runtime.
 pub fn start(listener: SocketListener, ctx: SinkContext<SocketSettings>) -> JoinHandle<()> {
-    let hub = Hub::new(hello(&ctx.model.borrow()), &ctx.settings.borrow());
+    let hub = Hub::with_health(
+        hello(&ctx.model.borrow()),
+        &ctx.settings.borrow(),
+        Some(ctx.health().clone()),
+    );
     tokio::spawn(forward(listener, hub, ctx))
 }
 
@@ -41,12 +45,7 @@ async fn forward(listener: SocketListener, hub: Hub, mut ctx: SinkContext<Socket
     loop {
         tokio::select! {
             rec = ctx.records.next() => match rec {
-                Some(rec) => {
-                    hub.publish(&rec);
-                    let health = ctx.health();
-                    health.set("subscribers", hub.subscriber_count() as u64);
-                    health.set("dropped", hub.dropped());
-                }
+                Some(rec) => hub.publish(&rec),
                 None => break,
             },
             Ok(()) = ctx.model.changed() => {
