@@ -49,7 +49,7 @@ pub fn request(opts: &SubscribeOptions) -> String {
 }
 
 /// Run until stdout closes or `max_attempts` connection attempts in a row fail.
-pub fn run(opts: &SubscribeOptions) -> anyhow::Result<()> {
+pub fn follow(opts: &SubscribeOptions) -> anyhow::Result<()> {
     let mut backoff = BACKOFF_START;
     let mut failures = 0u32;
     loop {

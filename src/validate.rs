@@ -108,6 +108,17 @@ impl std::error::Error for Problems {}
 /// The result of a check.
 pub type Checked = Result<(), Problems>;
 
+/// Keys serde ignored while deserializing TOML `text` into `T`: what `config::load` reports
+/// as unknown. For the tests of each section.
+#[cfg(test)]
+pub(crate) fn ignored_keys<T: serde::de::DeserializeOwned>(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let _: T =
+        serde_ignored::deserialize(toml::Deserializer::new(text), |p| keys.push(p.to_string()))
+            .expect("the text deserializes");
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,7 +212,7 @@ fn consumer_allocations(file: &Path) -> Vec<WindowAllocations> {
             Record::Status { .. } => {}
         }
     };
-    pipeline::run::<()>(&mut consumer, &mut capture, &stop, None, &mut (), &mut emit).unwrap();
+    pipeline::consume::<()>(&mut consumer, &mut capture, &stop, None, &mut (), &mut emit).unwrap();
     per_window
 }
 

@@ -28,7 +28,7 @@ pub struct SubscribeArgs {
 
 /// Run the socket client until stdout closes or it gives up connecting.
 pub fn run_subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
-    crate::subscribe::run(&SubscribeOptions {
+    crate::subscribe::follow(&SubscribeOptions {
         socket: args.socket.unwrap_or_else(crate::subscribe::default_socket),
         predictions: args.predictions,
         labels: args.labels,

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::signals::{Command, Rebuild};
+use super::signals::{Rebuild, ToConsumer};
 use super::systemd::DaemonSupervisor;
 use super::Input;
 use crate::capture::Capture;
@@ -25,7 +25,7 @@ pub(super) struct ConsumerThread {
     pub(super) capture: Capture,
     pub(super) fanout: Fanout,
     pub(super) model_info: watch::Sender<Arc<RunningModel>>,
-    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) commands: mpsc::Receiver<ToConsumer>,
     pub(super) shutdown: Shutdown,
 }
 
@@ -34,13 +34,13 @@ impl ConsumerThread {
     pub(super) fn spawn(self) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
         std::thread::Builder::new()
             .name("hark-consumer".into())
-            .spawn(move || self.run())
+            .spawn(move || self.consume_until_done())
             .context("starting the consumer thread")
     }
 
     /// Run until the input ends, a stop is asked for, or a lost device cannot be reopened
     /// before a stop.
-    fn run(self) -> anyhow::Result<()> {
+    fn consume_until_done(self) -> anyhow::Result<()> {
         let ConsumerThread {
             input,
             mut settings,
@@ -62,7 +62,7 @@ impl ConsumerThread {
                 model = %consumer.model().manifest().name,
                 "listening"
             );
-            let outcome = pipeline::run(
+            let outcome = pipeline::consume(
                 &mut consumer,
                 &mut capture,
                 &shutdown,

@@ -24,7 +24,7 @@ impl std::fmt::Debug for Rebuild {
 }
 
 /// What the consumer thread takes while it runs.
-pub type Command = ConsumerCommand<Box<Rebuild>>;
+pub type ToConsumer = ConsumerCommand<Box<Rebuild>>;
 
 /// The running configuration, as the signal handler tracks it.
 pub(super) struct Running {
@@ -36,7 +36,7 @@ pub(super) struct Running {
 /// Handle signals until the shutdown is triggered (by a signal or by anyone else).
 pub(super) async fn handle(
     shutdown: Shutdown,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<ToConsumer>,
     mut running: Running,
     reload_sinks: impl Fn(&Settings) + Send + Sync + 'static,
 ) {
@@ -62,7 +62,7 @@ pub(super) async fn handle(
 
 async fn on_hangup(
     running: &mut Running,
-    commands: &mpsc::Sender<Command>,
+    commands: &mpsc::Sender<ToConsumer>,
     reload_sinks: &(impl Fn(&Settings) + Send + Sync),
 ) {
     let (src, old, old_labels) = (
@@ -97,7 +97,7 @@ fn reload(
     sources: &Sources,
     running: &Settings,
     labels: &[String],
-) -> anyhow::Result<(Settings, Command)> {
+) -> anyhow::Result<(Settings, ToConsumer)> {
     let loaded = config::load(sources)?;
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");

@@ -24,7 +24,7 @@ impl Model {
             return self.run_embedding_of_base(dim);
         }
         self.fill_input(window)?;
-        self.run()
+        self.run_session()
     }
 
     /// Scores for the newest window of a stream's log-mel frames, written straight into the
@@ -51,7 +51,7 @@ impl Model {
         if !stream.window_into(out) {
             return Ok(None);
         }
-        self.run().map(Some)
+        self.run_session().map(Some)
     }
 
     /// Scores for many windows (each `window_samples()` long or shorter, zero-padded), in
@@ -155,11 +155,11 @@ impl Model {
             )));
         }
         input.copy_from_slice(embedding);
-        self.run()
+        self.run_session()
     }
 
     /// Run the session on the prepared input; the scores land in `io.scores`.
-    fn run(&mut self) -> Result<&[f32]> {
+    fn run_session(&mut self) -> Result<&[f32]> {
         // A model with one input takes it by position, which needs no allocation; naming it
         // (for models with several inputs) puts the name in a Vec.
         let outputs = if self.session.inputs().len() == 1 {

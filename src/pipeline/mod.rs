@@ -28,7 +28,7 @@ pub mod smoothing;
 mod watch;
 
 pub use consumer::{level_dbfs, Consumer, Counters};
-pub use run::{run, ConsumerCommand, Outcome, Supervisor};
+pub use run::{consume, ConsumerCommand, Outcome, Supervisor};
 pub(crate) use settings::positive_seconds;
 pub use settings::{LiveSettings, PipelineSettings};
 

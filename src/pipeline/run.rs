@@ -30,14 +30,14 @@ pub enum ConsumerCommand<R> {
     Rebuild(R),
 }
 
-/// Why [`run`] returned.
+/// Why [`consume`] returned.
 #[derive(Debug)]
 pub enum Outcome<R> {
     /// The file or stdin ended; open events were closed and a final status sent.
     Ended,
     /// A stop was asked for; open events were closed and a final status sent.
     Stopped,
-    /// The capture device failed or went away; reopen it and call [`run`] again with the same
+    /// The capture device failed or went away; reopen it and call [`consume`] again with the same
     /// consumer (stream time continues).
     DeviceLost,
     /// A reload asked for a new pipeline. Open events were closed.
@@ -212,7 +212,7 @@ impl Piece {
 ///
 /// Records go to `emit` in order: for each window its `prediction`, then its events; a
 /// `status` every `status_interval`; a final `status` when the stream ends or stops.
-pub fn run<R>(
+pub fn consume<R>(
     consumer: &mut Consumer,
     capture: &mut Capture,
     shutdown: &Shutdown,

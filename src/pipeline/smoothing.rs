@@ -227,6 +227,7 @@ fn clamp_alpha(alpha: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::ignored_keys as ignored;
 
     fn settings(method: SmoothingMethod, windows: usize, ema_alpha: f32) -> SmoothingSettings {
         SmoothingSettings {
@@ -350,14 +351,5 @@ mod tests {
         assert_eq!(s.method, SmoothingMethod::GeometricMean);
         assert_eq!(s.windows, SmoothingSettings::default().windows);
         assert_eq!(ignored::<SmoothingSettings>("window = 3"), ["window"]);
-    }
-
-    /// Keys serde ignored while deserializing `text`: `config::load` reports these as unknown.
-    fn ignored<T: serde::de::DeserializeOwned>(text: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        let _: T =
-            serde_ignored::deserialize(toml::Deserializer::new(text), |p| keys.push(p.to_string()))
-                .unwrap();
-        keys
     }
 }

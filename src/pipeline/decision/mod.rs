@@ -261,20 +261,16 @@ fn step(phase: Phase, rule: &Rule, score: f32, start: f64, end: f64) -> (Phase, 
     (next, None)
 }
 
+/// Labels and settings the decision tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use super::DecisionSettings;
 
-    const T: &str = "2026-01-01T00:00:00.000Z";
-    /// Windows are 1 s long and hop by 0.5 s, like a typical model's framing.
-    const HOP: f64 = 0.5;
-    const LEN: f64 = 1.0;
-
-    fn labels() -> Vec<String> {
+    pub(crate) fn labels() -> Vec<String> {
         ["Speech", "Knock", "Dog"].map(String::from).to_vec()
     }
 
-    fn base() -> DecisionSettings {
+    pub(crate) fn base() -> DecisionSettings {
         DecisionSettings {
             on: 0.5,
             off: 0.35,
@@ -283,6 +279,17 @@ mod tests {
             ..DecisionSettings::default()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{base, labels};
+    use super::*;
+
+    const T: &str = "2026-01-01T00:00:00.000Z";
+    /// Windows are 1 s long and hop by 0.5 s, like a typical model's framing.
+    const HOP: f64 = 0.5;
+    const LEN: f64 = 1.0;
 
     /// Feeds windows `first..` with one score per window for "Knock" (others 0) and
     /// returns each window's records.

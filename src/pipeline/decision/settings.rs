@@ -199,20 +199,7 @@ pub(crate) fn closest_label<'a>(name: &str, known: &'a [String]) -> Option<&'a s
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels() -> Vec<String> {
-        ["Speech", "Knock", "Dog"].map(String::from).to_vec()
-    }
-
-    fn base() -> DecisionSettings {
-        DecisionSettings {
-            on: 0.5,
-            off: 0.35,
-            min_duration: 0.0,
-            hold: 0.0,
-            ..DecisionSettings::default()
-        }
-    }
+    use crate::pipeline::decision::test_support::{base, labels};
 
     #[test]
     fn validate_accepts_defaults_and_names_each_bad_key() {

@@ -184,6 +184,7 @@ pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 7]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::ignored_keys as ignored;
     use std::collections::HashMap;
 
     fn hook() -> HookSettings {
@@ -310,14 +311,5 @@ mod tests {
             .unwrap_or_else(|e| panic!("config/hooks.example.toml: {e}"));
         assert!(f.hooks.len() >= 3);
         validate_hooks(&f.hooks).unwrap();
-    }
-
-    /// Keys serde ignored while deserializing `text`: `config::load` reports these as unknown.
-    fn ignored<T: serde::de::DeserializeOwned>(text: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        let _: T =
-            serde_ignored::deserialize(toml::Deserializer::new(text), |p| keys.push(p.to_string()))
-                .unwrap();
-        keys
     }
 }
