@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::decision::{unknown_label, DecisionSettings};
+use crate::pipeline::decision::{
+    active_groups, unknown_label, validate_groups, DecisionSettings, Groups,
+};
 use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::sinks::hooks::{validate_hooks, HookSettings};
@@ -116,6 +118,8 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub smoothing: SmoothingSettings,
     pub decision: DecisionSettings,
+    /// `[groups]`: a name for several labels that make one event.
+    pub groups: Groups,
     pub socket: SocketSettings,
     pub hooks: Vec<HookSettings>,
 }
@@ -127,6 +131,7 @@ impl Settings {
             pipeline: self.pipeline.clone(),
             smoothing: self.smoothing.clone(),
             decision: self.decision.clone(),
+            groups: self.groups.clone(),
         }
     }
 
@@ -137,7 +142,8 @@ impl Settings {
         problems.absorb(self.capture.validate());
         problems.absorb(self.pipeline.validate());
         problems.absorb(self.smoothing.validate());
-        problems.absorb(self.decision.validate_values());
+        problems.absorb(validate_groups(&self.groups, None));
+        problems.absorb(self.decision.validate_values(&self.groups));
         problems.absorb(self.socket.validate());
         problems.absorb(validate_hooks(&self.hooks));
         problems.into_result()
@@ -146,13 +152,24 @@ impl Settings {
     /// Checks against the model's labels: decision labels and hook labels must exist.
     pub fn validate_labels(&self, labels: &[String]) -> Checked {
         let mut problems = Problems::default();
-        problems.absorb(self.decision.validate(labels));
+        problems.absorb(validate_groups(&self.groups, Some(labels)));
+        problems.absorb(self.decision.validate(labels, &self.groups));
+        // Hooks may name groups as well as labels.
+        let names = self.event_names(labels);
         for (i, h) in self.hooks.iter().enumerate() {
-            if let Some(l) = h.unknown_labels(labels).first() {
-                problems.push(unknown_label(&format!("hooks[{i}].labels"), l, labels));
+            if let Some(l) = h.unknown_labels(&names).first() {
+                problems.push(unknown_label(&format!("hooks[{i}].labels"), l, &names));
             }
         }
         problems.into_result()
+    }
+
+    /// What events can be called with these model `labels`: the labels and the groups that
+    /// are on.
+    pub fn event_names(&self, labels: &[String]) -> Vec<String> {
+        let mut names = labels.to_vec();
+        names.extend(active_groups(&self.groups).map(|(g, _)| g.clone()));
+        names
     }
 }
 
@@ -248,29 +265,43 @@ impl Loaded {
                 .filter(|(k, _)| *k == key || k.starts_with(&format!("{key}.")))
                 .all(|(_, o)| *o == Origin::Default)
         };
-        let known = |l: &String| labels.contains(l);
-        if builtin("decision.listen") && !s.decision.listen.iter().all(known) {
-            let before = s.decision.listen.len();
-            s.decision.listen.retain(known);
-            if s.decision.listen.is_empty() {
-                tracing::warn!(
-                    builtin = before,
-                    "none of the built-in listen labels is a label of this model; listening \
-                     for every label (set decision.listen to choose)"
-                );
-            } else {
-                tracing::info!(
-                    kept = s.decision.listen.len(),
-                    of = before,
-                    "built-in listen labels fitted to the model's labels"
-                );
+        // Built-in groups keep the model's labels; one left with none is off.
+        for (name, members) in s.groups.iter_mut() {
+            if builtin(&format!("groups.{name}")) {
+                members.retain(|m| labels.contains(m));
             }
         }
+        let names = s.event_names(labels);
+        let known = |l: &String| names.contains(l);
+        fit_listen(&mut s.decision.listen, builtin("decision.listen"), &known);
         s.decision
             .labels
             .retain(|l, _| known(l) || !builtin(&format!("decision.labels.{l}")));
         s.validate_labels(labels)?;
         Ok(s)
+    }
+}
+
+/// The built-in listen list keeps the names this model has; if none is left, every label is
+/// listened to. A listen list the user wrote is kept as written (and checked).
+fn fit_listen(listen: &mut Vec<String>, builtin: bool, known: &dyn Fn(&String) -> bool) {
+    if !builtin || listen.iter().all(known) {
+        return;
+    }
+    let before = listen.len();
+    listen.retain(known);
+    if listen.is_empty() {
+        tracing::warn!(
+            builtin = before,
+            "none of the built-in listen labels is a label of this model; listening \
+             for every label (set decision.listen to choose)"
+        );
+    } else {
+        tracing::info!(
+            kept = listen.len(),
+            of = before,
+            "built-in listen labels fitted to the model's labels"
+        );
     }
 }
 

@@ -39,7 +39,11 @@ pub enum Record {
     /// A sound began.
     EventStart {
         id: u64,
+        /// The label that scored highest as the event started.
         label: String,
+        /// The group the event is for (`[groups]`), absent for a label in no group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
         start: f64,
         time: String,
         score: f32,
@@ -47,7 +51,11 @@ pub enum Record {
     /// A sound ended. `peak` is the highest smoothed score it reached.
     EventEnd {
         id: u64,
+        /// The label whose score was the event's peak.
         label: String,
+        /// The group the event is for (`[groups]`), absent for a label in no group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
         start: f64,
         end: f64,
         time: String,
@@ -100,6 +108,19 @@ impl Record {
         }
     }
 
+    /// The group of an event record, if it is one for a group.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Record::EventStart { group, .. } | Record::EventEnd { group, .. } => group.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What an event is called for people: its group, else its label.
+    pub fn event_name(&self) -> Option<&str> {
+        self.group().or(self.label())
+    }
+
     /// One JSON line, without the newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("records always serialize")
@@ -127,6 +148,7 @@ mod tests {
         let r = Record::EventStart {
             id: 3,
             label: "Knock".into(),
+            group: None,
             start: 1.5,
             time: "2026-01-01T00:00:00.000Z".into(),
             score: 0.8,

@@ -31,6 +31,7 @@ impl Hooks {
         let (model_tx, model_rx) = watch::channel(Arc::new(RunningModel {
             name: "test".into(),
             labels: vec!["Knock".into(), "Doorbell".into()],
+            groups: Default::default(),
             sample_rate: 16_000,
             window: 1.0,
             hop: 0.5,
@@ -160,6 +161,7 @@ fn start_rec(id: u64, label: &str) -> Record {
     Record::EventStart {
         id,
         label: label.into(),
+        group: None,
         start: 1.5,
         time: "2026-01-01T12:00:00.123Z".into(),
         score: 0.8,
@@ -170,6 +172,7 @@ fn end_rec(id: u64, label: &str) -> Record {
     Record::EventEnd {
         id,
         label: label.into(),
+        group: None,
         start: 1.5,
         end: 3.25,
         time: "2026-01-01T12:00:01.873Z".into(),

@@ -22,6 +22,7 @@ fn hello() -> Hello {
         hark_version: env!("CARGO_PKG_VERSION").into(),
         model: "test-model".into(),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        groups: Default::default(),
         sample_rate: 16000,
         window: 0.96,
         hop: 0.48,
@@ -32,6 +33,7 @@ fn start_rec(id: u64, label: &str) -> Record {
     Record::EventStart {
         id,
         label: label.into(),
+        group: None,
         start: id as f64,
         time: "2026-01-01T00:00:00.000Z".into(),
         score: 0.9,
@@ -42,6 +44,7 @@ fn end_rec(id: u64, label: &str) -> Record {
     Record::EventEnd {
         id,
         label: label.into(),
+        group: None,
         start: id as f64,
         end: id as f64 + 1.0,
         time: "2026-01-01T00:00:01.000Z".into(),

@@ -89,7 +89,7 @@ impl ConsumerThread {
                         model,
                         settings: new,
                     } = *r;
-                    model_info.send_replace(Arc::new(super::model_info(&model)));
+                    model_info.send_replace(Arc::new(super::model_info(&model, &new.groups)));
                     if new.capture != settings.capture {
                         drop(capture);
                         let reopened = input.reopen(&new, &shutdown, &mut supervisor);

@@ -24,6 +24,7 @@ use anyhow::Context;
 
 use crate::config::{self, Settings, Sources};
 use crate::model::Model;
+use crate::pipeline::decision::{active_groups, Groups};
 use crate::shutdown::Shutdown;
 use crate::sinks::{hooks, socket, stdout, RunningModel};
 use consumer::ConsumerThread;
@@ -119,7 +120,7 @@ fn start_sinks(
     listener: Option<socket::SocketListener>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<SinkSet> {
-    let mut sinks = SinkSet::new(model_info(model), shutdown.clone());
+    let mut sinks = SinkSet::new(model_info(model, &settings.groups), shutdown.clone());
     if let Some(l) = listener {
         sinks.spawn(
             "socket",
@@ -157,11 +158,14 @@ fn idle_until(shutdown: &Shutdown) {
     }) {}
 }
 
-/// What sinks announce about `model`.
-fn model_info(model: &Model) -> RunningModel {
+/// What sinks announce about `model` running with `groups`.
+fn model_info(model: &Model, groups: &Groups) -> RunningModel {
     RunningModel {
         name: model.manifest().name.clone(),
         labels: model.labels().to_vec(),
+        groups: active_groups(groups)
+            .map(|(g, m)| (g.clone(), m.clone()))
+            .collect(),
         sample_rate: model.sample_rate(),
         window: model.manifest().window_seconds(),
         hop: model.hop_samples() as f64 / model.sample_rate() as f64,

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::pipeline::decision::{active_groups, Groups};
 use crate::shutdown::Shutdown;
 use crate::sinks::{Fanout, RunningModel, SinkContext};
 
@@ -135,7 +136,21 @@ impl SinkSet {
     /// changed see it). Call once, after the last sink was added.
     pub(super) fn take_reloader(&mut self) -> impl Fn(&Settings) + Send + Sync + 'static {
         let reloads = std::mem::take(&mut self.reloads);
+        let model = self.model.clone();
         move |settings: &Settings| {
+            // Groups are event names: sinks that announce or filter by name see them change.
+            let groups: Groups = active_groups(&settings.groups)
+                .map(|(g, m)| (g.clone(), m.clone()))
+                .collect();
+            model.send_if_modified(|m| {
+                let changed = m.groups != groups;
+                if changed {
+                    let mut new = RunningModel::clone(m);
+                    new.groups = groups.clone();
+                    *m = Arc::new(new);
+                }
+                changed
+            });
             for reload in &reloads {
                 reload(settings);
             }

@@ -75,7 +75,7 @@ impl Consumer {
         });
         Consumer {
             smoother: Smoother::new(&settings.smoothing, labels.len()),
-            decider: Decider::new(&settings.decision, &labels),
+            decider: Decider::with_groups(&settings.decision, &settings.groups, &labels),
             model,
             settings,
             streaming,
@@ -109,7 +109,7 @@ impl Consumer {
     /// Apply new live settings; open events stay open.
     pub fn set_settings(&mut self, s: LiveSettings) {
         self.smoother.set_settings(&s.smoothing);
-        self.decider.set_settings(&s.decision);
+        self.decider.set_settings_and_groups(&s.decision, &s.groups);
         self.settings = s;
     }
 

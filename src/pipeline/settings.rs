@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decision::DecisionSettings;
+use super::decision::{validate_groups, DecisionSettings, Groups};
 use super::smoothing::SmoothingSettings;
 use crate::validate::{Checked, Invalid, Problems};
 
@@ -80,6 +80,8 @@ pub struct LiveSettings {
     pub pipeline: PipelineSettings,
     pub smoothing: SmoothingSettings,
     pub decision: DecisionSettings,
+    /// `[groups]`: each makes one event from several labels.
+    pub groups: Groups,
 }
 
 impl LiveSettings {
@@ -88,7 +90,8 @@ impl LiveSettings {
         let mut problems = Problems::default();
         problems.absorb(self.pipeline.validate());
         problems.absorb(self.smoothing.validate());
-        problems.absorb(self.decision.validate(labels));
+        problems.absorb(validate_groups(&self.groups, Some(labels)));
+        problems.absorb(self.decision.validate(labels, &self.groups));
         problems.into_result()
     }
 }

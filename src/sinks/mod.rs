@@ -35,6 +35,8 @@ pub struct RunningModel {
     /// The model's name, as configured.
     pub name: String,
     pub labels: Vec<String>,
+    /// The groups that are on (`[groups]`), with their labels: event names too.
+    pub groups: crate::pipeline::decision::Groups,
     /// The model's input rate, Hz.
     pub sample_rate: u32,
     /// Seconds of audio per window.

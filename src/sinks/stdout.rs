@@ -44,29 +44,30 @@ pub fn format_record(print: Print, r: &Record) -> Option<String> {
     match (print, r) {
         (Print::None, _) => None,
         (Print::Json, r) => Some(r.to_json()),
-        (
-            Print::Text,
-            Record::EventStart {
-                label,
-                start,
-                score,
-                ..
-            },
-        ) => Some(format!("{start:9.2}s  start  {label}  (score {score:.2})")),
+        (Print::Text, Record::EventStart { start, score, .. }) => Some(format!(
+            "{start:9.2}s  start  {}  (score {score:.2})",
+            text_name(r)
+        )),
         (
             Print::Text,
             Record::EventEnd {
-                label,
-                start,
-                end,
-                peak,
-                ..
+                start, end, peak, ..
             },
         ) => Some(format!(
-            "{end:9.2}s  end    {label}  ({:.1} s, peak {peak:.2})",
+            "{end:9.2}s  end    {}  ({:.1} s, peak {peak:.2})",
+            text_name(r),
             end - start
         )),
         (Print::Text, _) => None,
+    }
+}
+
+/// An event's name in text output: its label, or `group (label)` for a group's event.
+fn text_name(r: &Record) -> String {
+    match (r.group(), r.label()) {
+        (Some(g), Some(l)) => format!("{g} ({l})"),
+        (None, Some(l)) => l.to_owned(),
+        _ => String::new(),
     }
 }
 

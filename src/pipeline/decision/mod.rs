@@ -1,10 +1,10 @@
 //! Turning smoothed scores into sound events.
 //!
-//! Owns, for every label, the hysteresis state machine that decides when a sound begins and
-//! ends: it starts when the score reaches `on`, must last `min_duration` before it is
-//! reported, and ends once the score has stayed below `off` for `hold` seconds. Thresholds
-//! can be overridden per label and the labels followed can be limited (Frigate-style
-//! filters). It is pure: no I/O, no threads and no clocks — stream times and the wall-clock
+//! Owns, for every label or group of labels (`groups`), the hysteresis state machine that
+//! decides when a sound begins and ends: it starts when the score reaches `on`, must last
+//! `min_duration` before it is reported, and ends once the score has stayed below `off` for
+//! `hold` seconds. A group's score is its best label's. Thresholds can be overridden per
+//! label or group and the ones followed can be limited (Frigate-style filters). It is pure: no I/O, no threads and no clocks — stream times and the wall-clock
 //! string come in with each call — and it emits [`Record`]s without knowing how they are
 //! printed, published or handed to hooks.
 
@@ -12,12 +12,14 @@ use std::collections::HashSet;
 
 use crate::record::Record;
 
+mod groups;
 mod settings;
 
+pub use groups::{active as active_groups, group_of, validate_groups, Groups};
 pub(crate) use settings::unknown_label;
 pub use settings::{DecisionSettings, LabelRule};
 
-/// The effective thresholds of one label, after overrides.
+/// The effective thresholds of one label or group, after overrides.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Rule {
     pub(crate) on: f32,
@@ -26,7 +28,7 @@ pub(crate) struct Rule {
     pub(crate) hold: f64,
 }
 
-/// Where one label is in its life cycle.
+/// Where one label or group is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Idle,
@@ -48,80 +50,117 @@ enum Phase {
     },
 }
 
+/// What one state machine follows: a group of labels, or one label alone.
 #[derive(Debug, Clone)]
 struct Track {
+    /// The group's name, for a group.
+    group: Option<String>,
+    /// Indices of its labels in the score vector (one for a lone label).
+    members: Vec<usize>,
     rule: Rule,
     /// Whether new events may start. A label dropped from `listen` by a reload keeps its
     /// open event until that ends, so every `event_start` still gets its `event_end`.
     listened: bool,
     phase: Phase,
+    /// The member whose score was the event's (or candidate's) peak.
+    peak_member: usize,
 }
 
-/// Follows every label's score and reports when sounds begin and end.
+impl Track {
+    /// The name overrides and the listen list know it by.
+    fn name<'a>(&'a self, labels: &'a [String]) -> &'a str {
+        self.group.as_deref().unwrap_or(&labels[self.members[0]])
+    }
+
+    /// The track's score (its best member's) and that member.
+    fn score(&self, scores: &[f32]) -> (f32, usize) {
+        let mut best = (f32::NEG_INFINITY, self.members[0]);
+        for &m in &self.members {
+            // A missing score counts as 0; NaN never wins, so it is treated as silence.
+            let s = scores.get(m).copied().unwrap_or(0.0);
+            if s > best.0 {
+                best = (s, m);
+            }
+        }
+        if best.0 == f32::NEG_INFINITY {
+            best.0 = f32::NAN;
+        }
+        best
+    }
+}
+
+/// Follows every label's (or group's) score and reports when sounds begin and end.
 #[derive(Debug, Clone)]
 pub struct Decider {
     labels: Vec<String>,
+    groups: Groups,
     tracks: Vec<Track>,
+    /// Tracks a reload of the groups removed while their event was open: ended at the next
+    /// window, where their sound was last heard.
+    retired: Vec<Track>,
     /// Id of the next `event_start`; ids are unique across labels for the daemon's life.
     next_id: u64,
 }
 
 impl Decider {
-    /// A decider for a model with these `labels` (index = position in the score vector).
-    /// `settings` should have passed [`DecisionSettings::validate`].
+    /// A decider for a model with these `labels` (index = position in the score vector), no
+    /// groups. `settings` should have passed [`DecisionSettings::validate`].
     pub fn new(settings: &DecisionSettings, labels: &[String]) -> Self {
-        let tracks = labels
-            .iter()
-            .map(|label| Track {
-                rule: settings.rule_for(label),
-                listened: false,
-                phase: Phase::Idle,
-            })
-            .collect();
+        Decider::with_groups(settings, &Groups::new(), labels)
+    }
+
+    /// A decider whose `groups` (validated against `labels`) each make one event.
+    pub fn with_groups(settings: &DecisionSettings, groups: &Groups, labels: &[String]) -> Self {
         let mut d = Decider {
             labels: labels.to_vec(),
-            tracks,
+            groups: groups.clone(),
+            tracks: build_tracks(groups, labels),
+            retired: Vec::new(),
             next_id: 1,
         };
-        // Decides `listened` the same way a reload does.
+        // Decides rules and `listened` the same way a reload does.
         d.set_settings(settings);
         d
     }
 
     /// Feeds one smoothed score vector for the window `[start, end)` in stream seconds.
-    /// Returns what happened, `event_end`s before `event_start`s, each group in label order.
-    /// `time` is the wall clock to stamp on the records. A missing score counts as 0.
+    /// Returns what happened, `event_end`s before `event_start`s, each in the order of the
+    /// tracks' first labels. `time` is the wall clock to stamp on the records. A missing
+    /// score counts as 0.
     pub fn update(&mut self, start: f64, end: f64, scores: &[f32], time: &str) -> Vec<Record> {
-        let mut ends = Vec::new();
+        let mut ends = self.end_retired(time);
         let mut starts = Vec::new();
-        for (i, track) in self.tracks.iter_mut().enumerate() {
+        for track in self.tracks.iter_mut() {
             if !track.listened && track.phase == Phase::Idle {
                 continue;
             }
-            let score = scores.get(i).copied().unwrap_or(0.0);
-            let label = &self.labels[i];
-            let rule = track.rule;
-            let (phase, ended) = step(track.phase, &rule, score, start, end);
+            let (score, best) = track.score(scores);
+            let (phase, ended) = step(track.phase, &track.rule, score, start, end);
+            if peak_rose(&track.phase, &phase) {
+                track.peak_member = best;
+            }
             track.phase = phase;
             if let Some(e) = ended {
-                ends.push(Record::EventEnd {
-                    id: e.id,
-                    label: label.clone(),
-                    start: e.onset,
-                    end: e.end,
-                    time: time.to_string(),
-                    peak: e.peak,
-                });
+                ends.push(end_record(
+                    track,
+                    &self.labels,
+                    e.id,
+                    e.onset,
+                    e.end,
+                    e.peak,
+                    time,
+                ));
             }
             // Checked in the same window the candidate appeared in, so that with
             // `min_duration = 0` an event starts at once.
             if let Phase::Candidate { onset, peak } = track.phase {
-                if end - onset >= rule.min_duration {
+                if end - onset >= track.rule.min_duration {
                     let id = self.next_id;
                     self.next_id += 1;
                     starts.push(Record::EventStart {
                         id,
-                        label: label.clone(),
+                        label: self.labels[best].clone(),
+                        group: track.group.clone(),
                         start: onset,
                         time: time.to_string(),
                         score,
@@ -145,8 +184,8 @@ impl Decider {
     /// stopped, as it would have anyway. Candidates that have not lasted `min_duration` are
     /// dropped unreported.
     pub fn finish(&mut self, at: f64, time: &str) -> Vec<Record> {
-        let mut ends = Vec::new();
-        for (track, label) in self.tracks.iter_mut().zip(&self.labels) {
+        let mut ends = self.end_retired(time);
+        for track in self.tracks.iter_mut() {
             if let Phase::Active {
                 id,
                 onset,
@@ -156,16 +195,28 @@ impl Decider {
             } = track.phase
             {
                 let end = if below { last_above_end } else { at.max(onset) };
-                ends.push(Record::EventEnd {
-                    id,
-                    label: label.clone(),
-                    start: onset,
-                    end,
-                    time: time.to_string(),
-                    peak,
-                });
+                ends.push(end_record(track, &self.labels, id, onset, end, peak, time));
             }
             track.phase = Phase::Idle;
+        }
+        ends
+    }
+
+    /// Events of tracks a reload removed, ended where their sound was last heard.
+    fn end_retired(&mut self, time: &str) -> Vec<Record> {
+        let mut ends = Vec::new();
+        for track in self.retired.drain(..) {
+            if let Phase::Active {
+                id,
+                onset,
+                peak,
+                last_above_end,
+                ..
+            } = track.phase
+            {
+                let end = end_record(&track, &self.labels, id, onset, last_above_end, peak, time);
+                ends.push(end);
+            }
         }
         ends
     }
@@ -175,9 +226,16 @@ impl Decider {
     /// loses any candidate that has not been reported yet.
     pub fn set_settings(&mut self, s: &DecisionSettings) {
         let listen: HashSet<&str> = s.listen.iter().map(String::as_str).collect();
-        for (track, label) in self.tracks.iter_mut().zip(&self.labels) {
-            track.rule = s.rule_for(label);
-            track.listened = listen.is_empty() || listen.contains(label.as_str());
+        for track in self.tracks.iter_mut() {
+            let name = track.name(&self.labels).to_owned();
+            let name = name.as_str();
+            track.rule = s.rule_for(name);
+            track.listened = listen.is_empty()
+                || listen.contains(name)
+                || track
+                    .members
+                    .iter()
+                    .any(|&m| listen.contains(self.labels[m].as_str()));
             if !track.listened {
                 if let Phase::Candidate { .. } = track.phase {
                     track.phase = Phase::Idle;
@@ -186,14 +244,95 @@ impl Decider {
         }
     }
 
-    /// Labels with an open event (reported by `event_start`, not yet by `event_end`).
+    /// Applies reloaded settings and groups. A label or group whose membership is unchanged
+    /// keeps its state; one that is gone ends its open event at the next window.
+    pub fn set_settings_and_groups(&mut self, s: &DecisionSettings, groups: &Groups) {
+        if *groups != self.groups {
+            let mut old = std::mem::replace(&mut self.tracks, build_tracks(groups, &self.labels));
+            for track in self.tracks.iter_mut() {
+                let same = old
+                    .iter()
+                    .position(|o| o.group == track.group && o.members == track.members);
+                if let Some(i) = same {
+                    *track = old.swap_remove(i);
+                }
+            }
+            self.retired.extend(old);
+            self.groups = groups.clone();
+        }
+        self.set_settings(s);
+    }
+
+    /// Labels and groups with an open event (reported by `event_start`, not yet by
+    /// `event_end`).
     pub fn active(&self) -> Vec<&str> {
         self.tracks
             .iter()
-            .zip(&self.labels)
-            .filter(|(t, _)| matches!(t.phase, Phase::Active { .. }))
-            .map(|(_, l)| l.as_str())
+            .filter(|t| matches!(t.phase, Phase::Active { .. }))
+            .map(|t| t.name(&self.labels))
             .collect()
+    }
+}
+
+/// One track per group that is on, one per label in no group, ordered by their first label.
+fn build_tracks(groups: &Groups, labels: &[String]) -> Vec<Track> {
+    let index = |l: &String| labels.iter().position(|x| x == l);
+    let mut tracks: Vec<Track> = groups::active(groups)
+        .map(|(name, members)| {
+            (
+                Some(name.clone()),
+                members.iter().filter_map(index).collect(),
+            )
+        })
+        .filter(|(_, m): &(Option<String>, Vec<usize>)| !m.is_empty())
+        .chain(
+            (0..labels.len())
+                .filter(|&i| group_of(groups, &labels[i]).is_none())
+                .map(|i| (None, vec![i])),
+        )
+        .map(|(group, members)| Track {
+            peak_member: members[0],
+            group,
+            members,
+            rule: DecisionSettings::default().rule_for(""),
+            listened: false,
+            phase: Phase::Idle,
+        })
+        .collect();
+    tracks.sort_by_key(|t| t.members.iter().min().copied());
+    tracks
+}
+
+/// Whether the step from `before` to `after` set a new peak (or began a candidate).
+fn peak_rose(before: &Phase, after: &Phase) -> bool {
+    let peak = |p: &Phase| match p {
+        Phase::Idle => None,
+        Phase::Candidate { peak, .. } | Phase::Active { peak, .. } => Some(*peak),
+    };
+    match (peak(before), peak(after)) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a > b,
+    }
+}
+
+fn end_record(
+    track: &Track,
+    labels: &[String],
+    id: u64,
+    start: f64,
+    end: f64,
+    peak: f32,
+    time: &str,
+) -> Record {
+    Record::EventEnd {
+        id,
+        label: labels[track.peak_member].clone(),
+        group: track.group.clone(),
+        start,
+        end,
+        time: time.to_string(),
+        peak,
     }
 }
 
@@ -312,6 +451,7 @@ mod tests {
         Record::EventStart {
             id,
             label: label.into(),
+            group: None,
             start,
             time: T.into(),
             score,
@@ -322,6 +462,7 @@ mod tests {
         Record::EventEnd {
             id,
             label: label.into(),
+            group: None,
             start,
             end,
             time: T.into(),
@@ -531,5 +672,130 @@ mod tests {
         });
         let out = all(feed_knock(&mut d, 1, &[0.9, 0.1, 0.9]));
         assert_eq!(out, vec![end(1, "Knock", 0.0, 1.5, 0.9)]);
+    }
+
+    fn dog_group() -> (Vec<String>, Groups) {
+        let labels: Vec<String> = ["Speech", "Dog", "Bark", "Bow-wow"]
+            .map(String::from)
+            .to_vec();
+        let groups = Groups::from([(
+            "dog".to_string(),
+            vec!["Dog".to_string(), "Bark".to_string(), "Bow-wow".to_string()],
+        )]);
+        (labels, groups)
+    }
+
+    fn group_records(records: &[Record]) -> Vec<(&'static str, String, Option<String>)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.kind(),
+                    r.label().unwrap().to_string(),
+                    r.group().map(String::from),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_makes_one_event_named_by_its_best_label_and_its_peak_label() {
+        let (labels, groups) = dog_group();
+        let mut d = Decider::with_groups(&base(), &groups, &labels);
+        let w = |k: usize| k as f64 * HOP;
+        let mut out = Vec::new();
+        // Dog and Bark both above `on` at once, Bark peaks later, then silence.
+        for (k, scores) in [
+            [0.0, 0.6, 0.7, 0.55],
+            [0.0, 0.5, 0.9, 0.6],
+            [0.0, 0.95, 0.2, 0.1],
+            [0.0, 0.0, 0.0, 0.0],
+        ]
+        .iter()
+        .enumerate()
+        {
+            out.extend(d.update(w(k), w(k) + LEN, scores, T));
+        }
+        let dog = Some("dog".to_string());
+        assert_eq!(
+            group_records(&out),
+            [
+                ("event_start", "Bark".into(), dog.clone()),
+                ("event_end", "Dog".into(), dog.clone()),
+            ],
+            "one event for three labels: {out:?}"
+        );
+        let Record::EventEnd { peak, .. } = out[1] else {
+            panic!()
+        };
+        assert_eq!(peak, 0.95, "the group's peak is its best label's");
+    }
+
+    #[test]
+    fn groups_take_their_own_overrides_and_listen_by_group_or_member() {
+        let (labels, groups) = dog_group();
+        let mut s = base();
+        s.labels.insert(
+            "dog".into(),
+            LabelRule {
+                on: Some(0.8),
+                ..LabelRule::default()
+            },
+        );
+        let mut d = Decider::with_groups(&s, &groups, &labels);
+        assert!(d.update(0.0, LEN, &[0.0, 0.7, 0.7, 0.7], T).is_empty());
+        assert_eq!(d.update(HOP, HOP + LEN, &[0.0, 0.85, 0.0, 0.0], T).len(), 1);
+
+        for listen in ["dog", "Bow-wow"] {
+            let s = DecisionSettings {
+                listen: vec![listen.into()],
+                ..base()
+            };
+            let mut d = Decider::with_groups(&s, &groups, &labels);
+            let out = d.update(0.0, LEN, &[0.9, 0.0, 0.9, 0.0], T);
+            assert_eq!(
+                group_records(&out),
+                [("event_start", "Bark".into(), Some("dog".into()))],
+                "listen = [{listen:?}] follows the group, and only it"
+            );
+        }
+    }
+
+    #[test]
+    fn with_no_groups_every_label_is_its_own_event_as_before() {
+        let (labels, _) = dog_group();
+        let mut d = Decider::with_groups(&base(), &Groups::new(), &labels);
+        let out = d.update(0.0, LEN, &[0.0, 0.6, 0.7, 0.55], T);
+        assert_eq!(
+            group_records(&out),
+            [
+                ("event_start", "Dog".into(), None),
+                ("event_start", "Bark".into(), None),
+                ("event_start", "Bow-wow".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reload_that_groups_labels_ends_their_open_events_and_keeps_the_rest() {
+        let (labels, groups) = dog_group();
+        let mut d = Decider::new(&base(), &labels);
+        let first = d.update(0.0, LEN, &[0.9, 0.9, 0.0, 0.0], T);
+        assert_eq!(first.len(), 2, "Speech and Dog start: {first:?}");
+        d.set_settings_and_groups(&base(), &groups);
+        let out = d.update(HOP, HOP + LEN, &[0.9, 0.0, 0.9, 0.0], T);
+        assert_eq!(
+            group_records(&out),
+            [
+                ("event_end", "Dog".into(), None),
+                ("event_start", "Bark".into(), Some("dog".into())),
+            ],
+            "Speech's event goes on; Dog's ends where it was last heard: {out:?}"
+        );
+        let Record::EventEnd { end, .. } = out[0] else {
+            panic!()
+        };
+        assert_eq!(end, LEN);
+        assert_eq!(d.active(), ["Speech", "dog"]);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{active, group_of, Groups};
 use super::Rule;
 use crate::validate::{Checked, Invalid, Problems};
 
@@ -32,9 +33,11 @@ pub struct DecisionSettings {
     /// Seconds the score must stay below `off` before `event_end`, so that short gaps (a
     /// dog between barks) do not split one sound into several events.
     pub hold: f64,
-    /// Labels to follow; empty means all of the model's labels.
+    /// Labels and groups to follow; empty means all of the model's labels. Naming a label
+    /// of a group follows the whole group.
     pub listen: Vec<String>,
-    /// Per-label overrides, keyed by the label's display name as the model spells it.
+    /// Per-label and per-group overrides, keyed by the label's display name as the model
+    /// spells it, or by the group's name.
     pub labels: BTreeMap<String, LabelRule>,
 }
 
@@ -55,20 +58,29 @@ impl Default for DecisionSettings {
 }
 
 impl DecisionSettings {
-    /// Checks every value against `known_labels` (the model's display names). The error
-    /// names each bad key, the value given and what is allowed, one problem per line.
-    pub fn validate(&self, known_labels: &[String]) -> Checked {
-        self.check(Some(known_labels))
+    /// Checks every value against `known_labels` (the model's display names) and the
+    /// groups. The error names each bad key, the value given and what is allowed, one
+    /// problem per line.
+    pub fn validate(&self, known_labels: &[String], groups: &Groups) -> Checked {
+        self.check(Some(known_labels), groups)
     }
 
-    /// The checks that need no model: thresholds, their order, durations. `hark check-config`
-    /// runs these; label names are checked once the model is loaded.
-    pub fn validate_values(&self) -> Checked {
-        self.check(None)
+    /// The checks that need no model: thresholds, their order, durations, overrides of
+    /// grouped labels. `hark check-config` runs these; label names are checked once the model
+    /// is loaded.
+    pub fn validate_values(&self, groups: &Groups) -> Checked {
+        self.check(None, groups)
     }
 
-    fn check(&self, known_labels: Option<&[String]>) -> Checked {
+    fn check(&self, known_labels: Option<&[String]>, groups: &Groups) -> Checked {
         let mut problems = Problems::default();
+        // Listen lists and overrides may name groups as well as labels.
+        let names: Option<Vec<String>> = known_labels.map(|l| {
+            let mut n = l.to_vec();
+            n.extend(active(groups).map(|(g, _)| g.clone()));
+            n
+        });
+        let known_labels = names.as_deref();
         let on_ok = check_threshold("decision.on", self.on, &mut problems);
         let off_ok = check_threshold("decision.off", self.off, &mut problems);
         if on_ok && off_ok && self.off > self.on {
@@ -96,6 +108,16 @@ impl DecisionSettings {
                 problems.push(unknown_label("decision.labels", name, known_labels));
             }
             let key = format!("decision.labels.{name:?}");
+            if let Some(g) = group_of(groups, name) {
+                problems.push(
+                    Invalid::new(
+                        &key,
+                        "{...}",
+                        format!("{name:?} is in group {g:?}, whose events it makes"),
+                    )
+                    .allowed(format!("the override on decision.labels.{g:?}")),
+                );
+            }
             let mut fields_ok = true;
             if let Some(on) = rule.on {
                 fields_ok &= check_threshold(&format!("{key}.on"), on, &mut problems);
@@ -204,10 +226,12 @@ mod tests {
     #[test]
     fn validate_accepts_defaults_and_names_each_bad_key() {
         let known = labels();
-        assert!(DecisionSettings::default().validate(&known).is_ok());
+        assert!(DecisionSettings::default()
+            .validate(&known, &Groups::new())
+            .is_ok());
 
         let err = DecisionSettings { on: 1.5, ..base() }
-            .validate(&known)
+            .validate(&known, &Groups::new())
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -215,7 +239,7 @@ mod tests {
         );
 
         let err = DecisionSettings { off: 0.6, ..base() }
-            .validate(&known)
+            .validate(&known, &Groups::new())
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -227,7 +251,7 @@ mod tests {
             min_duration: f64::INFINITY,
             ..base()
         }
-        .validate(&known)
+        .validate(&known, &Groups::new())
         .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -253,7 +277,7 @@ mod tests {
                 ..LabelRule::default()
             },
         );
-        let err = settings.validate(&labels()).unwrap_err();
+        let err = settings.validate(&labels(), &Groups::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "decision.labels.\"Dog\".hold = NaN: must be a finite number of seconds >= 0\n\
@@ -273,7 +297,7 @@ mod tests {
         settings
             .labels
             .insert("Smoke detector".into(), LabelRule::default());
-        let err = settings.validate(&known).unwrap_err();
+        let err = settings.validate(&known, &Groups::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "decision.listen = \"knock\": unknown label; did you mean \"Knock\"?\n\
@@ -284,7 +308,7 @@ mod tests {
             listen: vec!["Cat".into()],
             ..base()
         }
-        .validate(&known)
+        .validate(&known, &Groups::new())
         .unwrap_err()
         .to_string();
         assert!(
@@ -308,5 +332,31 @@ mod tests {
             "unknown keys are reported by config::load, not rejected here"
         );
         assert!(toml::from_str::<DecisionSettings>("hysteresis = 0.1").is_ok());
+    }
+
+    #[test]
+    fn groups_are_names_for_listen_and_overrides_but_their_labels_take_no_override() {
+        let known = labels();
+        let groups = Groups::from([("pets".to_string(), vec!["Dog".to_string()])]);
+        let mut s = DecisionSettings {
+            listen: vec!["pets".into(), "Knock".into()],
+            ..base()
+        };
+        s.labels.insert("pets".into(), LabelRule::default());
+        assert!(s.validate(&known, &groups).is_ok());
+        s.labels.insert("Dog".into(), LabelRule::default());
+        let err = s.validate_values(&groups).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "decision.labels.\"Dog\" = {...}: \"Dog\" is in group \"pets\", whose events it makes (allowed: the override on decision.labels.\"pets\")"
+        );
+        let err = DecisionSettings {
+            listen: vec!["pet".into()],
+            ..base()
+        }
+        .validate(&known, &groups)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("did you mean \"pets\"?"), "{err}");
     }
 }

@@ -168,10 +168,11 @@ fn start_runs(
     let now = Instant::now();
     let mut payload = None;
     for hook in hooks.iter_mut() {
-        if !hook.settings.matches(event, label) {
+        if !hook.settings.matches(event, label, rec.group()) {
             continue;
         }
-        let key = (label.to_owned(), event);
+        // A group is one sound: its cooldown does not depend on which label led it.
+        let key = (rec.event_name().unwrap_or(label).to_owned(), event);
         let cooldown = Duration::from_secs_f64(hook.settings.cooldown);
         if let Some(last) = hook.last_run.get(&key) {
             if now.duration_since(*last) < cooldown {

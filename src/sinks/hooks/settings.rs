@@ -116,9 +116,14 @@ impl HookSettings {
         }
     }
 
-    /// Whether `event` of `label` triggers this hook.
-    pub fn matches(&self, event: HookEvent, label: &str) -> bool {
-        self.on.contains(&event) && self.labels.iter().any(|l| l == "*" || l == label)
+    /// Whether `event` of `label` (in `group`, if any) triggers this hook: its labels may
+    /// name the label or the group.
+    pub fn matches(&self, event: HookEvent, label: &str, group: Option<&str>) -> bool {
+        self.on.contains(&event)
+            && self
+                .labels
+                .iter()
+                .any(|l| l == "*" || l == label || Some(l.as_str()) == group)
     }
 
     /// The hook's labels the model does not know (always empty for `"*"`), for a warning at
@@ -149,9 +154,10 @@ pub fn validate_hooks(hooks: &[HookSettings]) -> Checked {
 }
 
 /// The environment a hook gets for `rec` (on top of hark's own): `HARK_EVENT`, `HARK_LABEL`,
-/// `HARK_SCORE` (the score for a start, the peak for an end), `HARK_START`, `HARK_END`
-/// (empty for a start), `HARK_ID` and `HARK_TIME`. `None` for records that are not events.
-pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 7]> {
+/// `HARK_GROUP` (empty for a label in no group), `HARK_SCORE` (the score for a start, the peak
+/// for an end), `HARK_START`, `HARK_END` (empty for a start), `HARK_ID` and `HARK_TIME`.
+/// `None` for records that are not events.
+pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 8]> {
     let (event, id, label, score, start, end, time) = match rec {
         Record::EventStart {
             id,
@@ -159,6 +165,7 @@ pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 7]> {
             start,
             time,
             score,
+            ..
         } => ("event_start", id, label, score, start, None, time),
         Record::EventEnd {
             id,
@@ -167,12 +174,14 @@ pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 7]> {
             end,
             time,
             peak,
+            ..
         } => ("event_end", id, label, peak, start, Some(end), time),
         _ => return None,
     };
     Some([
         ("HARK_EVENT", event.to_owned()),
         ("HARK_LABEL", label.clone()),
+        ("HARK_GROUP", rec.group().unwrap_or_default().to_owned()),
         ("HARK_SCORE", score.to_string()),
         ("HARK_START", start.to_string()),
         ("HARK_END", end.map(f64::to_string).unwrap_or_default()),
@@ -240,15 +249,15 @@ mod tests {
     #[test]
     fn matches_labels_and_events() {
         let h = hook();
-        assert!(h.matches(HookEvent::EventStart, "Knock"));
-        assert!(!h.matches(HookEvent::EventEnd, "Knock"));
-        assert!(!h.matches(HookEvent::EventStart, "knock"));
+        assert!(h.matches(HookEvent::EventStart, "Knock", None));
+        assert!(!h.matches(HookEvent::EventEnd, "Knock", None));
+        assert!(!h.matches(HookEvent::EventStart, "knock", None));
         let all = HookSettings {
             labels: vec!["*".into()],
             on: vec![HookEvent::EventEnd],
             ..hook()
         };
-        assert!(all.matches(HookEvent::EventEnd, "Anything"));
+        assert!(all.matches(HookEvent::EventEnd, "Anything", None));
         assert_eq!(hook().unknown_labels(&["Speech".into()]), ["Knock"]);
         assert!(all.unknown_labels(&[]).is_empty());
     }
@@ -258,6 +267,7 @@ mod tests {
         let start = Record::EventStart {
             id: 4,
             label: "Door".into(),
+            group: None,
             start: 1.5,
             time: "t".into(),
             score: 0.75,
@@ -271,6 +281,7 @@ mod tests {
         let end = Record::EventEnd {
             id: 4,
             label: "Door".into(),
+            group: None,
             start: 1.5,
             end: 2.25,
             time: "t".into(),

@@ -114,7 +114,7 @@ impl Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(HubState {
                     hello: hello.line(),
-                    labels: hello.labels.into(),
+                    labels: hello.names(),
                     next_id: 0,
                     subscribers: Vec::new(),
                 }),
@@ -133,9 +133,13 @@ impl Hub {
         let Some(bit) = kind_bit(rec.kind()) else {
             return;
         };
-        let label = rec.label();
+        let (label, group) = (rec.label(), rec.group());
         let state = lock(&self.shared.state);
-        if !state.subscribers.iter().any(|s| s.filter.wants(bit, label)) {
+        if !state
+            .subscribers
+            .iter()
+            .any(|s| s.filter.wants(bit, label, group))
+        {
             return;
         }
         let mut json = rec.to_json();
@@ -144,7 +148,7 @@ impl Hub {
         for s in state
             .subscribers
             .iter()
-            .filter(|s| s.filter.wants(bit, label))
+            .filter(|s| s.filter.wants(bit, label, group))
         {
             if !s.outbox.push(&line, self.shared.queue) {
                 let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -171,7 +175,7 @@ impl Hub {
         let line = hello.line();
         let mut state = lock(&self.shared.state);
         state.hello = line.clone();
-        state.labels = hello.labels.into();
+        state.labels = hello.names();
         for s in &state.subscribers {
             s.outbox.push(&line, self.shared.queue);
         }

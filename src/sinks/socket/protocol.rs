@@ -28,8 +28,11 @@ pub struct Hello {
     pub hark_version: String,
     /// The model's name, as configured.
     pub model: String,
-    /// Every label the model can report; request `labels` must be among them.
+    /// Every label the model can report; request `labels` must be among them or `groups`.
     pub labels: Vec<String>,
+    /// `[groups]`: each name's events stand for its labels; a request may name a group.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
     /// The model's input rate, Hz.
     pub sample_rate: u32,
     /// Seconds of audio per window.
@@ -39,6 +42,13 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// What a request's `labels` may name: the labels and the groups.
+    pub(super) fn names(&self) -> Arc<[String]> {
+        let mut names = self.labels.clone();
+        names.extend(self.groups.keys().cloned());
+        names.into()
+    }
+
     pub(super) fn line(&self) -> Arc<str> {
         let mut s = serde_json::to_string(self).expect("hello always serializes");
         s.push('\n');
@@ -94,10 +104,15 @@ pub(super) fn kind_bit(kind: &str) -> Option<u8> {
 }
 
 impl Filter {
-    pub(super) fn wants(&self, bit: u8, label: Option<&str>) -> bool {
+    /// Whether a record of kind `bit` with `label` (of `group`, if any) is wanted: a label
+    /// filter matches the label or its group.
+    pub(super) fn wants(&self, bit: u8, label: Option<&str>, group: Option<&str>) -> bool {
         self.kinds & bit != 0
             && match label {
-                Some(label) if !self.labels.is_empty() => self.labels.iter().any(|l| l == label),
+                Some(label) if !self.labels.is_empty() => self
+                    .labels
+                    .iter()
+                    .any(|l| l == label || Some(l.as_str()) == group),
                 _ => true,
             }
     }
@@ -251,7 +266,7 @@ mod tests {
     fn default_filter_is_events_and_status() {
         let f = Filter::default();
         assert_eq!(f.kind_names(), ["event_start", "event_end", "status"]);
-        assert!(!f.wants(kind_bit("prediction").unwrap(), None));
+        assert!(!f.wants(kind_bit("prediction").unwrap(), None, None));
     }
 
     #[test]
@@ -264,10 +279,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(f.kind_names(), ["event_start", "prediction"]);
-        assert!(f.wants(kind_bit("event_start").unwrap(), Some("Knock")));
-        assert!(!f.wants(kind_bit("event_start").unwrap(), Some("Speech")));
-        assert!(f.wants(kind_bit("prediction").unwrap(), None));
-        assert!(!f.wants(kind_bit("status").unwrap(), None));
+        assert!(f.wants(kind_bit("event_start").unwrap(), Some("Knock"), None));
+        assert!(!f.wants(kind_bit("event_start").unwrap(), Some("Speech"), None));
+        assert!(f.wants(kind_bit("prediction").unwrap(), None, None));
+        assert!(!f.wants(kind_bit("status").unwrap(), None, None));
     }
 
     #[test]
@@ -326,6 +341,7 @@ mod tests {
             hark_version: "0.1.0".into(),
             model: "m".into(),
             labels: labels(),
+            groups: Default::default(),
             sample_rate: 16000,
             window: 0.96,
             hop: 0.48,

@@ -19,6 +19,7 @@ pub fn hello(model: &RunningModel) -> Hello {
         hark_version: env!("CARGO_PKG_VERSION").into(),
         model: model.name.clone(),
         labels: model.labels.clone(),
+        groups: model.groups.clone(),
         sample_rate: model.sample_rate,
         window: model.window,
         hop: model.hop,
