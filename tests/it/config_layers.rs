@@ -5,32 +5,16 @@
 //! hook labels need the model's label list, so they are checked when `hark run` starts.
 //!
 //! Every child gets a config file written by the test (so `/etc/hark/hark.toml` never takes
-//! part) and an environment without `HARK_*`, `RUST_LOG` or systemd variables.
+//! part) and an environment without `HARK_*`, `RUST_LOG` or systemd variables
+//! (`common::hark::command`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tempfile::TempDir;
 
-/// `hark` with a clean environment, run from the crate root so `models/` and `third_party/`
-/// resolve.
-fn hark() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HARK_")
-            || k == "RUST_LOG"
-            || k == "NOTIFY_SOCKET"
-            || k == "WATCHDOG_USEC"
-            || k == "RUNTIME_DIRECTORY"
-            || k == "INVOCATION_ID"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd
-}
+use crate::common::hark::{command as hark, manifest_dir};
+use crate::common::wav;
 
 /// What a finished child said.
 struct Run {
@@ -76,19 +60,7 @@ impl Scratch {
     /// Two seconds of a quiet 440 Hz tone, 16 kHz mono: enough for three 1 s windows.
     fn wav(&self) -> PathBuf {
         let p = self.dir.path().join("tone.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&p, spec).expect("create a wav");
-        for i in 0..32_000 {
-            let t = i as f32 / 16_000.0;
-            let s = 0.05 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
-            w.write_sample((s * i16::MAX as f32) as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        wav::write_sine(&p, 16_000, 2.0, 440.0, 0.05);
         p
     }
 }
@@ -333,7 +305,7 @@ fn each_layer_beats_the_one_below_in_what_hark_run_does() {
     // model.hop is unset by default: the model's manifest decides. Each layer's value differs
     // from it and from the others.
     let manifest: toml::Value =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ced-tiny.toml"))
+        std::fs::read_to_string(manifest_dir().join("models/ced-tiny.toml"))
             .expect("read models/ced-tiny.toml")
             .parse()
             .expect("manifest parses");
