@@ -2,7 +2,7 @@
 //! `hark model info`, the YAMNet backbone through a log-mel manifest, and every bad input the
 //! foundation promises a clear error for.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use hark::model::{LoadOptions, Model};
@@ -258,8 +258,9 @@ fn features_accepts_a_toml_spec_and_a_wav_input() {
 
 // ---- bad input -------------------------------------------------------------------------
 
-/// A manifest beside the real CED-tiny, with `body` appended and `labels` chosen.
-fn ced_manifest(dir: &Path, labels: &str, body: &str) -> PathBuf {
+/// A manifest `dir/m.toml` beside the real CED-tiny, with `body` appended and `labels` chosen;
+/// its path, as the `-m` argument.
+fn ced_manifest(dir: &Path, labels: &str, body: &str) -> String {
     let onnx = manifest_dir().join("models/ced-tiny.onnx");
     let manifest = dir.join("m.toml");
     std::fs::write(
@@ -267,7 +268,7 @@ fn ced_manifest(dir: &Path, labels: &str, body: &str) -> PathBuf {
         format!("name = \"t\"\nmodel = {:?}\nlabels = {labels:?}\nsample_rate = 16000\nhop = 0.5\noutput = \"probabilities\"\n{body}", onnx.display().to_string()),
     )
     .unwrap();
-    manifest
+    manifest.to_str().unwrap().to_owned()
 }
 
 /// The CED-tiny labels file, for manifests whose labels are not what is wrong with them.
@@ -312,12 +313,11 @@ const BAD_MODELS: &[BadModel] = &[
         case: "labels file with the wrong count: refused naming both sides",
         model: |dir| {
             std::fs::write(dir.join("l.txt"), "a\nb\nc\n").unwrap();
-            let m = ced_manifest(
+            ced_manifest(
                 dir,
                 "l.txt",
                 "window = 1.0\n[frontend]\nkind = \"waveform\"\n",
-            );
-            m.to_str().unwrap().to_owned()
+            )
         },
         needles: &["527 classes", "3 labels", "l.txt"],
     },
@@ -325,24 +325,22 @@ const BAD_MODELS: &[BadModel] = &[
         // CED takes [batch, samples]; a log-mel manifest with 4-D layout cannot fit it.
         case: "manifest front end that does not fit the model",
         model: |dir| {
-            let m = ced_manifest(
+            ced_manifest(
                 dir,
                 &ced_labels(),
                 "[frontend]\nkind = \"log_mel\"\nframes = 96\nlayout = [\"batch\", \"channel\", \"mels\", \"frames\"]\n[frontend.spec]\nsample_rate = 16000\nn_fft = 512\nwin_length = 400\nhop_length = 160\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nfmax = 8000.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 2.0\nlog = \"db\"\n",
-            );
-            m.to_str().unwrap().to_owned()
+            )
         },
         needles: &["does not match its manifest", "layout", "[-1, -1]"],
     },
     BadModel {
         case: "manifest with a bad value: names the key",
         model: |dir| {
-            let m = ced_manifest(
+            ced_manifest(
                 dir,
                 &ced_labels(),
                 "window = -1.0\n[frontend]\nkind = \"waveform\"\n",
-            );
-            m.to_str().unwrap().to_owned()
+            )
         },
         needles: &["m.toml", "window = -1"],
     },

@@ -23,9 +23,10 @@ fn ced_tiny() -> PathBuf {
     manifest_dir().join("models/ced-tiny.toml")
 }
 
-fn tone(path: &Path, seconds: f32, freq: u32) {
-    let (seconds, freq) = (seconds.to_string(), freq.to_string());
-    sox(&[
+/// `seconds` of sox's `synth` effect `what` (`["sine", "300", "vol", "0.5"]`), 16 kHz mono.
+fn synth(path: &Path, seconds: f32, what: &[&str]) {
+    let seconds = seconds.to_string();
+    let head = [
         "-n",
         "-r",
         "16000",
@@ -34,28 +35,16 @@ fn tone(path: &Path, seconds: f32, freq: u32) {
         path.to_str().unwrap(),
         "synth",
         &seconds,
-        "sine",
-        &freq,
-        "vol",
-        "0.5",
-    ]);
+    ];
+    sox(&[&head[..], what].concat());
+}
+
+fn tone(path: &Path, seconds: f32, freq: u32) {
+    synth(path, seconds, &["sine", &freq.to_string(), "vol", "0.5"]);
 }
 
 fn noise(path: &Path, seconds: f32, vol: f32) {
-    let (seconds, vol) = (seconds.to_string(), vol.to_string());
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        path.to_str().unwrap(),
-        "synth",
-        &seconds,
-        "whitenoise",
-        "vol",
-        &vol,
-    ]);
+    synth(path, seconds, &["whitenoise", "vol", &vol.to_string()]);
 }
 
 fn speech(path: &Path, voice: &str, words: &str) {
