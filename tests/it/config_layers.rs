@@ -9,7 +9,7 @@
 //! (`common::hark::command`).
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
@@ -252,6 +252,25 @@ fn flags_are_reported_as_the_top_layer_by_the_library() {
     assert_eq!(origin, "flag", "{text}");
 }
 
+/// `hark run --fast --exit-at-end --no-socket --print PRINT --config CONFIG` over the scratch
+/// directory's tone.
+fn run_over_the_tone(s: &Scratch, config: &Path, print: &str) -> Command {
+    let mut cmd = hark();
+    cmd.args([
+        "--log",
+        "warn",
+        "run",
+        "--fast",
+        "--exit-at-end",
+        "--no-socket",
+    ])
+    .args(["--print", print, "--config"])
+    .arg(config)
+    .arg("--input")
+    .arg(s.wav());
+    cmd
+}
+
 /// Steps between the starts of the `prediction` records `hark run --print json` printed.
 fn prediction_steps(stdout: &str) -> Vec<f64> {
     let starts: Vec<f64> = stdout
@@ -275,19 +294,7 @@ fn hop_used(
         "run.toml",
         &file_hop.map_or(String::new(), |h| format!("[model]\nhop = {h}\n")),
     );
-    let mut cmd = hark();
-    cmd.args([
-        "--log",
-        "warn",
-        "run",
-        "--fast",
-        "--exit-at-end",
-        "--no-socket",
-    ])
-    .args(["--print", "json", "--config"])
-    .arg(&config)
-    .arg("--input")
-    .arg(s.wav());
+    let mut cmd = run_over_the_tone(s, &config, "json");
     if let Some(h) = env_hop {
         cmd.env("HARK_MODEL__HOP", h);
     }
@@ -473,19 +480,7 @@ fn environment_variables_that_are_not_config_keys_are_left_alone() {
 fn assert_run_rejects_label(toml: &str, key: &str, label: &str) {
     let s = Scratch::new();
     let config = s.file("hark.toml", toml);
-    let run: Run = hark()
-        .args([
-            "--log",
-            "warn",
-            "run",
-            "--fast",
-            "--exit-at-end",
-            "--no-socket",
-        ])
-        .args(["--print", "none", "--config"])
-        .arg(&config)
-        .arg("--input")
-        .arg(s.wav())
+    let run: Run = run_over_the_tone(&s, &config, "none")
         .output()
         .expect("run hark run")
         .into();
