@@ -8,10 +8,13 @@
 //!
 //! ONNX Runtime's own C++ allocations are outside Rust's allocator; its memory pattern and
 //! arena (see `model::runtime::session_builder`) keep those to a plan made on the first run.
+//!
+//! A test binary of its own: a `#[global_allocator]` serves the whole process, so as a module of
+//! the `it` binary it would put every other test on the counting allocator too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hark::capture::{FileSource, Source};
 use hark::frontend::StreamingFrontend;
@@ -58,9 +61,8 @@ fn allocations() -> u64 {
 
 mod common;
 
-fn root() -> PathBuf {
-    common::hark::manifest_dir()
-}
+use common::hark::manifest_dir as root;
+use common::shared::recordings_or_skip;
 
 fn ced_tiny() -> Model {
     let manifest = root().join("models/ced-tiny.toml");
@@ -70,7 +72,7 @@ fn ced_tiny() -> Model {
 
 /// The YAMNet backbone (a log-mel model), from ../shared; None (test skipped) without it.
 fn yamnet() -> Option<Model> {
-    common::hark::recordings_or_skip()?;
+    recordings_or_skip()?;
     let manifest = root().join("tests/fixtures/yamnet/yamnet.toml");
     Some(Model::load(&manifest, &LoadOptions::default()).expect("load the YAMNet backbone"))
 }
@@ -246,7 +248,7 @@ fn assert_only_records_allocate(file: &Path) {
 
 #[test]
 fn consumer_loop_allocates_only_what_its_records_hold_at_the_model_rate() {
-    let Some(recordings) = common::hark::recordings_or_skip() else {
+    let Some(recordings) = recordings_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -263,7 +265,7 @@ fn consumer_loop_allocates_only_what_its_records_hold_at_the_model_rate() {
 
 #[test]
 fn consumer_loop_allocates_only_what_its_records_hold_while_resampling() {
-    let Some(recordings) = common::hark::recordings_or_skip() else {
+    let Some(recordings) = recordings_or_skip() else {
         return;
     };
     assert_only_records_allocate(&recordings.join("first_alert_7010b.wav"));

@@ -3,7 +3,10 @@
 //!
 //! ALSA reads `ALSA_CONFIG_PATH` when cpal first loads its configuration, so every test here
 //! starts with [`device`], which sets the variable once, before any cpal call. Only ALSA tests
-//! live in this binary, so the process-wide variable cannot affect anything else.
+//! live in this binary, so the process-wide variable cannot affect anything else: that is why
+//! this is a test binary of its own and not a module of `it` (`tests/it/main.rs`), where it would
+//! leak into every child the other areas start and be set while their threads read the
+//! environment.
 
 mod common;
 

@@ -134,7 +134,7 @@ pub fn make_raw_f32_stereo_48k(src_wav: &Path, out: &Path) {
         "48000",
     ]);
     sox.arg(out);
-    run(sox);
+    super::tools::run(sox);
 }
 
 /// Writes a 32-bit float mono WAV at `rate` holding sox's `synth` effect, e.g.
@@ -154,7 +154,7 @@ pub fn synth_wav(out: &Path, rate: u32, synth_args: &[&str]) {
         "32",
     ]);
     sox.arg(out).arg("synth").args(synth_args);
-    run(sox);
+    super::tools::run(sox);
 }
 
 /// Reads raw interleaved f32 LE stereo back and averages it to mono: what a device source
@@ -169,15 +169,4 @@ pub fn raw_f32_stereo_to_mono(raw: &Path) -> Vec<f32> {
             (left + right) * 0.5
         })
         .collect()
-}
-
-fn run(mut command: Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run {command:?} (install the `sox` package): {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -18,17 +18,18 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // The input
 
+/// Where Door5.wav is, under `../shared`.
+const DOOR5: &str = "data/recordings/door_knock_Door5.wav";
+
 /// `../shared/data/recordings/door_knock_Door5.wav`, if it is there.
 pub fn door5() -> Option<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/recordings/door_knock_Door5.wav");
-    source.is_file().then_some(source)
+    super::shared::shared(DOOR5)
 }
 
 /// Tells the test log that the test is skipped when `built` is `None` (no recordings).
 pub fn or_skip<T>(built: Option<T>) -> Option<T> {
     if built.is_none() {
-        eprintln!("SKIPPED: ../shared/data/recordings/door_knock_Door5.wav not found");
+        super::shared::say_skipped(DOOR5);
     }
     built
 }
@@ -37,8 +38,8 @@ pub fn or_skip<T>(built: Option<T>) -> Option<T> {
 /// (Door5.wav) as `CARGO_TARGET_TMPDIR/name`: the events start at 1, 4, 7, ... s. The first
 /// 1.5 s of the recording hold the knocking; 1.5 s of silence end each event.
 ///
-/// Built in a directory of its own and renamed into place: another test binary may be building
-/// a file of the same name at the same moment.
+/// Built in a directory of its own and renamed into place: another run of the tests may be
+/// building a file of the same name at the same moment.
 pub fn knocks_after_a_second(source: &Path, knocks: usize, name: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let out = target.join(name);
@@ -47,8 +48,8 @@ pub fn knocks_after_a_second(source: &Path, knocks: usize, name: &str) -> PathBu
     let (lead, knock, built) = (path("lead.wav"), path("knock.wav"), path("built.wav"));
     let source = source.to_str().unwrap();
     let mono = ["-r", "16000", "-c", "1", "-b", "16"];
-    super::hark::sox(&[&["-n"], &mono[..], &[&lead, "trim", "0", "1"]].concat());
-    super::hark::sox(
+    super::tools::sox(&[&["-n"], &mono[..], &[&lead, "trim", "0", "1"]].concat());
+    super::tools::sox(
         &[
             &[source],
             &mono[..],
@@ -59,7 +60,7 @@ pub fn knocks_after_a_second(source: &Path, knocks: usize, name: &str) -> PathBu
     let mut parts = vec![lead.as_str()];
     parts.extend(std::iter::repeat_n(knock.as_str(), knocks));
     parts.push(&built);
-    super::hark::sox(&parts);
+    super::tools::sox(&parts);
     std::fs::rename(&built, &out).unwrap();
     out
 }
@@ -67,20 +68,11 @@ pub fn knocks_after_a_second(source: &Path, knocks: usize, name: &str) -> PathBu
 // ---------------------------------------------------------------------------------------------
 // The command line
 
-/// `hark --log info run --config CONFIG --socket SOCKET --print json`, in the crate's root (so
-/// `models/` and `third_party/` resolve), without the caller's `HARK_*`, `RUST_LOG` or systemd
-/// variables. The caller adds the input.
+/// `hark --log info run --config CONFIG --socket SOCKET --print json` from
+/// [`super::hark::command`] (the crate's root, a clean environment), without colour in its
+/// log. The caller adds the input.
 pub fn hark_command(config: &Path, socket: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hark"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HARK_")
-            || ["RUST_LOG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains(&&*k)
-        {
-            c.env_remove(&key);
-        }
-    }
+    let mut c = super::hark::command();
     c.env("NO_COLOR", "1");
     c.args(["--log", "info", "run", "--config"])
         .arg(config)

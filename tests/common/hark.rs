@@ -1,11 +1,12 @@
 //! Running the real `hark` binary from integration tests: its command line, feeding it, reading
 //! the JSON records it prints, watching it while it runs and stopping it with SIGTERM.
 //!
-//! Every run gets `--log warn --config FILE --no-socket --print json`, with a config file the
-//! test writes (or an empty one), and a child environment without `HARK_*`, `RUST_LOG` or
-//! systemd variables, so that neither `/etc/hark/hark.toml` nor the developer's shell changes
-//! what a test sees. Records are parsed into the library's own [`Record`] type: a line that
-//! does not parse fails the test.
+//! Every child starts from [`command`]: the crate's root as its working directory and an
+//! environment without `HARK_*`, `RUST_LOG`, ALSA or systemd variables, so that the developer's
+//! shell does not change what a test sees. [`HarkRun`] adds `--log warn --config FILE
+//! --no-socket --print json`, with a config file the test writes (or an empty one), so that
+//! `/etc/hark/hark.toml` does not either. Records are parsed into the library's own [`Record`]
+//! type: a line that does not parse fails the test.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -23,21 +24,34 @@ pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/data` beside the checkout (real recordings and their labels), if it is there.
-pub fn shared_data() -> Option<PathBuf> {
-    let dir = manifest_dir().join("../shared/data");
-    dir.join("recordings").is_dir().then_some(dir)
+/// Whether the environment variable `name`, when the test process has it, would change what a
+/// `hark` child does: hark's own configuration (`HARK_<SECTION>__<KEY>`, `HARK_LOG`, ...), its
+/// log filter, the ALSA configuration, and what systemd gives a service.
+fn is_ambient(name: &str) -> bool {
+    name.starts_with("HARK_")
+        || matches!(
+            name,
+            "RUST_LOG"
+                | "NOTIFY_SOCKET"
+                | "WATCHDOG_USEC"
+                | "WATCHDOG_PID"
+                | "INVOCATION_ID"
+                | "RUNTIME_DIRECTORY"
+                | "ALSA_CONFIG_PATH"
+        )
 }
 
-/// `../shared/data/recordings`, or `None` after telling the test log why the test is skipped.
-pub fn recordings_or_skip() -> Option<PathBuf> {
-    match shared_data() {
-        Some(data) => Some(data.join("recordings")),
-        None => {
-            eprintln!("SKIPPED: ../shared not found");
-            None
+/// The `hark` binary under test, to run in the crate's root, with none of the test process's
+/// [`is_ambient`] variables. The caller adds the arguments (and any variable the test means).
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
+    command.current_dir(manifest_dir());
+    for (key, _) in std::env::vars_os() {
+        if is_ambient(&key.to_string_lossy()) {
+            command.env_remove(&key);
         }
     }
+    command
 }
 
 /// Window and hop of the default model, in seconds, from its manifest (`models/ced-tiny.toml`),
@@ -54,20 +68,6 @@ pub fn model_window_and_hop() -> (f64, f64) {
             .unwrap_or_else(|| panic!("{} has no numeric {key}", path.display()))
     };
     (get("window"), get("hop"))
-}
-
-/// Runs sox with `args`; panics with its stderr if it fails.
-pub fn sox<S: AsRef<OsStr>>(args: &[S]) {
-    let mut command = Command::new("sox");
-    command.args(args);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run {command:?} (install the `sox` package): {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Writes `toml` to `dir/name` and returns the path, for `--config`.
@@ -98,24 +98,7 @@ pub struct HarkRun {
 
 impl HarkRun {
     pub fn new(config: &Path) -> HarkRun {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
-        command.current_dir(manifest_dir());
-        for (key, _) in std::env::vars_os() {
-            let name = key.to_string_lossy();
-            if name.starts_with("HARK_")
-                || matches!(
-                    name.as_ref(),
-                    "RUST_LOG"
-                        | "NOTIFY_SOCKET"
-                        | "WATCHDOG_USEC"
-                        | "WATCHDOG_PID"
-                        | "INVOCATION_ID"
-                        | "ALSA_CONFIG_PATH"
-                )
-            {
-                command.env_remove(&key);
-            }
-        }
+        let mut command = command();
         command.args(["--log", "warn", "run", "--config"]);
         command.arg(config);
         command.args(["--no-socket", "--print", "json"]);
@@ -359,13 +342,9 @@ impl Daemon {
         }
     }
 
-    /// The child's resident set size in KiB (`VmRSS` of `/proc/PID/status`), while it runs.
+    /// The child's resident set size in KiB, while it runs.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        super::tools::rss_kib(self.pid)
     }
 
     /// True while the child has not exited.

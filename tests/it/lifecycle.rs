@@ -9,8 +9,6 @@
 //! `../shared/data/recordings`; without it the tests say `SKIPPED:` and pass. The device-loss
 //! tests run a private PulseAudio server (see `common::pulse`) and say `SKIPPED:` without one.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -23,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::daemon::{self, hark_command, kind};
-use common::pulse::{self, PulseServer};
+use crate::common::daemon::{self, hark_command, kind};
+use crate::common::pulse::{self, PulseServer};
+use crate::common::tools::{self, median};
 
 /// Knock events only, with a threshold well under the recording's smoothed Knock score at each
 /// repetition (0.51 to 0.73), so that every repetition makes an event.
@@ -46,7 +45,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(2);
 // The input
 
 /// `door_knock_Door5.wav` (3.84 s; knocking from 0 s) and 1.5 s of silence, six times: 32 s.
-/// Built once per test binary; `None` (after saying `SKIPPED:`) without the recordings.
+/// Built once per run of the tests; `None` (after saying `SKIPPED:`) without the recordings.
 fn knocks() -> Option<PathBuf> {
     static KNOCKS: OnceLock<Option<PathBuf>> = OnceLock::new();
     let built = KNOCKS.get_or_init(|| {
@@ -58,7 +57,7 @@ fn knocks() -> Option<PathBuf> {
             .keep();
         let out = dir.join("knocks.wav");
         // `pad 0 1.5` appends the pause; `repeat 5` plays the result six times.
-        common::hark::sox(&[
+        tools::sox(&[
             source.as_os_str(),
             out.as_os_str(),
             "pad".as_ref(),
@@ -666,12 +665,6 @@ fn gaps(pings: &[Instant]) -> Vec<f64> {
         .windows(2)
         .map(|w| (w[1] - w[0]).as_secs_f64())
         .collect()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut sorted = v.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 fn describe_gaps(gaps: &[f64]) -> String {

@@ -5,16 +5,18 @@
 //! on a 10-second and a 10-minute WAV, synthesized with sox into a temporary directory, and
 //! compare the peak resident set sizes the kernel reports for each child (`ru_maxrss` from
 //! wait4(2)). Decoding the whole file first made the 10-minute run ~220 MB larger.
-
-mod common;
+//!
+//! What is measured is each child's own peak, reported for its pid alone, so this shares the
+//! `it` binary with other tests: they neither add to it nor reap its children.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::hark::{manifest_dir, sox, write_config};
+use crate::common::hark::{command, write_config};
+use crate::common::tools::sox;
 
 /// How much more the 10-minute run may peak at than the 10-second one. Holding the long file
 /// even once as mono f32 would take 106 MB; allocator and model noise is well under this.
@@ -50,9 +52,9 @@ fn noise_wav(dir: &Path, name: &str, secs: u32) -> PathBuf {
 /// Runs `hark run --input INPUT --fast --exit-at-end --no-socket --print none` to its end and
 /// returns the child's peak resident set size in KiB. Panics if it fails or hangs.
 fn peak_rss_kib(config: &Path, input: &Path, log: &Path) -> i64 {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
+    // The developer's shell must not change the run (see common::hark::command).
+    let mut command = command();
     command
-        .current_dir(manifest_dir())
         .args(["--log", "warn", "run", "--config"])
         .arg(config)
         .arg("--input")
@@ -61,13 +63,6 @@ fn peak_rss_kib(config: &Path, input: &Path, log: &Path) -> i64 {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the log file"));
-    // The developer's shell must not change the run (as in common::hark::HarkRun).
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("HARK_") || name == "RUST_LOG" || name == "NOTIFY_SOCKET" {
-            command.env_remove(&key);
-        }
-    }
     // Reaped below with wait4(2) rather than `Child::wait`, which cannot report the rusage.
     #[allow(clippy::zombie_processes)]
     let child = command

@@ -9,6 +9,9 @@ use std::process::Command;
 
 use hark::audio::{self, AudioError, AudioReader, StreamResampler};
 
+use crate::common::shared::shared_or_skip;
+use crate::common::tools::sox;
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 
@@ -59,19 +62,6 @@ fn write_wav_f32(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
         w.write_sample(s).unwrap();
     }
     w.finalize().unwrap();
-}
-
-/// Run sox; fail the test with a useful message if it is missing or refuses.
-fn sox(args: &[&str]) {
-    let out = Command::new("sox")
-        .args(args)
-        .output()
-        .expect("this test needs `sox` on PATH (apt install sox libsox-fmt-all)");
-    assert!(
-        out.status.success(),
-        "sox {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn path_str(p: &Path) -> &str {
@@ -1109,12 +1099,9 @@ fn load_mono_rejects_bad_target_rate_before_decoding() {
 
 #[test]
 fn real_recording_loads_at_16k() {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/recordings/door_knock_Door5.wav");
-    if !path.exists() {
-        eprintln!("SKIPPED: ../shared not found");
+    let Some(path) = shared_or_skip("data/recordings/door_knock_Door5.wav") else {
         return;
-    }
+    };
     let d = audio::decode_file(&path).unwrap();
     assert_eq!((d.sample_rate, d.channels), (48_000, 2));
     let mono = audio::load_mono(&path, 16_000).unwrap();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-const UNIT: &str = include_str!("../systemd/hark.service");
+const UNIT: &str = include_str!("../../systemd/hark.service");
 
 /// Section name → key → every value assigned, in order.
 type Unit = BTreeMap<String, BTreeMap<String, Vec<String>>>;

@@ -11,19 +11,19 @@
 //! Tests that need the recordings print `SKIPPED: ../shared not found` and pass when the
 //! directory is absent (a fresh clone); device capture falls back to a synthesized alarm.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ChildStdin;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::alsa::{self, AlsaFileDevice};
-use common::hark::{
-    self as h, event_starts, model_window_and_hop, recordings_or_skip, sox, status_counts,
-    status_message, write_config, Finished, HarkRun,
+use crate::common::alsa::{self, AlsaFileDevice};
+use crate::common::hark::{
+    self as h, event_starts, model_window_and_hop, status_counts, status_message, write_config,
+    Finished, HarkRun,
 };
+use crate::common::shared::{recordings_or_skip, shared};
+use crate::common::tools::sox;
 use hark::record::Record;
 
 /// The labels of a smoke or fire alarm in the model's (AudioSet) vocabulary.
@@ -90,6 +90,42 @@ fn synthesized_alarm(dir: &Path, lead: f64) -> PathBuf {
     out
 }
 
+/// The samples of the 16-bit recording `wav`, headerless (written to `raw`), as `hark run
+/// --input - --format s16le` reads them: 16-bit in, 16-bit out, no dither, no conversion.
+fn raw_s16le(wav: &Path, raw: &Path) -> Vec<u8> {
+    sox(&[
+        "-D",
+        p(wav),
+        "-t",
+        "raw",
+        "-e",
+        "signed",
+        "-b",
+        "16",
+        "-L",
+        p(raw),
+    ]);
+    std::fs::read(raw).unwrap()
+}
+
+/// `source` as 16 kHz mono 32-bit float in `out`, without dither, then sox's `effects`.
+fn mono_16k_f32(source: &Path, out: &Path, effects: &[&str]) {
+    let convert = [
+        "-D",
+        p(source),
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-e",
+        "floating-point",
+        "-b",
+        "32",
+        p(out),
+    ];
+    sox(&[&convert[..], effects].concat());
+}
+
 // -------------------------------------------------------------------------------------------
 // 1. Real capture through cpal
 
@@ -151,11 +187,11 @@ fn first_event_from_device(dir: &Path, device_name: &str, wav: &Path) -> (String
 #[test]
 fn cpal_device_playing_a_smoke_alarm_recording_reports_the_alarm() {
     let dir = tempdir();
-    let Some(data) = h::shared_data() else {
+    let Some(recordings) = shared("data/recordings") else {
         eprintln!("../shared not found: playing a synthesized alarm through the device instead");
         return synthesized_alarm_through_the_device(dir.path());
     };
-    let wav = data.join("recordings/first_alert_sa302.wav");
+    let wav = recordings.join("first_alert_sa302.wav");
     let onset = 11.0; // labels.csv
     let (label, start) = first_event_from_device(dir.path(), "harkalarm", &wav);
     assert!(
@@ -239,21 +275,7 @@ fn realtime_file_and_stdin_sources_give_the_events_of_the_lossless_run() {
     // The shortest recording with an event: 3.84 s, 48 kHz stereo PCM_16; Knock from 0 s.
     let wav = recordings.join("door_knock_Door5.wav");
     let seconds = 3.84;
-    let raw = dir.path().join("knock.raw");
-    // Same samples, headerless: 16-bit in, 16-bit out, no dither, no conversion.
-    sox(&[
-        "-D",
-        p(&wav),
-        "-t",
-        "raw",
-        "-e",
-        "signed",
-        "-b",
-        "16",
-        "-L",
-        p(&raw),
-    ]);
-    let bytes = std::fs::read(&raw).unwrap();
+    let bytes = raw_s16le(&wav, &dir.path().join("knock.raw"));
     let config = default_config(dir.path());
 
     let lossless = run_fast(dir.path(), &wav);
@@ -327,20 +349,7 @@ fn stdin_piped_faster_than_real_time_skips_no_windows() {
     };
     let dir = tempdir();
     let wav = recordings.join("first_alert_sa302.wav"); // 44.1 kHz mono PCM_16
-    let raw = dir.path().join("sa302.raw");
-    sox(&[
-        "-D",
-        p(&wav),
-        "-t",
-        "raw",
-        "-e",
-        "signed",
-        "-b",
-        "16",
-        "-L",
-        p(&raw),
-    ]);
-    let bytes = std::fs::read(&raw).unwrap();
+    let bytes = raw_s16le(&wav, &dir.path().join("sa302.raw"));
     let want = run_fast(dir.path(), &wav).event_starts();
     let piped = HarkRun::new(&default_config(dir.path()))
         .args(&["--input", "-", "--rate", "44100", "--channels", "1"])
@@ -359,9 +368,7 @@ fn stdin_piped_faster_than_real_time_skips_no_windows() {
 /// `hark classify --json`: per window the top label, and the summary as (label, windows in
 /// which it was the top label), most frequent first.
 fn classify(file: &Path) -> (Vec<String>, Vec<(String, u64)>) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
-        .current_dir(h::manifest_dir())
-        .env_remove("RUST_LOG")
+    let output = h::command()
         .args(["--log", "warn", "classify", "--json", "--top", "1"])
         .arg(file)
         .output()
@@ -414,21 +421,7 @@ fn stereo_48k_and_44k1_versions_give_the_labels_and_events_of_the_16k_mono_origi
     // one version but not another would be a difference the conversion did not make.
     let source = recordings.join("first_alert_sa302.wav");
     let mono16 = d.join("mono_16k.wav");
-    sox(&[
-        "-D",
-        p(&source),
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-e",
-        "floating-point",
-        "-b",
-        "32",
-        p(&mono16),
-        "gain",
-        "-3",
-    ]);
+    mono_16k_f32(&source, &mono16, &["gain", "-3"]);
     let mut versions = Vec::new();
     for rate in ["48000", "44100"] {
         let out = d.join(format!("stereo_{rate}.wav"));
@@ -604,27 +597,11 @@ fn a_smoke_alarm_spliced_into_silence_starts_its_event_within_a_hop_and_a_window
     // silence before it and 1 s after: 10 s in all.
     let spliced = dir.path().join("alarm_at_5s.wav");
     let source = recordings.join("first_alert_sa302.wav");
-    sox(&[
-        "-D",
-        p(&source),
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-e",
-        "floating-point",
-        "-b",
-        "32",
-        p(&spliced),
-        "trim",
-        "12",
-        "4",
-        "gain",
-        "-3",
-        "pad",
-        "5",
-        "1",
-    ]);
+    mono_16k_f32(
+        &source,
+        &spliced,
+        &["trim", "12", "4", "gain", "-3", "pad", "5", "1"],
+    );
     // The true onset, measured: the first 10 ms louder than -30 dBFS (the cut's room noise
     // before the beep is near -55 dBFS).
     let onset = h::onset_seconds(&spliced, -30.0);

@@ -2,7 +2,8 @@
 //! (made by `make_golden.py` there), the mel filter banks, streaming against batch, spec
 //! validation and loading, and — when `../shared` is present — YAMNet's own reference log-mel.
 //!
-//! Run with `cargo test --test frontend_golden -- --nocapture` to see the worst errors.
+//! Run with `cargo test --release --test it frontend_golden -- --nocapture` to see the worst
+//! errors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use hark::frontend::{
 };
 use hark::npy;
 use ndarray::{s, Array2};
+
+use crate::common::shared::shared_or_skip;
 
 const FEATURE_TOL: f32 = 1e-3;
 const FILTER_TOL: f32 = 1e-6;
@@ -387,14 +390,9 @@ fn features_written_as_npy_read_back_unchanged() {
 
 #[test]
 fn yamnet_features_match_yamnet_reference_log_mel() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/models/yamnet/golden");
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .exists()
-    {
-        eprintln!("SKIPPED: ../shared not found (YAMNet reference log-mel check)");
+    let Some(dir) = shared_or_skip("data/models/yamnet/golden") else {
         return;
-    }
+    };
     let fe = MelFrontend::new(spec("yamnet")).unwrap();
     for name in ["fireworks", "smoke_alarm", "quiet_room"] {
         let (_, wave) = read(&dir.join(format!("{name}_waveform_16k.npy")));

@@ -8,85 +8,67 @@
 //! visibly when it is absent.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use hark::learn::fit::{self, FitOptions, Transform};
 use hark::model::{LoadOptions, Model};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::cli::{hark, hark_json, json_lines, stderr, stdout};
+use crate::common::hark::{command, manifest_dir};
+use crate::common::shared::shared_or_skip;
+use crate::common::tools::{run, sox};
 
 fn ced_tiny() -> PathBuf {
-    root().join("models/ced-tiny.toml")
+    manifest_dir().join("models/ced-tiny.toml")
 }
 
-fn hark(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run hark")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Run hark and parse its stdout as one JSON object; panics with stderr when it fails.
-fn hark_json(args: &[&str]) -> serde_json::Value {
-    let out = hark(args);
-    assert!(
-        out.status.success(),
-        "hark {args:?} failed:\n{}",
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "hark {args:?}: stdout is not JSON ({e}):\n{}",
-            text(&out.stdout)
-        )
-    })
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("run a generator (sox / espeak-ng)");
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+/// `seconds` of sox's `synth` effect `what` (`["sine", "300", "vol", "0.5"]`), 16 kHz mono.
+fn synth(path: &Path, seconds: f32, what: &[&str]) {
+    let seconds = seconds.to_string();
+    let head = [
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        path.to_str().unwrap(),
+        "synth",
+        &seconds,
+    ];
+    sox(&[&head[..], what].concat());
 }
 
 fn tone(path: &Path, seconds: f32, freq: u32) {
-    run(Command::new("sox")
-        .args(["-n", "-r", "16000", "-c", "1"])
-        .arg(path)
-        .args([
-            "synth",
-            &seconds.to_string(),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            "0.5",
-        ]));
+    synth(path, seconds, &["sine", &freq.to_string(), "vol", "0.5"]);
 }
 
 fn noise(path: &Path, seconds: f32, vol: f32) {
-    run(Command::new("sox")
-        .args(["-n", "-r", "16000", "-c", "1"])
-        .arg(path)
-        .args([
-            "synth",
-            &seconds.to_string(),
-            "whitenoise",
-            "vol",
-            &vol.to_string(),
-        ]));
+    synth(path, seconds, &["whitenoise", "vol", &vol.to_string()]);
 }
 
 fn speech(path: &Path, voice: &str, words: &str) {
-    run(Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
-        .arg(path)
-        .arg(words));
+    let mut espeak = Command::new("espeak-ng");
+    espeak.args(["-v", voice, "-w"]).arg(path).arg(words);
+    run(espeak);
+}
+
+/// `hark classify --model MODEL CLIP` must say it heard `label` first.
+#[track_caller]
+fn assert_heard(model: &Path, clip: &Path, label: &str) {
+    let out = hark(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        clip.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&out).contains(&format!("heard: {label}")),
+        "{}: expected to hear {label}:\n{}{}",
+        clip.display(),
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// The synthesized dataset: `train/` (a folder per class, 5 recordings each) and `held_out/`
@@ -225,7 +207,7 @@ fn trained_model_round_trips_through_model_info_and_classify() {
         model.to_str().unwrap(),
         "--json",
     ]);
-    assert!(info.status.success(), "{}", text(&info.stderr));
+    assert!(info.status.success(), "{}", stderr(&info));
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["labels"], 3);
     assert_eq!(info["multi_label"], false);
@@ -239,9 +221,9 @@ fn trained_model_round_trips_through_model_info_and_classify() {
 
     let plain = hark(&["model", "info", "--model", model.to_str().unwrap()]);
     assert!(
-        text(&plain.stdout).contains("base model ced-tiny-embedding"),
+        stdout(&plain).contains("base model ced-tiny-embedding"),
         "{}",
-        text(&plain.stdout)
+        stdout(&plain)
     );
 
     // `hark classify` on a held-out speech clip: every window's best label is speech.
@@ -253,25 +235,12 @@ fn trained_model_round_trips_through_model_info_and_classify() {
         "--json",
         clip.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
     let summary = lines.last().unwrap();
     assert_eq!(summary["summary"][0]["label"], "speech", "{summary}");
     let tone = dataset().join("held_out/sine_wave/tone6.wav");
-    let out = hark(&[
-        "classify",
-        "--model",
-        model.to_str().unwrap(),
-        tone.to_str().unwrap(),
-    ]);
-    assert!(
-        text(&out.stdout).contains("heard: sine_wave"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert_heard(model, &tone, "sine_wave");
 }
 
 /// `hark run --model DIR` on the built-in config: the built-in AudioSet listen list does not
@@ -280,7 +249,7 @@ fn trained_model_round_trips_through_model_info_and_classify() {
 fn trained_model_runs_in_the_daemon_on_the_default_config() {
     let (model, _) = trained();
     let clip = dataset().join("held_out/sine_wave/tone6.wav");
-    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
+    let out = command()
         .args([
             "--log",
             "warn",
@@ -295,14 +264,10 @@ fn trained_model_runs_in_the_daemon_on_the_default_config() {
         .arg(model)
         .arg("--input")
         .arg(&clip)
-        .env_remove("HARK_DECISION__LISTEN")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let records: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = json_lines(&out);
     let predictions: Vec<_> = records
         .iter()
         .filter(|r| r["type"] == "prediction")
@@ -319,9 +284,9 @@ fn trained_model_runs_in_the_daemon_on_the_default_config() {
     assert_eq!(starts.len(), 1, "{records:?}");
     assert_eq!(starts[0]["label"], "sine_wave");
     assert!(
-        text(&out.stderr).contains("listening for every label"),
+        stderr(&out).contains("listening for every label"),
         "{}",
-        text(&out.stderr)
+        stderr(&out)
     );
 }
 
@@ -331,20 +296,11 @@ fn moved_model_folder_still_works() {
     let moved = dataset().join("moved/elsewhere");
     std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&moved);
-    run(Command::new("cp").arg("-r").arg(model).arg(&moved));
+    let mut cp = Command::new("cp");
+    cp.arg("-r").arg(model).arg(&moved);
+    run(cp);
     let clip = dataset().join("held_out/white_noise/noise5.wav");
-    let out = hark(&[
-        "classify",
-        "--model",
-        moved.to_str().unwrap(),
-        clip.to_str().unwrap(),
-    ]);
-    assert!(
-        text(&out.stdout).contains("heard: white_noise"),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_heard(&moved, &clip, "white_noise");
 }
 
 #[test]
@@ -454,7 +410,9 @@ fn copy_class(from: &str, to: &Path, n: usize) {
     }
 }
 
-fn train_fails(data: &Path, extra: &[&str]) -> String {
+/// `hark train DATA --out DATA/out EXTRA`, which must fail (`what` names the case): its stderr.
+#[track_caller]
+fn train_fails(what: &str, data: &Path, extra: &[&str]) -> String {
     let out_dir = data.join("out");
     let mut args = vec![
         "train",
@@ -466,30 +424,61 @@ fn train_fails(data: &Path, extra: &[&str]) -> String {
     let out = hark(&args);
     assert!(
         !out.status.success(),
-        "expected failure, got:\n{}",
-        text(&out.stdout)
+        "{what}: expected failure, got:\n{}",
+        stdout(&out)
     );
-    text(&out.stderr)
+    stderr(&out)
 }
 
-#[test]
-fn an_empty_class_folder_is_refused_by_name() {
-    let d = scratch("empty_class");
-    copy_class("speech", &d.join("speech"), 2);
-    std::fs::create_dir_all(d.join("doorbell")).unwrap();
-    let e = train_fails(&d, &[]);
-    assert!(e.contains("doorbell") && e.contains("is empty"), "{e}");
+/// A dataset `hark train` must refuse: what `build` puts into a scratch folder of that name, the
+/// extra arguments, and what the error must say.
+struct BadDataset {
+    case: &'static str,
+    build: fn(&Path),
+    args: &'static [&'static str],
+    needles: &'static [&'static str],
 }
 
+const BAD_DATASETS: &[BadDataset] = &[
+    BadDataset {
+        case: "empty_class",
+        build: |d| {
+            copy_class("speech", &d.join("speech"), 2);
+            std::fs::create_dir_all(d.join("doorbell")).unwrap();
+        },
+        args: &[],
+        needles: &["doorbell", "is empty"],
+    },
+    BadDataset {
+        case: "one_class",
+        build: |d| copy_class("speech", &d.join("speech"), 3),
+        args: &[],
+        needles: &["single class (speech)", "background"],
+    },
+    BadDataset {
+        case: "all_broken",
+        build: |d| {
+            copy_class("speech", &d.join("speech"), 3);
+            std::fs::create_dir_all(d.join("doorbell")).unwrap();
+            std::fs::write(d.join("doorbell/ring.wav"), b"not audio").unwrap();
+        },
+        args: &["-q", "--max-unreadable", "100"],
+        needles: &["no readable clips left in class doorbell"],
+    },
+];
+
+/// An empty class folder is refused by name; a single class is refused with what to add; a class
+/// whose files all fail to decode is named.
 #[test]
-fn a_single_class_is_refused_with_what_to_add() {
-    let d = scratch("one_class");
-    copy_class("speech", &d.join("speech"), 3);
-    let e = train_fails(&d, &[]);
-    assert!(
-        e.contains("single class (speech)") && e.contains("background"),
-        "{e}"
-    );
+fn bad_datasets_are_refused_naming_the_class_and_what_to_do() {
+    for bad in BAD_DATASETS {
+        let d = scratch(bad.case);
+        (bad.build)(&d);
+        let e = train_fails(bad.case, &d, bad.args);
+        for n in bad.needles {
+            assert!(e.contains(n), "{}: stderr lacks {n:?}: {e}", bad.case);
+        }
+    }
 }
 
 #[test]
@@ -519,7 +508,7 @@ fn unreadable_files_are_listed_and_skipped_up_to_a_limit() {
     // Three broken files of 13 is above a 10% limit: an error that lists them.
     std::fs::write(d.join("sine_wave/empty.wav"), b"").unwrap();
     std::fs::write(d.join("sine_wave/notes.txt"), b"recorded on tuesday").unwrap();
-    let e = train_fails(&d, &["-q"]);
+    let e = train_fails("3 broken files of 13", &d, &["-q"]);
     assert!(
         e.contains("3 of 13 files could not be read")
             && e.contains("notes.txt")
@@ -546,11 +535,11 @@ fn clips_shorter_than_a_window_are_padded_and_reported_with_the_scores_as_embedd
         "logit-scores",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        text(&out.stderr).contains("3 clip(s) shorter than the 1 s window were zero-padded"),
+        stderr(&out).contains("3 clip(s) shorter than the 1 s window were zero-padded"),
         "{}",
-        text(&out.stderr)
+        stderr(&out)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["padded"].as_array().unwrap().len(), 3);
@@ -563,7 +552,7 @@ fn a_dataset_too_small_to_hold_out_says_so_and_no_eval_still_trains() {
     let d = scratch("tiny");
     copy_class("speech", &d.join("speech"), 1);
     copy_class("white_noise", &d.join("white_noise"), 1);
-    let e = train_fails(&d, &["-q"]);
+    let e = train_fails("one clip per class", &d, &["-q"]);
     assert!(
         e.contains("too small for a held-out split") && e.contains("--no-eval"),
         "{e}"
@@ -588,26 +577,18 @@ fn eval_refuses_a_model_without_the_dataset_classes() {
     copy_class("speech", &d.join("my_doorbell"), 1);
     let out = hark(&["eval", "ced-tiny", d.to_str().unwrap()]);
     assert!(!out.status.success());
-    let e = text(&out.stderr);
+    let e = stderr(&out);
     assert!(
         e.contains("no label for the dataset's classes my_doorbell"),
         "{e}"
     );
 }
 
-fn shared_datasets() -> Option<PathBuf> {
-    let p = root().join("../shared/data/datasets");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: ../shared not found (training on fire_alarm_tinyml)");
-        None
-    }
-}
-
 #[test]
 fn fire_alarm_tinyml_alarm_is_recalled_on_held_out_recordings() {
-    let Some(ds) = shared_datasets() else { return };
+    let Some(ds) = shared_or_skip("data/datasets") else {
+        return;
+    };
     let out = dataset().join("fire_alarm_model");
     let report = hark_json(&[
         "train",
@@ -632,19 +613,6 @@ fn fire_alarm_tinyml_alarm_is_recalled_on_held_out_recordings() {
 }
 
 #[test]
-fn a_class_whose_files_all_fail_to_decode_is_named() {
-    let d = scratch("all_broken");
-    copy_class("speech", &d.join("speech"), 3);
-    std::fs::create_dir_all(d.join("doorbell")).unwrap();
-    std::fs::write(d.join("doorbell/ring.wav"), b"not audio").unwrap();
-    let e = train_fails(&d, &["-q", "--max-unreadable", "100"]);
-    assert!(
-        e.contains("no readable clips left in class doorbell"),
-        "{e}"
-    );
-}
-
-#[test]
 fn an_out_folder_that_is_not_a_model_is_left_alone() {
     let d = scratch("out_taken");
     copy_class("speech", &d.join("speech"), 2);
@@ -661,7 +629,7 @@ fn an_out_folder_that_is_not_a_model_is_left_alone() {
         "-q",
     ]);
     assert!(!out.status.success());
-    let e = text(&out.stderr);
+    let e = stderr(&out);
     assert!(e.contains("is not a hark model"), "{e}");
     assert_eq!(
         std::fs::read(taken.join("thesis.txt")).unwrap(),

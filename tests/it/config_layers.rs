@@ -5,32 +5,16 @@
 //! hook labels need the model's label list, so they are checked when `hark run` starts.
 //!
 //! Every child gets a config file written by the test (so `/etc/hark/hark.toml` never takes
-//! part) and an environment without `HARK_*`, `RUST_LOG` or systemd variables.
+//! part) and an environment without `HARK_*`, `RUST_LOG` or systemd variables
+//! (`common::hark::command`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-/// `hark` with a clean environment, run from the crate root so `models/` and `third_party/`
-/// resolve.
-fn hark() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HARK_")
-            || k == "RUST_LOG"
-            || k == "NOTIFY_SOCKET"
-            || k == "WATCHDOG_USEC"
-            || k == "RUNTIME_DIRECTORY"
-            || k == "INVOCATION_ID"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd
-}
+use crate::common::hark::{command as hark, manifest_dir};
+use crate::common::wav;
 
 /// What a finished child said.
 struct Run {
@@ -76,19 +60,7 @@ impl Scratch {
     /// Two seconds of a quiet 440 Hz tone, 16 kHz mono: enough for three 1 s windows.
     fn wav(&self) -> PathBuf {
         let p = self.dir.path().join("tone.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&p, spec).expect("create a wav");
-        for i in 0..32_000 {
-            let t = i as f32 / 16_000.0;
-            let s = 0.05 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
-            w.write_sample((s * i16::MAX as f32) as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        wav::write_sine(&p, 16_000, 2.0, 440.0, 0.05);
         p
     }
 }
@@ -134,21 +106,23 @@ fn effective(stdout: &str, key: &str) -> Option<(String, String)> {
     None
 }
 
-/// Asserts that `key` is printed as the number `want` and came from `origin`. Numbers are
-/// compared, not text: an f32 setting prints as its f64 widening (0.7 → 0.699999988...).
-fn assert_number(run: &Run, key: &str, want: f64, origin: &str) {
-    assert!(run.ok(), "check-config failed: {}", run.stderr);
+/// Asserts that `key` is printed as the number `want` and came from `origin`; `what` names the
+/// case. Numbers are compared, not text: an f32 setting prints as its f64 widening (0.7 →
+/// 0.699999988...).
+#[track_caller]
+fn assert_number(what: &str, run: &Run, key: &str, want: f64, origin: &str) {
+    assert!(run.ok(), "{what}: check-config failed: {}", run.stderr);
     let (value, from) = effective(&run.stdout, key)
-        .unwrap_or_else(|| panic!("{key} not in the output:\n{}", run.stdout));
+        .unwrap_or_else(|| panic!("{what}: {key} not in the output:\n{}", run.stdout));
     let got: f64 = value
         .parse()
-        .unwrap_or_else(|_| panic!("{key} = {value} is not a number"));
+        .unwrap_or_else(|_| panic!("{what}: {key} = {value} is not a number"));
     assert!(
         (got - want).abs() < 1e-6,
-        "{key} = {got}, expected {want}\n{}",
+        "{what}: {key} = {got}, expected {want}\n{}",
         run.stdout
     );
-    assert_eq!(from, origin, "origin of {key}\n{}", run.stdout);
+    assert_eq!(from, origin, "{what}: origin of {key}\n{}", run.stdout);
 }
 
 // --- layers ---------------------------------------------------------------------------
@@ -163,70 +137,79 @@ fn default_number(section: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{section}.{key} is not a number in the defaults"))
 }
 
-#[test]
-fn an_empty_file_leaves_every_value_at_its_default() {
-    let s = Scratch::new();
-    let run = check_config(&s.file("hark.toml", ""), &[], false);
-    assert_number(
-        &run,
-        "decision.on",
-        default_number("decision", "on"),
-        "default",
-    );
-    assert_number(
-        &run,
-        "smoothing.windows",
-        default_number("smoothing", "windows"),
-        "default",
-    );
-    assert!(
-        !run.stdout.contains("# from file") && !run.stdout.contains("# from env"),
-        "{}",
-        run.stdout
-    );
+/// What `check-config` must print for a dotted key: its number (`None`: the built-in
+/// default) and the layer it came from.
+type Printed = (&'static str, Option<f64>, &'static str);
+
+/// The layers below the flags, as `check-config` sees them: a config file and environment
+/// variables, and what must come out.
+struct Layers {
+    case: &'static str,
+    file: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    printed: &'static [Printed],
 }
 
-#[test]
-fn the_file_beats_the_defaults_key_by_key() {
-    let s = Scratch::new();
-    let file = s.file(
-        "hark.toml",
-        "[decision]\non = 0.6\n[smoothing]\nwindows = 5\n",
-    );
-    let run = check_config(&file, &[], false);
-    assert_number(&run, "decision.on", 0.6, "file");
-    assert_number(&run, "smoothing.windows", 5.0, "file");
-    // A key the file does not set keeps its default, even in a section the file touches.
-    assert_number(
-        &run,
-        "decision.off",
-        default_number("decision", "off"),
-        "default",
-    );
-}
+const LAYERS: &[Layers] = &[
+    Layers {
+        case: "an empty file leaves every value at its default",
+        file: "",
+        env: &[],
+        printed: &[
+            ("decision.on", None, "default"),
+            ("smoothing.windows", None, "default"),
+        ],
+    },
+    Layers {
+        case: "the file beats the defaults key by key",
+        file: "[decision]\non = 0.6\n[smoothing]\nwindows = 5\n",
+        env: &[],
+        printed: &[
+            ("decision.on", Some(0.6), "file"),
+            ("smoothing.windows", Some(5.0), "file"),
+            // A key the file does not set keeps its default, even in a section the file touches.
+            ("decision.off", None, "default"),
+        ],
+    },
+    Layers {
+        case: "the environment beats the file and the defaults",
+        file: "[decision]\non = 0.6\noff = 0.2\n[smoothing]\nwindows = 5\n",
+        env: &[("HARK_DECISION__ON", "0.7"), ("HARK_PIPELINE__TOP_K", "9")],
+        printed: &[
+            ("decision.on", Some(0.7), "env"),    // env over file
+            ("pipeline.top_k", Some(9.0), "env"), // env over default
+            ("decision.off", Some(0.2), "file"),  // file, env silent
+            ("smoothing.windows", Some(5.0), "file"),
+            ("decision.hold", None, "default"),
+        ],
+    },
+];
 
 #[test]
-fn the_environment_beats_the_file_and_the_defaults() {
-    let s = Scratch::new();
-    let file = s.file(
-        "hark.toml",
-        "[decision]\non = 0.6\noff = 0.2\n[smoothing]\nwindows = 5\n",
-    );
-    let run = check_config(
-        &file,
-        &[("HARK_DECISION__ON", "0.7"), ("HARK_PIPELINE__TOP_K", "9")],
-        false,
-    );
-    assert_number(&run, "decision.on", 0.7, "env"); // env over file
-    assert_number(&run, "pipeline.top_k", 9.0, "env"); // env over default
-    assert_number(&run, "decision.off", 0.2, "file"); // file, env silent
-    assert_number(&run, "smoothing.windows", 5.0, "file");
-    assert_number(
-        &run,
-        "decision.hold",
-        default_number("decision", "hold"),
-        "default",
-    );
+fn each_layer_beats_the_one_below_in_check_config() {
+    for layers in LAYERS {
+        let s = Scratch::new();
+        let run = check_config(&s.file("hark.toml", layers.file), layers.env, false);
+        for &(key, number, origin) in layers.printed {
+            let want = number.unwrap_or_else(|| {
+                let (section, name) = key.split_once('.').unwrap();
+                default_number(section, name)
+            });
+            assert_number(layers.case, &run, key, want, origin);
+        }
+        // A layer that sets nothing is the origin of nothing.
+        for (layer, empty) in [
+            ("file", layers.file.is_empty()),
+            ("env", layers.env.is_empty()),
+        ] {
+            assert!(
+                !(empty && run.stdout.contains(&format!("# from {layer}"))),
+                "{}: a value from the empty {layer} layer:\n{}",
+                layers.case,
+                run.stdout
+            );
+        }
+    }
 }
 
 #[test]
@@ -269,6 +252,25 @@ fn flags_are_reported_as_the_top_layer_by_the_library() {
     assert_eq!(origin, "flag", "{text}");
 }
 
+/// `hark run --fast --exit-at-end --no-socket --print PRINT --config CONFIG` over the scratch
+/// directory's tone.
+fn run_over_the_tone(s: &Scratch, config: &Path, print: &str) -> Command {
+    let mut cmd = hark();
+    cmd.args([
+        "--log",
+        "warn",
+        "run",
+        "--fast",
+        "--exit-at-end",
+        "--no-socket",
+    ])
+    .args(["--print", print, "--config"])
+    .arg(config)
+    .arg("--input")
+    .arg(s.wav());
+    cmd
+}
+
 /// Steps between the starts of the `prediction` records `hark run --print json` printed.
 fn prediction_steps(stdout: &str) -> Vec<f64> {
     let starts: Vec<f64> = stdout
@@ -292,19 +294,7 @@ fn hop_used(
         "run.toml",
         &file_hop.map_or(String::new(), |h| format!("[model]\nhop = {h}\n")),
     );
-    let mut cmd = hark();
-    cmd.args([
-        "--log",
-        "warn",
-        "run",
-        "--fast",
-        "--exit-at-end",
-        "--no-socket",
-    ])
-    .args(["--print", "json", "--config"])
-    .arg(&config)
-    .arg("--input")
-    .arg(s.wav());
+    let mut cmd = run_over_the_tone(s, &config, "json");
     if let Some(h) = env_hop {
         cmd.env("HARK_MODEL__HOP", h);
     }
@@ -333,7 +323,7 @@ fn each_layer_beats_the_one_below_in_what_hark_run_does() {
     // model.hop is unset by default: the model's manifest decides. Each layer's value differs
     // from it and from the others.
     let manifest: toml::Value =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ced-tiny.toml"))
+        std::fs::read_to_string(manifest_dir().join("models/ced-tiny.toml"))
             .expect("read models/ced-tiny.toml")
             .parse()
             .expect("manifest parses");
@@ -439,7 +429,7 @@ fn an_unknown_key_is_a_warning_naming_it() {
         run.stderr
     );
     // The known keys of the same file still apply.
-    assert_number(&run, "decision.on", 0.6, "file");
+    assert_number("an unknown key", &run, "decision.on", 0.6, "file");
 }
 
 #[test]
@@ -490,19 +480,7 @@ fn environment_variables_that_are_not_config_keys_are_left_alone() {
 fn assert_run_rejects_label(toml: &str, key: &str, label: &str) {
     let s = Scratch::new();
     let config = s.file("hark.toml", toml);
-    let run: Run = hark()
-        .args([
-            "--log",
-            "warn",
-            "run",
-            "--fast",
-            "--exit-at-end",
-            "--no-socket",
-        ])
-        .args(["--print", "none", "--config"])
-        .arg(&config)
-        .arg("--input")
-        .arg(s.wav())
+    let run: Run = run_over_the_tone(&s, &config, "none")
         .output()
         .expect("run hark run")
         .into();

@@ -6,8 +6,6 @@
 //! The recording comes from `../shared/data/recordings`; without it the tests say
 //! `SKIPPED:` and pass.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -17,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::daemon::{self, kind, Daemon};
+use crate::common::daemon::{self, kind, Daemon};
+use crate::common::tools::alive;
 
 /// Knocks only, and a threshold below the recording's smoothed Knock score (about 0.52 at
 /// onset, for the default 0.5 a hair's breadth): the number of events must not depend on
@@ -27,7 +26,7 @@ const KNOCKS_ONLY: &str = "[decision]\non = 0.4\noff = 0.25\nlisten = [\"Knock\"
 // ---------------------------------------------------------------------------------------------
 // The input
 
-/// The two inputs, built once per test binary with sox from Door5.wav: `one` is a knock
+/// The two inputs, built once per run of the tests with sox from Door5.wav: `one` is a knock
 /// after 1 s of silence (4 s; its event starts at 1 s), `three` is three of them 3 s apart
 /// (10 s). `None` (after saying `SKIPPED:`) when the shared recordings are not there.
 struct Inputs {
@@ -153,19 +152,6 @@ fn cooldown_runs_a_hook_once_for_several_knocks_and_zero_cooldown_runs_it_for_ea
     assert!(ids.len() >= 3, "three knocks in 10 s: {ids:?}");
     assert_eq!(ids_in(&once), ids[..1], "cooldown 60: only the first knock");
     assert_eq!(ids_in(&every), ids, "cooldown 0: every knock");
-}
-
-/// True while `pid` is a live process (not gone, not a zombie waiting for its reaper).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name.
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next()),
-            Some(Some('Z' | 'X'))
-        ),
-        Err(_) => false,
-    }
 }
 
 #[test]

@@ -2,91 +2,46 @@
 //! `hark model info`, the YAMNet backbone through a log-mel manifest, and every bad input the
 //! foundation promises a clear error for.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use hark::model::{LoadOptions, Model};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+use crate::common::cli::{assert_fails_with, hark, hark_with_env, json_lines, stderr, stdout};
+use crate::common::hark::manifest_dir;
+use crate::common::shared::{recordings_or_skip, shared_or_skip};
+use crate::common::wav;
+
+/// `hark classify --json ARGS`, which must succeed: its lines, parsed.
+fn classify_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let o = hark(&[&["classify", "--json"], args].concat());
+    assert!(o.status.success(), "classify {args:?}: {}", stderr(&o));
+    json_lines(&o)
 }
 
-fn shared() -> Option<PathBuf> {
-    let p = root().join("../shared");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: ../shared not found");
-        None
-    }
-}
-
-fn hark(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run hark")
-}
-
-fn hark_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(root())
-        .output()
-        .expect("run hark")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// Assert a failed run whose stderr mentions every one of `needles`.
-fn assert_fails_with(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(
-        !o.status.success(),
-        "expected failure, got success; stderr: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
+/// `hark features --spec SPEC INPUT --out OUT`.
+fn features(spec: &Path, input: &Path, out: &Path) -> Output {
+    hark(&[
+        "features",
+        "--spec",
+        spec.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
 }
 
 fn write_sine_wav(path: &Path, rate: u32, seconds: f32, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(rate as f32 * seconds) as usize {
-        let x = (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 0.5;
-        w.write_sample((x * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    wav::write_sine(path, rate, seconds, freq, 0.5);
 }
 
 #[test]
 fn classify_fireworks_recording_hears_fireworks_most_often() {
-    let Some(shared) = shared() else { return };
-    let file = shared.join("data/recordings/fireworks.wav");
-    let o = hark(&["classify", "--json", file.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let lines = json_lines(&o);
+    let Some(recordings) = recordings_or_skip() else {
+        return;
+    };
+    let file = recordings.join("fireworks.wav");
+    let lines = classify_json(&[file.to_str().unwrap()]);
     let windows: Vec<_> = lines.iter().filter(|v| v.get("top").is_some()).collect();
     // 12.77 s with 1 s windows every 0.5 s.
     assert_eq!(windows.len(), 24);
@@ -99,21 +54,12 @@ fn classify_fireworks_recording_hears_fireworks_most_often() {
 
 #[test]
 fn classify_batches_give_the_same_windows_and_scores_as_one_at_a_time() {
-    let Some(shared) = shared() else { return };
-    let file = shared.join("data/recordings/fireworks.wav");
-    let run = |batch: &str| {
-        let o = hark(&[
-            "classify",
-            "--json",
-            "--top",
-            "10",
-            "--batch",
-            batch,
-            file.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        json_lines(&o)
+    let Some(recordings) = recordings_or_skip() else {
+        return;
     };
+    let file = recordings.join("fireworks.wav");
+    let run =
+        |batch: &str| classify_json(&["--top", "10", "--batch", batch, file.to_str().unwrap()]);
     let one = run("1");
     for batch in ["7", "64"] {
         let many = run(batch);
@@ -134,15 +80,16 @@ fn classify_batches_give_the_same_windows_and_scores_as_one_at_a_time() {
         }
     }
     let o = hark(&["classify", "--batch", "0", file.to_str().unwrap()]);
-    assert_fails_with(&o, &["--batch", "0"]);
+    assert_fails_with("classify --batch 0", &o, &["--batch", "0"]);
 }
 
 #[test]
 fn classify_quiet_room_gives_no_alarm_like_label_above_a_tenth() {
-    let Some(shared) = shared() else { return };
-    let file = shared.join("data/recordings/smoke_test_quiet_room_recording_20250720_091036.wav");
-    let o = hark(&["classify", "--json", "--top", "527", file.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let Some(recordings) = recordings_or_skip() else {
+        return;
+    };
+    let file = recordings.join("smoke_test_quiet_room_recording_20250720_091036.wav");
+    let lines = classify_json(&["--top", "527", file.to_str().unwrap()]);
     let alarm_like = [
         "Smoke detector, smoke alarm",
         "Fire alarm",
@@ -150,7 +97,7 @@ fn classify_quiet_room_gives_no_alarm_like_label_above_a_tenth() {
         "Beep, bleep",
     ];
     let mut windows = 0;
-    for v in json_lines(&o).iter().filter(|v| v.get("top").is_some()) {
+    for v in lines.iter().filter(|v| v.get("top").is_some()) {
         windows += 1;
         for t in v["top"].as_array().unwrap() {
             if alarm_like.contains(&t["label"].as_str().unwrap()) {
@@ -198,13 +145,14 @@ fn model_info_describes_the_default_model() {
 
 #[test]
 fn yamnet_backbone_features_and_scores_match_the_reference() {
-    let Some(shared) = shared() else { return };
-    let manifest = root().join("tests/fixtures/yamnet/yamnet.toml");
+    let Some(golden) = shared_or_skip("data/models/yamnet/golden") else {
+        return;
+    };
+    let manifest = manifest_dir().join("tests/fixtures/yamnet/yamnet.toml");
     let mut model = Model::load(&manifest, &LoadOptions::default()).expect("load yamnet");
     assert_eq!(model.labels().len(), 521);
     assert_eq!(model.window_samples(), 15_600);
     assert_eq!(model.hop_samples(), 7_680);
-    let golden = shared.join("data/models/yamnet/golden");
     for name in ["fireworks", "smoke_alarm", "quiet_room"] {
         let read = |suffix: &str| {
             hark::npy::read_f32(golden.join(format!("{name}_{suffix}.npy"))).unwrap()
@@ -232,17 +180,17 @@ fn yamnet_backbone_features_and_scores_match_the_reference() {
 
 #[test]
 fn yamnet_manifest_works_through_classify() {
-    let Some(shared) = shared() else { return };
-    let file = shared.join("data/recordings/first_alert_7010b.wav");
-    let o = hark(&[
-        "classify",
-        "--json",
+    let Some(recordings) = recordings_or_skip() else {
+        return;
+    };
+    let file = recordings.join("first_alert_7010b.wav");
+    let summary = classify_json(&[
         "-m",
         "tests/fixtures/yamnet/yamnet.toml",
         file.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let summary = json_lines(&o).pop().unwrap();
+    ])
+    .pop()
+    .unwrap();
     let heard: Vec<&str> = summary["summary"]
         .as_array()
         .unwrap()
@@ -262,27 +210,20 @@ fn yamnet_manifest_works_through_classify() {
 fn features_command_reproduces_a_golden_case() {
     let dir = tempfile::tempdir().unwrap();
     let cases: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/golden/cases.json")).unwrap(),
+        &std::fs::read_to_string(manifest_dir().join("tests/fixtures/golden/cases.json")).unwrap(),
     )
     .unwrap();
     for config in ["fsd2018", "yamnet"] {
         let spec = dir.path().join(format!("{config}.json"));
         std::fs::write(&spec, cases["configs"][config].to_string()).unwrap();
-        let input = root().join(format!(
+        let input = manifest_dir().join(format!(
             "tests/fixtures/golden/cases/{config}__alarm_beeps__input.npy"
         ));
         let out = dir.path().join("out.npy");
-        let o = hark(&[
-            "features",
-            "--spec",
-            spec.to_str().unwrap(),
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let o = features(&spec, &input, &out);
+        assert!(o.status.success(), "{config}: {}", stderr(&o));
         let (shape, got) = hark::npy::read_f32(&out).unwrap();
-        let (want_shape, want) = hark::npy::read_f32(root().join(format!(
+        let (want_shape, want) = hark::npy::read_f32(manifest_dir().join(format!(
             "tests/fixtures/golden/cases/{config}__alarm_beeps__expected.npy"
         )))
         .unwrap();
@@ -308,14 +249,7 @@ fn features_accepts_a_toml_spec_and_a_wav_input() {
     let wav = dir.path().join("tone.wav");
     write_sine_wav(&wav, 48_000, 1.0, 440.0);
     let out = dir.path().join("f.npy");
-    let o = hark(&[
-        "features",
-        "--spec",
-        spec.to_str().unwrap(),
-        wav.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = features(&spec, &wav, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let (shape, _) = hark::npy::read_f32(&out).unwrap();
     // librosa framing: n_fft-long frames, no centering.
@@ -324,86 +258,112 @@ fn features_accepts_a_toml_spec_and_a_wav_input() {
 
 // ---- bad input -------------------------------------------------------------------------
 
-#[test]
-fn missing_model_names_it_and_where_it_looked() {
-    let o = hark(&["model", "info", "-m", "no-such-model"]);
-    assert_fails_with(&o, &["no-such-model", "not found", "models"]);
-}
-
-#[test]
-fn corrupt_onnx_file_is_refused_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.onnx"), b"this is not an onnx model").unwrap();
-    std::fs::copy(
-        root().join("models/ced-tiny.labels.csv"),
-        dir.path().join("labels.csv"),
-    )
-    .unwrap();
-    let manifest = dir.path().join("m.toml");
-    std::fs::write(&manifest, "name = \"bad\"\nmodel = \"m.onnx\"\nlabels = \"labels.csv\"\nsample_rate = 16000\nwindow = 1.0\nhop = 0.5\noutput = \"probabilities\"\n[frontend]\nkind = \"waveform\"\n").unwrap();
-    let o = hark(&["model", "info", "-m", manifest.to_str().unwrap()]);
-    assert_fails_with(&o, &["m.onnx", "cannot load"]);
-}
-
-/// A manifest beside the real CED-tiny, with `extra` appended and `labels` chosen.
-fn ced_manifest(dir: &Path, labels: &str, body: &str) -> PathBuf {
-    let onnx = root().join("models/ced-tiny.onnx");
+/// A manifest `dir/m.toml` beside the real CED-tiny, with `body` appended and `labels` chosen;
+/// its path, as the `-m` argument.
+fn ced_manifest(dir: &Path, labels: &str, body: &str) -> String {
+    let onnx = manifest_dir().join("models/ced-tiny.onnx");
     let manifest = dir.join("m.toml");
     std::fs::write(
         &manifest,
         format!("name = \"t\"\nmodel = {:?}\nlabels = {labels:?}\nsample_rate = 16000\nhop = 0.5\noutput = \"probabilities\"\n{body}", onnx.display().to_string()),
     )
     .unwrap();
-    manifest
+    manifest.to_str().unwrap().to_owned()
 }
 
-#[test]
-fn labels_file_with_the_wrong_count_is_refused_naming_both_sides() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("l.txt"), "a\nb\nc\n").unwrap();
-    let m = ced_manifest(
-        dir.path(),
-        "l.txt",
-        "window = 1.0\n[frontend]\nkind = \"waveform\"\n",
-    );
-    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
-    assert_fails_with(&o, &["527 classes", "3 labels", "l.txt"]);
+/// The CED-tiny labels file, for manifests whose labels are not what is wrong with them.
+fn ced_labels() -> String {
+    manifest_dir()
+        .join("models/ced-tiny.labels.csv")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
-#[test]
-fn manifest_front_end_that_does_not_fit_the_model_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let labels = root().join("models/ced-tiny.labels.csv");
-    // CED takes [batch, samples]; a log-mel manifest with 4-D layout cannot fit it.
-    let m = ced_manifest(
-        dir.path(),
-        labels.to_str().unwrap(),
-        "[frontend]\nkind = \"log_mel\"\nframes = 96\nlayout = [\"batch\", \"channel\", \"mels\", \"frames\"]\n[frontend.spec]\nsample_rate = 16000\nn_fft = 512\nwin_length = 400\nhop_length = 160\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nfmax = 8000.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 2.0\nlog = \"db\"\n",
-    );
-    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
-    assert_fails_with(&o, &["does not match its manifest", "layout", "[-1, -1]"]);
+/// A model `hark model info -m MODEL` must refuse: what `model` writes into a scratch directory
+/// (returning the `-m` argument), and what the error must name.
+struct BadModel {
+    case: &'static str,
+    model: fn(&Path) -> String,
+    needles: &'static [&'static str],
 }
 
+const BAD_MODELS: &[BadModel] = &[
+    BadModel {
+        case: "missing model: names it and where it looked",
+        model: |_| "no-such-model".into(),
+        needles: &["no-such-model", "not found", "models"],
+    },
+    BadModel {
+        case: "corrupt ONNX file: refused naming the file",
+        model: |dir| {
+            std::fs::write(dir.join("m.onnx"), b"this is not an onnx model").unwrap();
+            std::fs::copy(
+                manifest_dir().join("models/ced-tiny.labels.csv"),
+                dir.join("labels.csv"),
+            )
+            .unwrap();
+            let manifest = dir.join("m.toml");
+            std::fs::write(&manifest, "name = \"bad\"\nmodel = \"m.onnx\"\nlabels = \"labels.csv\"\nsample_rate = 16000\nwindow = 1.0\nhop = 0.5\noutput = \"probabilities\"\n[frontend]\nkind = \"waveform\"\n").unwrap();
+            manifest.to_str().unwrap().to_owned()
+        },
+        needles: &["m.onnx", "cannot load"],
+    },
+    BadModel {
+        case: "labels file with the wrong count: refused naming both sides",
+        model: |dir| {
+            std::fs::write(dir.join("l.txt"), "a\nb\nc\n").unwrap();
+            ced_manifest(
+                dir,
+                "l.txt",
+                "window = 1.0\n[frontend]\nkind = \"waveform\"\n",
+            )
+        },
+        needles: &["527 classes", "3 labels", "l.txt"],
+    },
+    BadModel {
+        // CED takes [batch, samples]; a log-mel manifest with 4-D layout cannot fit it.
+        case: "manifest front end that does not fit the model",
+        model: |dir| {
+            ced_manifest(
+                dir,
+                &ced_labels(),
+                "[frontend]\nkind = \"log_mel\"\nframes = 96\nlayout = [\"batch\", \"channel\", \"mels\", \"frames\"]\n[frontend.spec]\nsample_rate = 16000\nn_fft = 512\nwin_length = 400\nhop_length = 160\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nfmax = 8000.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 2.0\nlog = \"db\"\n",
+            )
+        },
+        needles: &["does not match its manifest", "layout", "[-1, -1]"],
+    },
+    BadModel {
+        case: "manifest with a bad value: names the key",
+        model: |dir| {
+            ced_manifest(
+                dir,
+                &ced_labels(),
+                "window = -1.0\n[frontend]\nkind = \"waveform\"\n",
+            )
+        },
+        needles: &["m.toml", "window = -1"],
+    },
+];
+
 #[test]
-fn manifest_with_a_bad_value_names_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let labels = root().join("models/ced-tiny.labels.csv");
-    let m = ced_manifest(
-        dir.path(),
-        labels.to_str().unwrap(),
-        "window = -1.0\n[frontend]\nkind = \"waveform\"\n",
-    );
-    let o = hark(&["model", "info", "-m", m.to_str().unwrap()]);
-    assert_fails_with(&o, &["m.toml", "window = -1"]);
+fn model_info_refuses_a_bad_model_naming_what_is_wrong() {
+    for bad in BAD_MODELS {
+        let dir = tempfile::tempdir().unwrap();
+        let model = (bad.model)(dir.path());
+        let o = hark(&["model", "info", "-m", &model]);
+        assert_fails_with(bad.case, &o, bad.needles);
+    }
 }
 
 #[test]
 fn missing_onnx_runtime_says_how_to_install_it() {
-    let o = hark_env(
+    let o = hark_with_env(
         &["model", "info"],
         &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
     );
     assert_fails_with(
+        "no ONNX Runtime",
         &o,
         &[
             "ONNX Runtime",
@@ -432,7 +392,7 @@ fn bad_audio_files_each_get_an_error_naming_the_file_and_others_still_classify()
         .chain(paths.iter().map(|p| p.to_str().unwrap()))
         .collect();
     let o = hark(&args);
-    assert!(!o.status.success());
+    assert!(!o.status.success(), "classify succeeded with bad files");
     let err = stderr(&o);
     for p in [&empty, &text, &missing, &truncated] {
         assert!(
@@ -449,7 +409,7 @@ fn bad_audio_files_each_get_an_error_naming_the_file_and_others_still_classify()
 #[test]
 fn features_spec_with_impossible_values_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let input = root().join("tests/fixtures/golden/cases/htk16k__sine440__input.npy");
+    let input = manifest_dir().join("tests/fixtures/golden/cases/htk16k__sine440__input.npy");
     let base = "sample_rate = 16000\nwindow = \"hann\"\ncenter = false\npad_mode = \"constant\"\nn_mels = 64\nfmin = 0.0\nmel_scale = \"htk\"\nmel_norm = \"none\"\npower = 1.0\nlog = \"ln\"\n";
     for (extra, key) in [
         (
@@ -468,16 +428,9 @@ fn features_spec_with_impossible_values_names_the_key() {
         let spec = dir.path().join("spec.toml");
         std::fs::write(&spec, format!("{base}{extra}")).unwrap();
         let out = dir.path().join("o.npy");
-        let o = hark(&[
-            "features",
-            "--spec",
-            spec.to_str().unwrap(),
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_fails_with(&o, &[key, "spec.toml"]);
-        assert!(!out.exists());
+        let o = features(&spec, &input, &out);
+        assert_fails_with(key, &o, &[key, "spec.toml"]);
+        assert!(!out.exists(), "{key}: {} was written", out.display());
     }
 }
 
@@ -486,18 +439,11 @@ fn features_input_npy_that_is_not_mono_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("s.json");
     let cases: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/golden/cases.json")).unwrap(),
+        &std::fs::read_to_string(manifest_dir().join("tests/fixtures/golden/cases.json")).unwrap(),
     )
     .unwrap();
     std::fs::write(&spec, cases["configs"]["htk16k"].to_string()).unwrap();
-    let input = root().join("tests/fixtures/golden/cases/htk16k__mel_filters.npy");
-    let o = hark(&[
-        "features",
-        "--spec",
-        spec.to_str().unwrap(),
-        input.to_str().unwrap(),
-        "--out",
-        dir.path().join("o.npy").to_str().unwrap(),
-    ]);
-    assert_fails_with(&o, &["htk16k__mel_filters.npy", "1-D"]);
+    let input = manifest_dir().join("tests/fixtures/golden/cases/htk16k__mel_filters.npy");
+    let o = features(&spec, &input, &dir.path().join("o.npy"));
+    assert_fails_with("a 2-D input", &o, &["htk16k__mel_filters.npy", "1-D"]);
 }

@@ -3,7 +3,7 @@
 //! files it writes; what hark logged is captured from tracing.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,16 +74,29 @@ impl Hooks {
     }
 }
 
-/// Everything logged by any test in this binary.
+use crate::common::tools::alive;
+
+/// Everything the hooks logged, from any test. Only events of the hooks module (a target with
+/// `hooks` in it) are captured: the other areas' tests share this process, and their logs
+/// must neither mix in nor be formatted for nothing.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::Layer as _;
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || Capture(sink.clone()))
+        let hooks_only = tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target().contains("hooks") && *meta.level() <= tracing::Level::DEBUG
+        });
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || Capture(sink.clone()))
+                    .with_filter(hooks_only),
+            )
             .init();
         buf
     })
@@ -155,6 +168,40 @@ fn hook(name: &str, labels: &[&str], command: &[&str]) -> HookSettings {
         // Room for runs overlapping the tail of the previous one; the flood test sets 1.
         max_concurrent: 8,
     }
+}
+
+/// A hook command that appends the event's id (`HARK_ID`) to `file`, one line per run.
+fn append_id(file: &Path) -> Vec<String> {
+    ["sh", "-c", r#"echo "$HARK_ID" >> "$1""#, "sh", arg(file)]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// A hook on Knock whose shell starts `sleep 1000` in the background, writes its pid to
+/// `pidfile` (via a rename, so a reader never sees half of it) and waits for it.
+fn grandchild_hook(name: &str, pidfile: &Path, timeout: f64) -> HookSettings {
+    let mut h = hook(
+        name,
+        &["Knock"],
+        &[
+            "sh",
+            "-c",
+            r#"sleep 1000 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
+            "sh",
+            arg(pidfile),
+        ],
+    );
+    h.timeout = timeout;
+    h
+}
+
+/// The pid [`grandchild_hook`] wrote, once it is there.
+fn grandchild(pidfile: &Path) -> u32 {
+    wait_for_file(pidfile, |t| t.ends_with('\n'))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn start_rec(id: u64, label: &str) -> Record {
@@ -298,8 +345,8 @@ fn a_cooldown_suppresses_a_second_run_of_the_same_label_within_the_window() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let record = ["sh", "-c", r#"echo "$HARK_ID" >> "$1""#, "sh", arg(&runs)];
-    let mut long = hook("cooldown-long", &["*"], &record);
+    let mut long = hook("cooldown-long", &["*"], &[]);
+    long.command = append_id(&runs);
     long.cooldown = 30.0;
     let hooks = Hooks::start(vec![long], rt.handle());
 
@@ -314,17 +361,8 @@ fn a_cooldown_suppresses_a_second_run_of_the_same_label_within_the_window() {
 
     // A short cooldown expires.
     let short_runs = dir.path().join("short");
-    let mut short = hook(
-        "cooldown-short",
-        &["*"],
-        &[
-            "sh",
-            "-c",
-            r#"echo "$HARK_ID" >> "$1""#,
-            "sh",
-            arg(&short_runs),
-        ],
-    );
+    let mut short = hook("cooldown-short", &["*"], &[]);
+    short.command = append_id(&short_runs);
     short.cooldown = 0.3;
     hooks.set_settings(vec![short]);
     hooks.handle(&start_rec(4, "Knock"));
@@ -336,18 +374,7 @@ fn a_cooldown_suppresses_a_second_run_of_the_same_label_within_the_window() {
     rt.block_on(hooks.shutdown());
 }
 
-/// Whether `pid` is a live process (a zombie waiting for its parent counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap().trim_start().chars().next();
-            state != Some('Z')
-        }
-    }
-}
-
-fn wait_until_gone(pid: i32, within: Duration) {
+fn wait_until_gone(pid: u32, within: Duration) {
     let deadline = Instant::now() + within;
     while alive(pid) {
         assert!(Instant::now() < deadline, "process {pid} still alive");
@@ -360,25 +387,11 @@ fn a_timeout_kills_the_hooks_whole_process_group() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("grandchild.pid");
-    let mut h = hook(
-        "timeout-group",
-        &["Knock"],
-        &[
-            "sh",
-            "-c",
-            r#"sleep 1000 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
-            "sh",
-            arg(&pidfile),
-        ],
-    );
-    h.timeout = 0.5;
+    let h = grandchild_hook("timeout-group", &pidfile, 0.5);
     let hooks = Hooks::start(vec![h], rt.handle());
     let started = Instant::now();
     hooks.handle(&start_rec(1, "Knock"));
-    let pid: i32 = wait_for_file(&pidfile, |t| t.ends_with('\n'))
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = grandchild(&pidfile);
     assert!(alive(pid), "the grandchild runs before the timeout");
     wait_until_gone(pid, Duration::from_secs(5));
     let took = started.elapsed();
@@ -488,20 +501,14 @@ fn reloaded_settings_take_effect() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    let writes = |p: &Path| -> Vec<String> {
-        ["sh", "-c", r#"echo "$HARK_ID" >> "$1""#, "sh", arg(p)]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
     let mut before = hook("reload-old", &["Knock"], &[]);
-    before.command = writes(&old);
+    before.command = append_id(&old);
     let hooks = Hooks::start(vec![before], rt.handle());
     hooks.handle(&start_rec(1, "Knock"));
     wait_for_file(&old, |t| t == "1\n");
 
     let mut after = hook("reload-new", &["Doorbell"], &[]);
-    after.command = writes(&new);
+    after.command = append_id(&new);
     after.on = vec![HookEvent::EventEnd];
     hooks.set_settings(vec![after]);
     thread::sleep(Duration::from_millis(100));
@@ -547,25 +554,11 @@ fn records_that_are_not_events_run_nothing() {
 fn shutdown_kills_hooks_that_do_not_finish() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let pidfile: PathBuf = dir.path().join("pid");
-    let mut h = hook(
-        "shutdown-kill",
-        &["Knock"],
-        &[
-            "sh",
-            "-c",
-            r#"sleep 1000 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
-            "sh",
-            arg(&pidfile),
-        ],
-    );
-    h.timeout = 600.0;
+    let pidfile = dir.path().join("pid");
+    let h = grandchild_hook("shutdown-kill", &pidfile, 600.0);
     let hooks = Hooks::start(vec![h], rt.handle());
     hooks.handle(&start_rec(1, "Knock"));
-    let pid: i32 = wait_for_file(&pidfile, |t| t.ends_with('\n'))
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = grandchild(&pidfile);
     let t0 = Instant::now();
     rt.block_on(hooks.shutdown());
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());

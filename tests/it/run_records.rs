@@ -1,32 +1,22 @@
 //! `hark run --print json`: the records' shape, and the level gate.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::hark::command;
+use crate::common::wav;
 
 /// A 3 s test signal: 1 s of a loud 1 kHz tone, 1 s of near-silence, 1 s of the tone.
 fn tone_silence_tone(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("tst.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..48_000 {
+    let samples = (0..48_000).map(|i| {
         let amp = if (16_000..32_000).contains(&i) {
             0.0005
         } else {
             0.5
         };
-        let x = amp * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin();
-        w.write_sample((x * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+        amp * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin()
+    });
+    wav::write_i16(&path, 16_000, samples);
     path
 }
 
@@ -40,14 +30,13 @@ fn run_json_paced(
     config: Option<&std::path::Path>,
     fast: bool,
 ) -> Vec<serde_json::Value> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
+    let mut cmd = command();
     cmd.args(["--log", "warn", "run"]);
     if fast {
         cmd.arg("--fast");
     }
     cmd.args(["--exit-at-end", "--no-socket", "--print", "json", "--input"])
-        .arg(input)
-        .current_dir(root());
+        .arg(input);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }

@@ -7,8 +7,6 @@
 //! The recording comes from `../shared/data/recordings`; without it the tests say
 //! `SKIPPED:` and pass.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,7 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use common::daemon::{self, hark_run, kind, Daemon};
+use crate::common::daemon::{self, hark_run, kind, Daemon};
+use crate::common::hark::command;
+use crate::common::tools::{median, rss_kib};
 
 /// Knocks only, and a threshold below the recording's smoothed Knock score (about 0.52 at
 /// onset, for the default 0.5 a hair's breadth): the number of events must not depend on
@@ -35,7 +35,7 @@ const MODEL_LABELS: usize = 527;
 // The input
 
 /// Three knocks 3 s apart after 1 s of silence, 16 kHz mono, 10 s: events start at 1, 4 and
-/// 7 s and end 2 s later. Built once per test binary with sox from Door5.wav; `None` (after
+/// 7 s and end 2 s later. Built once per run of the tests with sox from Door5.wav; `None` (after
 /// saying `SKIPPED:`) when the shared recordings are not there.
 fn knocks() -> Option<PathBuf> {
     static KNOCKS: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -48,18 +48,6 @@ fn knocks() -> Option<PathBuf> {
         ))
     });
     daemon::or_skip(built.clone())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The daemon's memory
-
-/// The resident set size of process `pid`, in KiB.
-fn rss_kib(pid: libc::pid_t) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,12 +213,6 @@ fn latency_ms(arrived: SystemTime, record: &Value) -> f64 {
         .as_secs_f64()
         * 1000.0;
     (arrived - decided.timestamp_millis() as f64).max(0.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    assert!(!v.is_empty());
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Runs `command` with `input` on stdin (kept open while `keep_stdin_open`) and returns its
@@ -535,10 +517,7 @@ fn a_subscriber_that_never_reads_delays_no_one_later_gets_a_dropped_count_and_me
     let stalled = latency_run(&input, true);
     let clean = clean.join().unwrap();
 
-    let (clean_median, stalled_median) = (
-        median(clean.latencies.clone()),
-        median(stalled.latencies.clone()),
-    );
+    let (clean_median, stalled_median) = (median(&clean.latencies), median(&stalled.latencies));
     let (clean_max, stalled_max) = (
         clean.latencies.iter().copied().fold(0.0, f64::max),
         stalled.latencies.iter().copied().fold(0.0, f64::max),
@@ -870,7 +849,7 @@ fn hark_subscribe_prints_the_records_and_reconnects_when_the_daemon_restarts() {
     let socket = dir.path().join("hark.sock");
     let mut first = Daemon::start(KNOCKS_ONLY, &input, &socket, false);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hark"))
+    let mut child = command()
         .args(["subscribe", "--json", "--socket"])
         .arg(&socket)
         .env("NO_COLOR", "1")

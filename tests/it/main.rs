@@ -1,0 +1,28 @@
+//! Every integration test of hark but two, in one test binary (ripgrep's layout): one module per
+//! area, named as its test file was before, the shared helpers in `tests/common/`. One binary
+//! links once instead of once per area, and its tests share the test threads.
+//!
+//! Two areas stay binaries of their own because they own their process: `tests/alloc.rs` (a
+//! counting global allocator) and `tests/capture_alsa.rs` (it points ALSA at a file device with
+//! a process-wide `ALSA_CONFIG_PATH`, set while other threads may be starting processes).
+//!
+//! Run one area with `cargo test --release --test it AREA::`, e.g. `--test it models::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod audio_decode;
+mod config_layers;
+mod daemon_hooks;
+mod daemon_inprocess;
+mod daemon_socket;
+mod frontend_golden;
+mod hooks;
+mod lifecycle;
+mod memory;
+mod models;
+mod publish_socket;
+mod realtime;
+mod run_records;
+mod service_unit;
+mod train;
