@@ -22,7 +22,12 @@ want_test=0
 
 # --- apt -------------------------------------------------------------------------
 pkgs=(libasound2-dev pkg-config python3 python3-pip)
-[ $want_test = 1 ] && pkgs+=(sox libsox-fmt-all lame espeak-ng alsa-utils socat pulseaudio pulseaudio-utils libasound2-plugins)
+# With --test: every package of scripts/test-tools.txt (the programs the tests run), and the
+# libraries they need: sox's formats, ALSA's tools and its PulseAudio plugin.
+if [ $want_test = 1 ]; then
+    pkgs+=(libsox-fmt-all alsa-utils libasound2-plugins)
+    pkgs+=($(awk '!/^#/ && NF { print $2 }' scripts/test-tools.txt | sort -u))
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -55,28 +55,17 @@ pub struct PulseServer {
 }
 
 impl PulseServer {
-    /// What is missing to run a server here, if anything (say `SKIPPED:` with it).
-    pub fn missing() -> Option<String> {
+    /// Fails the test, naming the package, unless a server can run here: its programs and
+    /// ALSA's `pulse` PCM.
+    pub fn require() {
         for tool in ["pulseaudio", "pactl", "paplay"] {
-            let found = Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !found {
-                return Some(format!(
-                    "`{tool}` not found (apt-get install pulseaudio pulseaudio-utils)"
-                ));
-            }
+            super::tools::require(tool);
         }
         // The `pulse` PCM is defined by libasound2-plugins' configuration.
-        if !Path::new("/usr/share/alsa/alsa.conf.d/pulse.conf").is_file() {
-            return Some(
-                "the ALSA `pulse` PCM is not defined (apt-get install libasound2-plugins)".into(),
-            );
-        }
-        None
+        assert!(
+            Path::new("/usr/share/alsa/alsa.conf.d/pulse.conf").is_file(),
+            "the ALSA `pulse` PCM is not defined: apt-get install libasound2-plugins (scripts/setup.sh --test does)"
+        );
     }
 
     /// Starts a server with the null sink and waits until it answers.

@@ -51,3 +51,50 @@ pub fn median(values: &[f64]) -> f64 {
     sorted.sort_by(f64::total_cmp);
     sorted[sorted.len() / 2]
 }
+
+/// `scripts/test-tools.txt`: every program the tests run, with its Debian package.
+pub const TOOLS_LIST: &str = include_str!("../../scripts/test-tools.txt");
+
+/// `(program, package)` for every entry of [`TOOLS_LIST`].
+pub fn tools() -> Vec<(&'static str, &'static str)> {
+    TOOLS_LIST
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let program = words.next().expect("a program");
+            let package = words
+                .next()
+                .unwrap_or_else(|| panic!("scripts/test-tools.txt: {program:?} has no package"));
+            (program, package)
+        })
+        .collect()
+}
+
+/// Whether `program` is an executable file on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Fails the test, naming the Debian package, when `program` is not installed; a missing tool
+/// is never a silent skip.
+pub fn require(program: &str) {
+    let package = tools()
+        .into_iter()
+        .find(|(p, _)| *p == program)
+        .map(|(_, pkg)| pkg)
+        .unwrap_or_else(|| {
+            panic!("{program} is not in scripts/test-tools.txt; add it with its package")
+        });
+    assert!(
+        on_path(program),
+        "`{program}` is not installed: apt-get install {package} (scripts/setup.sh --test installs every package of scripts/test-tools.txt)"
+    );
+}

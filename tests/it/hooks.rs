@@ -268,6 +268,7 @@ fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
         [
             "HARK_END=",
             "HARK_EVENT=event_start",
+            "HARK_GROUP=",
             "HARK_ID=7",
             "HARK_LABEL=Knock",
             "HARK_SCORE=0.8",
@@ -286,6 +287,7 @@ fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
         [
             "HARK_END=3.25",
             "HARK_EVENT=event_end",
+            "HARK_GROUP=",
             "HARK_ID=7",
             "HARK_LABEL=Knock",
             "HARK_SCORE=0.9",
@@ -564,4 +566,36 @@ fn shutdown_kills_hooks_that_do_not_finish() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     wait_until_gone(pid, Duration::from_secs(2));
     wait_for_log(&["hooks still running at shutdown; killing them"]);
+}
+
+#[test]
+fn a_hook_on_a_group_runs_for_every_label_of_it_with_the_group_in_its_environment() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let h = hook(
+        "on-a-group",
+        &["door"],
+        &[
+            "sh",
+            "-c",
+            r#"echo "$HARK_GROUP $HARK_LABEL $HARK_ID" >> "$1""#,
+            "sh",
+            arg(&out),
+        ],
+    );
+    let hooks = Hooks::start(vec![h], rt.handle());
+    let in_group = |id: u64, label: &str| {
+        let mut r = start_rec(id, label);
+        if let Record::EventStart { group, .. } = &mut r {
+            *group = Some("door".into());
+        }
+        r
+    };
+    hooks.handle(&in_group(1, "Knock"));
+    hooks.handle(&start_rec(2, "Knock")); // the label alone, in no group: not this hook's
+    hooks.handle(&in_group(3, "Doorbell"));
+    let text = wait_for_file(&out, |t| t.lines().count() == 2);
+    rt.block_on(hooks.shutdown());
+    assert_eq!(text, "door Knock 1\ndoor Doorbell 3\n");
 }

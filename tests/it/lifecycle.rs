@@ -830,10 +830,7 @@ enum Loss {
 /// device comes back, hark must reopen it by itself and say so, and Knock events must resume
 /// when the knocks play again.
 fn device_loss(loss: Loss) {
-    if let Some(why) = PulseServer::missing() {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    PulseServer::require();
     let Some(input) = knocks() else { return };
     let mut server = PulseServer::start();
     // A dead sound server leaves the stream silent without an error: hark notices by the

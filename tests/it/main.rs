@@ -25,4 +25,5 @@ mod publish_socket;
 mod realtime;
 mod run_records;
 mod service_unit;
+mod tools;
 mod train;

@@ -787,3 +787,37 @@ fn raw_bytes_like_socat_sends_them() {
     assert_eq!(line, start_rec(9, "Knock").to_json() + "\n");
     server.stop();
 }
+
+#[test]
+fn a_subscriber_can_filter_on_a_group_named_in_hello() {
+    let server = start();
+    let mut with_groups = hello();
+    with_groups
+        .groups
+        .insert("entrance".into(), vec!["Knock".into(), "Doorbell".into()]);
+    server.hub.set_hello(with_groups);
+    let mut c = server.connect();
+    let hello = c.recv();
+    assert_eq!(hello["groups"]["entrance"][1], "Doorbell", "{hello}");
+    let ack = c.request(r#"{"labels":["entrance"]}"#);
+    assert_eq!(ack["type"], "subscribed", "{ack}");
+    let in_group = |id: u64, label: &str| {
+        let mut r = start_rec(id, label);
+        if let Record::EventStart { group, .. } = &mut r {
+            *group = Some("entrance".into());
+        }
+        r
+    };
+    server.hub.publish(&start_rec(1, "Knock")); // no group: not "entrance"
+    server.hub.publish(&in_group(2, "Doorbell"));
+    let r = c.recv();
+    assert_eq!(
+        (r["id"].as_u64(), r["group"].as_str()),
+        (Some(2), Some("entrance"))
+    );
+    assert_eq!(r["label"], "Doorbell");
+    c.assert_silent(Duration::from_millis(100));
+    let err = c.request(r#"{"labels":["entrnace"]}"#);
+    assert_eq!(err["type"], "error", "{err}");
+    server.stop();
+}

@@ -3,9 +3,10 @@
 //! The unit is parsed as systemd reads it (sections, `Key=value`, repeated keys, comments) and
 //! checked for what running hark for months on a Raspberry Pi needs: the notify protocol with
 //! a watchdog, restart on failure, a non-root user in `audio`, the runtime directory the
-//! socket defaults to, and the sandbox. When `systemd-analyze` is installed, a copy of the
-//! unit whose ExecStart is the binary under test must pass `systemd-analyze verify`, and
-//! `systemd-analyze security --offline=true` must rate it at most 2.0 ("OK" or better).
+//! socket defaults to, and the sandbox. A copy of the unit whose ExecStart is the binary under
+//! test must pass `systemd-analyze verify`, and `systemd-analyze security --offline=true` must
+//! rate it at most 2.0 ("OK" or better); `systemd-analyze` (package systemd) is installed by
+//! the test setup, and its absence fails these tests.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -280,19 +281,6 @@ fn the_maintainer_scripts_create_the_user_and_group_the_unit_runs_as() {
     }
 }
 
-/// `systemd-analyze`, or None after telling the test log that the check is skipped.
-fn systemd_analyze_or_skip(what: &str) -> Option<&'static str> {
-    let found = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED {what}: systemd-analyze is not installed (apt install systemd)");
-        return None;
-    }
-    Some("systemd-analyze")
-}
-
 /// A copy of the unit, named hark.service, whose ExecStart runs the binary under test.
 fn unit_for_this_build() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -308,11 +296,9 @@ fn unit_for_this_build() -> tempfile::TempDir {
 
 #[test]
 fn systemd_analyze_verify_accepts_the_unit() {
-    let Some(tool) = systemd_analyze_or_skip("systemd-analyze verify") else {
-        return;
-    };
+    crate::common::tools::require("systemd-analyze");
     let dir = unit_for_this_build();
-    let out = Command::new(tool)
+    let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(dir.path().join("hark.service"))
         .output()
@@ -332,11 +318,9 @@ fn systemd_analyze_verify_accepts_the_unit() {
 
 #[test]
 fn systemd_analyze_security_rates_the_unit_ok_or_better() {
-    let Some(tool) = systemd_analyze_or_skip("systemd-analyze security") else {
-        return;
-    };
+    crate::common::tools::require("systemd-analyze");
     let dir = unit_for_this_build();
-    let out = Command::new(tool)
+    let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
         .arg(dir.path().join("hark.service"))
         .output()
