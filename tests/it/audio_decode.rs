@@ -598,32 +598,12 @@ fn ogg_vorbis_keeps_rate_length_and_pitch() {
     assert!((peak(&mono) - 0.5).abs() < 0.05, "peak {}", peak(&mono));
 }
 
-/// Encode `wav` to MP3 with whatever encoder exists; `false` if there is none.
-fn encode_mp3(wav: &Path, mp3: &Path) -> bool {
-    let attempts: [(&str, Vec<&str>); 3] = [
-        (
-            "lame",
-            vec!["--quiet", "-b", "128", path_str(wav), path_str(mp3)],
-        ),
-        (
-            "ffmpeg",
-            vec![
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                path_str(wav),
-                path_str(mp3),
-            ],
-        ),
-        ("sox", vec![path_str(wav), path_str(mp3)]),
-    ];
-    attempts.iter().any(|(tool, args)| {
-        Command::new(tool)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success() && mp3.exists())
-    })
+/// Encode `wav` to MP3 with lame (listed in scripts/test-tools.txt; its absence fails the test).
+fn encode_mp3(wav: &Path, mp3: &Path) {
+    crate::common::tools::require("lame");
+    let mut lame = Command::new("lame");
+    lame.args(["--quiet", "-b", "128", path_str(wav), path_str(mp3)]);
+    crate::common::tools::run(lame);
 }
 
 #[test]
@@ -632,10 +612,7 @@ fn mp3_decodes_with_gapless_length() {
     let wav = dir.path().join("src.wav");
     let mp3 = dir.path().join("s.mp3");
     write_wav_int(&wav, 44_100, 1, 16, &sine(44_100, 1.0, 440.0, 0.5));
-    if !encode_mp3(&wav, &mp3) {
-        eprintln!("SKIPPED mp3_decodes_with_gapless_length: no MP3 encoder (lame, ffmpeg, or sox with MP3) found");
-        return;
-    }
+    encode_mp3(&wav, &mp3);
     let d = audio::decode_file(&mp3).unwrap();
     assert_eq!((d.sample_rate, d.channels), (44_100, 1));
     // Gapless trimming should leave the length within one MP3 frame of the source.
@@ -718,11 +695,8 @@ fn reader_streams_flac_and_mp3_exactly_like_decode_file() {
         audio::downmix(&audio::decode_file(&wav).unwrap().samples, 2)
     );
     let mp3 = dir.path().join("s.mp3");
-    if encode_mp3(&wav, &mp3) {
-        assert_streams_like_decode_file(&mp3);
-    } else {
-        eprintln!("SKIPPED the MP3 half: no MP3 encoder (lame, ffmpeg, or sox with MP3) found");
-    }
+    encode_mp3(&wav, &mp3);
+    assert_streams_like_decode_file(&mp3);
 }
 
 #[test]

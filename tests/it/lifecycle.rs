@@ -7,7 +7,7 @@
 //! The input is a recording of door knocks repeated with pauses between them (Knock events at
 //! about 0, 5.5, 11 and 16 s of stream time), played at real time. It comes from
 //! `../shared/data/recordings`; without it the tests say `SKIPPED:` and pass. The device-loss
-//! tests run a private PulseAudio server (see `common::pulse`) and say `SKIPPED:` without one.
+//! tests run a private PulseAudio server (see `common::pulse`); without its programs they fail, naming the package.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
