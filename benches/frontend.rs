@@ -67,7 +67,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// A golden config, read the way `tests/frontend_golden.rs` reads them.
+/// A golden config, read the way `tests/it/frontend_golden.rs` reads them.
 fn golden_spec(name: &str) -> FeatureSpec {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/cases.json");
     let text = std::fs::read_to_string(&path).expect("read cases.json");

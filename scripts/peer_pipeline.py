@@ -43,7 +43,7 @@ def emit(record):
 
 
 class Decider:
-    """hark's per-label hysteresis state machine (src/decision.rs)."""
+    """hark's per-label hysteresis state machine (src/pipeline/decision/)."""
 
     def __init__(self, decision, labels):
         self.labels = labels
@@ -111,7 +111,7 @@ class Decider:
 
 
 class Smoother:
-    """hark's score smoothing (src/smoothing.rs)."""
+    """hark's score smoothing (src/pipeline/smoothing.rs)."""
 
     def __init__(self, smoothing):
         self.method = smoothing.get("method", "ema")

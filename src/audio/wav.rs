@@ -330,7 +330,7 @@ mod tests {
     use crate::audio::AudioReader;
 
     /// Which reader a WAV of `bits` bits in `bytes`-byte containers gets: the bulk one, or
-    /// hound's sample by sample. The samples are the same either way (tests/audio_decode.rs).
+    /// hound's sample by sample. The samples are the same either way (tests/it/audio_decode.rs).
     fn read_in_bulk(dir: &Path, format: hound::SampleFormat, bits: u16, bytes: u16) -> bool {
         let path = dir.join(format!("{format:?}{bits}in{bytes}.wav"));
         let spec = hound::WavSpec {
