@@ -17,9 +17,10 @@ use crate::pipeline::decision::{
 };
 use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
+use crate::pipeline::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
 use crate::sinks::hooks::{validate_hooks, HookSettings};
 use crate::sinks::socket::SocketSettings;
-use crate::validate::{Checked, Invalid, Problems};
+use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
 
 /// The documented default configuration, built into the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/hark.toml");
@@ -52,6 +53,7 @@ pub struct ModelSettings {
     /// Path of libonnxruntime.so; unset = search (ORT_DYLIB_PATH, third_party/, system).
     pub onnxruntime: Option<PathBuf>,
     /// ONNX Runtime intra-op threads.
+    #[serde(deserialize_with = "crate::validate::whole_number")]
     pub threads: usize,
     /// Window override in seconds (waveform models).
     pub window: Option<f64>,
@@ -177,13 +179,11 @@ impl ModelSettings {
     /// `threads`, `window` and `hop`.
     pub fn validate(&self) -> Checked {
         let mut problems = Problems::default();
-        if self.threads == 0 || self.threads > 64 {
-            problems.push(
-                Invalid::new("model.threads", self.threads, "out of range").allowed("1 to 64"),
-            );
+        if let Err(p) = count_in("model.threads", self.threads, 1, 64) {
+            problems.push(p);
         }
         for (key, v) in [("model.window", self.window), ("model.hop", self.hop)] {
-            if let Some(Err(p)) = v.map(|v| crate::pipeline::positive_seconds(key, v)) {
+            if let Some(Err(p)) = v.map(|v| seconds_in(key, v, false, MAX_WINDOW_SECONDS)) {
                 problems.push(p);
             }
         }
@@ -201,10 +201,12 @@ impl CaptureSettings {
                     .allowed("0.1 to 60 seconds"),
             );
         }
-        if !(self.stall_timeout.is_finite() && self.stall_timeout >= 0.0) {
+        if !(self.stall_timeout.is_finite()
+            && (0.0..=MAX_INTERVAL_SECONDS).contains(&self.stall_timeout))
+        {
             problems.push(
                 Invalid::new("capture.stall_timeout", self.stall_timeout, "out of range")
-                    .allowed("0 (off) or a positive number of seconds"),
+                    .allowed("0 (off) to 86400 seconds"),
             );
         }
         if !(self.period.is_finite() && (0.0..=1.0).contains(&self.period)) {

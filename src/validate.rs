@@ -108,6 +108,55 @@ impl std::error::Error for Problems {}
 /// The result of a check.
 pub type Checked = Result<(), Problems>;
 
+/// Deserializes a count that must be a whole number: `1.5` is an error (naming the value),
+/// not silently 1 or 2, as a plain `usize` field would make it through the config layers.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number >= 0")
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<usize, E> {
+            usize::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<usize, E> {
+            usize::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<usize, E> {
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 {
+                Ok(v as usize)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
+/// A whole number in `lo..=hi`, or the problem with it.
+pub fn count_in(key: &str, v: usize, lo: usize, hi: usize) -> Result<(), Invalid> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, v, "out of range").allowed(format!("{lo} to {hi}")))
+    }
+}
+
+/// A finite number of seconds above 0 (or from 0, with `zero_ok`) and at most `max`, or the
+/// problem with it. A bound on every duration keeps what it sizes (buffers, histories)
+/// bounded before anything is allocated.
+pub fn seconds_in(key: &str, v: f64, zero_ok: bool, max: f64) -> Result<(), Invalid> {
+    let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+    if v.is_finite() && low_ok && v <= max {
+        Ok(())
+    } else {
+        let from = if zero_ok { "0" } else { "more than 0" };
+        Err(Invalid::new(key, v, "out of range").allowed(format!("{from} to {max} seconds")))
+    }
+}
+
 /// Keys serde ignored while deserializing TOML `text` into `T`: what `config::load` reports
 /// as unknown. For the tests of each section.
 #[cfg(test)]

@@ -29,8 +29,8 @@ mod watch;
 
 pub use consumer::{level_dbfs, Consumer, Counters};
 pub use run::{consume, ConsumerCommand, Outcome, Supervisor};
-pub(crate) use settings::positive_seconds;
 pub use settings::{LiveSettings, PipelineSettings};
+pub use settings::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
 
 /// Errors that stop the consumer.
 #[derive(Debug, thiserror::Error)]

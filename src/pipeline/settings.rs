@@ -4,13 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::decision::{validate_groups, DecisionSettings, Groups};
 use super::smoothing::SmoothingSettings;
-use crate::validate::{Checked, Invalid, Problems};
+use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
 
 /// The `[pipeline]` settings: what the consumer reports and how it keeps up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PipelineSettings {
     /// Labels in each `prediction` record.
+    #[serde(deserialize_with = "crate::validate::whole_number")]
     pub top_k: usize,
     /// Skip inference while the window's level is below this many dBFS (None: never).
     pub level_gate: Option<f32>,
@@ -35,21 +36,19 @@ impl Default for PipelineSettings {
     }
 }
 
-/// A positive, finite number of seconds, or the problem with it.
-pub(crate) fn positive_seconds(key: &str, v: f64) -> Result<(), Invalid> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(Invalid::new(key, v, "must be a positive number of seconds"))
-    }
-}
+/// The longest window, hop or backlog, in seconds: beyond it a window's buffers would take
+/// gigabytes (a 1e9 s window asked for 64 TB), and nothing hark listens for lasts longer.
+pub const MAX_WINDOW_SECONDS: f64 = 60.0;
+
+/// The longest interval or timeout, a day; anything longer is a typo.
+pub const MAX_INTERVAL_SECONDS: f64 = 86_400.0;
 
 impl PipelineSettings {
     /// Check every value; each problem names its key.
     pub fn validate(&self) -> Checked {
         let mut problems = Problems::default();
-        if self.top_k == 0 {
-            problems.push(Invalid::new("pipeline.top_k", 0, "must be at least 1"));
+        if let Err(p) = count_in("pipeline.top_k", self.top_k, 1, 1000) {
+            problems.push(p);
         }
         if let Some(g) = self.level_gate {
             if !(g.is_finite() && (-200.0..=0.0).contains(&g)) {
@@ -61,12 +60,24 @@ impl PipelineSettings {
             }
         }
         let seconds = [
-            ("pipeline.status_interval", Some(self.status_interval)),
-            ("pipeline.max_backlog", Some(self.max_backlog)),
-            ("pipeline.silence_timeout", self.silence_timeout),
+            (
+                "pipeline.status_interval",
+                Some(self.status_interval),
+                MAX_INTERVAL_SECONDS,
+            ),
+            (
+                "pipeline.max_backlog",
+                Some(self.max_backlog),
+                MAX_WINDOW_SECONDS,
+            ),
+            (
+                "pipeline.silence_timeout",
+                self.silence_timeout,
+                MAX_INTERVAL_SECONDS,
+            ),
         ];
-        for (key, v) in seconds {
-            if let Some(Err(p)) = v.map(|v| positive_seconds(key, v)) {
+        for (key, v, max) in seconds {
+            if let Some(Err(p)) = v.map(|v| seconds_in(key, v, false, max)) {
                 problems.push(p);
             }
         }
@@ -120,5 +131,15 @@ mod tests {
         assert_eq!(e.0.len(), 2, "{e}");
         assert!(e.to_string().contains("pipeline.level_gate"));
         assert!(e.to_string().contains("pipeline.max_backlog = NaN"));
+        let e = PipelineSettings {
+            max_backlog: 1e9,
+            top_k: usize::MAX,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(allowed: more than 0 to 60 seconds)"), "{e}");
+        assert!(e.contains("(allowed: 1 to 1000)"), "{e}");
     }
 }

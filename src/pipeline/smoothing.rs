@@ -40,6 +40,7 @@ pub enum SmoothingMethod {
 pub struct SmoothingSettings {
     pub method: SmoothingMethod,
     /// How many of the latest windows `Mean` and `GeometricMean` combine (N, at least 1).
+    #[serde(deserialize_with = "crate::validate::whole_number")]
     pub windows: usize,
     /// Weight of the newest window for `Ema`, in (0, 1]; 1 means no smoothing.
     pub ema_alpha: f32,

@@ -13,6 +13,7 @@ mod common;
 
 mod audio_decode;
 mod config_layers;
+mod config_ranges;
 mod daemon_hooks;
 mod daemon_inprocess;
 mod daemon_socket;

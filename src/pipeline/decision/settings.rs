@@ -170,6 +170,9 @@ fn check_threshold(key: &str, value: f32, problems: &mut Problems) -> bool {
     ok
 }
 
+/// The longest `min_duration` or `hold`: an hour. Longer is a typo, not a sound.
+const MAX_SECONDS: f64 = 3600.0;
+
 fn check_seconds(key: &str, value: f64, problems: &mut Problems) {
     if !(value.is_finite() && value >= 0.0) {
         problems.push(Invalid::new(
@@ -177,6 +180,10 @@ fn check_seconds(key: &str, value: f64, problems: &mut Problems) {
             value,
             "must be a finite number of seconds >= 0",
         ));
+    } else if value > MAX_SECONDS {
+        problems.push(
+            Invalid::new(key, value, "out of range").allowed(format!("0 to {MAX_SECONDS} seconds")),
+        );
     }
 }
 

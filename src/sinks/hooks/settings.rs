@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HookEvent;
 use crate::record::Record;
-use crate::validate::{Checked, Invalid, Problems};
+use crate::validate::{count_in, Checked, Invalid, Problems};
 
 /// One `[[hooks]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +28,10 @@ pub struct HookSettings {
     #[serde(default = "default_timeout")]
     pub timeout: f64,
     /// Runs of this hook at once; an event arriving beyond that is skipped (and logged).
-    #[serde(default = "default_max_concurrent")]
+    #[serde(
+        default = "default_max_concurrent",
+        deserialize_with = "crate::validate::whole_number"
+    )]
     pub max_concurrent: usize,
 }
 
@@ -97,8 +100,8 @@ impl HookSettings {
                     .allowed(format!("more than 0, at most {MAX_SECONDS} seconds")),
             );
         }
-        if self.max_concurrent == 0 {
-            problems.push(Invalid::new(key("max_concurrent"), 0, "must be at least 1"));
+        if let Err(p) = count_in(&key("max_concurrent"), self.max_concurrent, 1, 64) {
+            problems.push(p);
         }
         problems.into_result()
     }

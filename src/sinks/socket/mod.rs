@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{Checked, Invalid, Problems};
+use crate::validate::{count_in, Checked, Invalid, Problems};
 
 pub use bind::{bind, default_socket_path, SocketListener};
 pub use hub::Hub;
@@ -98,8 +98,10 @@ pub struct SocketSettings {
     /// process's group.
     pub group: Option<String>,
     /// Subscribers served at once; one more gets an `error` and is closed.
+    #[serde(deserialize_with = "crate::validate::whole_number")]
     pub max_subscribers: usize,
     /// Records queued per subscriber before further records for it are dropped (and counted).
+    #[serde(deserialize_with = "crate::validate::whole_number")]
     pub queue: usize,
 }
 
@@ -143,12 +145,13 @@ impl SocketSettings {
                 "must not be empty (leave it out to keep the process's group)",
             ));
         }
-        for (key, v) in [
-            ("socket.max_subscribers", self.max_subscribers),
-            ("socket.queue", self.queue),
+        // Bounded so that the semaphore and each subscriber's queue can be allocated.
+        for (key, v, max) in [
+            ("socket.max_subscribers", self.max_subscribers, 4096),
+            ("socket.queue", self.queue, 65_536),
         ] {
-            if v == 0 {
-                problems.push(Invalid::new(key, 0, "must be at least 1"));
+            if let Err(p) = count_in(key, v, 1, max) {
+                problems.push(p);
             }
         }
         problems.into_result()
