@@ -18,6 +18,7 @@ use crate::pipeline::decision::{
 use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::sinks::hooks::{validate_hooks, HookSettings};
+use crate::sinks::mqtt::MqttSettings;
 use crate::sinks::socket::SocketSettings;
 use crate::validate::{Checked, Invalid, Problems};
 
@@ -122,6 +123,8 @@ pub struct Settings {
     pub groups: Groups,
     pub socket: SocketSettings,
     pub hooks: Vec<HookSettings>,
+    /// `[mqtt]`: a broker and Home Assistant discovery; off by default.
+    pub mqtt: MqttSettings,
 }
 
 impl Settings {
@@ -146,6 +149,7 @@ impl Settings {
         problems.absorb(self.decision.validate_values(&self.groups));
         problems.absorb(self.socket.validate());
         problems.absorb(validate_hooks(&self.hooks));
+        problems.absorb(self.mqtt.validate());
         problems.into_result()
     }
 
