@@ -205,7 +205,7 @@ async fn drive(
             Err(e) => {
                 let cause = describe(&e);
                 if last_cause.as_deref() != Some(cause.as_str()) {
-                    warn!(broker = %place, cause = %cause, retry_max_s = BACKOFF_MAX.as_secs(), "MQTT broker unreachable; retrying with backoff");
+                    warn!(broker = %place, cause = %cause, retry_max_s = BACKOFF_MAX.as_secs(), "MQTT connection failed; retrying with backoff");
                     last_cause = Some(cause);
                 }
                 if tx.send(LinkEvent::Down).is_err() {
@@ -229,10 +229,10 @@ pub fn describe(e: &ConnectionError) -> String {
     match e {
         ConnectionError::ConnectionRefused(code) => match code {
             ConnectReturnCode::BadUserNamePassword => {
-                "the broker refused the user name or password (mqtt.username, mqtt.password)".into()
+                "the broker refused the login: bad user name or password (mqtt.username, mqtt.password)".into()
             }
             ConnectReturnCode::NotAuthorized => {
-                "the broker refused the login: not authorized (mqtt.username, mqtt.password)".into()
+                "the broker refused the login: not authorized, or a wrong user name or password (mqtt.username, mqtt.password)".into()
             }
             ConnectReturnCode::BadClientId => {
                 "the broker refused the client id (mqtt.client_id)".into()

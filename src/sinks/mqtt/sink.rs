@@ -73,6 +73,8 @@ pub(super) async fn run(mut ctx: SinkContext<MqttSection>) {
         }
         sink.pump();
     }
+    // The last, partial interval's level.
+    sink.publish_level();
     sink.close().await;
 }
 
