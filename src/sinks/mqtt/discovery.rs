@@ -30,7 +30,8 @@ pub fn topic(prefix: &str, component: &str, node: &str, object: &str) -> String 
     format!("{prefix}/{component}/{node}/{object}/config")
 }
 
-/// Every config for `names`, in a stable order.
+/// Every config for `names`, in a stable order. One piece: it is the list of entities, one
+/// `push` per entity with that entity's keys, read best as one table.
 pub fn configs(topics: &Topics, device: &Device, names: &[Listened]) -> Vec<Config> {
     let node = &topics.node;
     let base = |name: &str, object: &str| -> Value {

@@ -199,7 +199,7 @@ mod tests {
         o.sent.push_back(first);
         o.sent.push_back(second);
         assert!(!o.written(7));
-        assert!(o.acked(9) == false);
+        assert!(!o.acked(9));
         assert_eq!(o.link_down(), 0);
         let order: Vec<_> = o.queue.iter().map(|m| m.payload.as_str()).collect();
         assert_eq!(order, ["1", "2", "3"]);

@@ -289,11 +289,11 @@ impl MqttSettings {
     }
 
     fn check_credentials(&self, problems: &mut Problems) {
-        if self.password.is_some() && self.password_file.is_some() {
+        if let (Some(_), Some(file)) = (&self.password, &self.password_file) {
             problems.push(
                 Invalid::new(
                     "mqtt.password_file",
-                    self.password_file.as_ref().unwrap().display(),
+                    file.display(),
                     "given together with mqtt.password",
                 )
                 .allowed("one of password and password_file"),
@@ -409,7 +409,8 @@ mod tests {
             f(&mut s);
             s.validate().unwrap_err().to_string()
         };
-        let cases: [(fn(&mut MqttSettings), &str); 11] = [
+        type Case = (fn(&mut MqttSettings), &'static str);
+        let cases: [Case; 11] = [
             (|s| s.qos = 2, "mqtt.qos = 2"),
             (|s| s.keepalive = 0.0, "mqtt.keepalive = 0"),
             (|s| s.level_interval = -1.0, "mqtt.level_interval = -1"),
