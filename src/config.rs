@@ -19,6 +19,7 @@ use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::pipeline::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
 use crate::sinks::hooks::{validate_hooks, HookSettings};
+use crate::sinks::mqtt::MqttSettings;
 use crate::sinks::socket::SocketSettings;
 use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
 
@@ -124,6 +125,8 @@ pub struct Settings {
     pub groups: Groups,
     pub socket: SocketSettings,
     pub hooks: Vec<HookSettings>,
+    /// `[mqtt]`: a broker and Home Assistant discovery; off by default.
+    pub mqtt: MqttSettings,
 }
 
 impl Settings {
@@ -148,6 +151,7 @@ impl Settings {
         problems.absorb(self.decision.validate_values(&self.groups));
         problems.absorb(self.socket.validate());
         problems.absorb(validate_hooks(&self.hooks));
+        problems.absorb(self.mqtt.validate());
         problems.into_result()
     }
 

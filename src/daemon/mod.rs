@@ -26,7 +26,7 @@ use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::pipeline::decision::{active_groups, Groups};
 use crate::shutdown::Shutdown;
-use crate::sinks::{hooks, socket, stdout, RunningModel};
+use crate::sinks::{hooks, mqtt, socket, stdout, RunningModel};
 use consumer::ConsumerThread;
 pub use input::Input;
 pub use signals::Rebuild;
@@ -136,6 +136,13 @@ fn start_sinks(
         |s| s.hooks.clone(),
         settings,
         hooks::start,
+    );
+    sinks.spawn(
+        "mqtt",
+        mqtt::COUNTERS,
+        |s| mqtt::MqttSection::new(&s.mqtt, &s.decision.listen),
+        settings,
+        mqtt::start,
     );
     let print = opts.print;
     sinks.spawn_thread(

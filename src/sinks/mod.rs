@@ -9,7 +9,8 @@
 //!   latest shortly after the shared [`Shutdown`](crate::shutdown::Shutdown).
 //!
 //! The sinks: `socket` (the Unix socket protocol, `docs/protocol.md`), `hooks` (the user's
-//! programs on events), `stdout` (`hark run --print`). Adding one is described in
+//! programs on events), `mqtt` (a broker and Home Assistant, `docs/mqtt.md`), `stdout`
+//! (`hark run --print`). Adding one is described in
 //! ARCHITECTURE.md ("How to add a sink").
 //!
 //! Must not: hold up the consumer, know the config loader (a sink sees only its section), or
@@ -17,6 +18,7 @@
 
 mod fanout;
 pub mod hooks;
+pub mod mqtt;
 pub mod socket;
 pub mod stdout;
 

@@ -11,6 +11,7 @@ pub mod alsa;
 pub mod cli;
 pub mod daemon;
 pub mod hark;
+pub mod mosquitto;
 pub mod pulse;
 pub mod shared;
 pub mod tools;

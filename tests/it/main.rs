@@ -22,6 +22,7 @@ mod hooks;
 mod lifecycle;
 mod memory;
 mod models;
+mod mqtt;
 mod publish_socket;
 mod realtime;
 mod run_records;
