@@ -190,7 +190,7 @@ fn event_tuples(lines: &[Value], end_type: Option<&str>) -> Vec<(Value, Value, f
                 v["group"].clone(),
                 f("start"),
                 f("end"),
-                f("peak"),
+                f("peak") as f32,
             )
         })
         .collect()
