@@ -102,12 +102,14 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     let files = classify::audio_files(&args.files).context("listing the input folders")?;
     let models = args.models(files.len())?;
     let labels = models[0].labels().to_vec();
+    let high_freq = models[0].sample_rate() / 2;
     let settings = args.settings(&labels)?;
     let opts = FormatOptions {
         format: args.format(),
         events: args.events,
         top: args.top,
         labels,
+        high_freq,
     };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

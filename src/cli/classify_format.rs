@@ -27,8 +27,10 @@ pub enum ClassifyFormat {
     Raven,
 }
 
-/// The Raven selection table's header: Raven's standard measurement columns, then BirdNET's.
-pub const RAVEN_HEADER: &str = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tCommon Name\tConfidence";
+/// The Raven selection table's header: Raven's standard selection columns, then the ones
+/// BirdNET-Analyzer adds (`saveAsSelectionTable` in kahst/BirdNET-Analyzer). hark has no
+/// species codes: both name columns hold the label (or group).
+pub const RAVEN_HEADER: &str = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tSpecies Code\tCommon Name\tConfidence";
 
 /// The CSV header for windows (one row per label of a window's top list) and for events.
 pub const CSV_WINDOWS_HEADER: &str = "file,start,end,rank,label,score";
@@ -71,6 +73,8 @@ pub struct FormatOptions {
     pub events: bool,
     pub top: usize,
     pub labels: Vec<String>,
+    /// The top of a Raven selection's band: the model's Nyquist frequency, Hz.
+    pub high_freq: u32,
 }
 
 /// A formatter for `file`: turns each window or event into its output line(s) (each ending in
@@ -90,10 +94,12 @@ pub fn formatter(opts: &FormatOptions, file: &Path) -> Box<dyn FnMut(Found) -> O
                     &file,
                     (start, end),
                     &top,
-                    rows + 1,
+                    (rows + 1, opts.high_freq),
                 ))
             }
-            Found::Event(record) => event_line(opts.format, &file, record, rows + 1),
+            Found::Event(record) => {
+                event_line(opts.format, &file, record, (rows + 1, opts.high_freq))
+            }
         }?;
         rows += 1;
         Some(line)
@@ -105,7 +111,7 @@ fn window_line(
     file: &Path,
     (start, end): (f64, f64),
     top: &[LabelScore],
-    row: usize,
+    (row, high_freq): (usize, u32),
 ) -> String {
     match format {
         ClassifyFormat::Text => format!("{}\n", window_text(start, top)),
@@ -123,12 +129,17 @@ fn window_line(
             let (label, score) = top
                 .first()
                 .map_or(("", 0.0), |t| (t.label.as_str(), t.score));
-            label_row(format, (start, end), label, score, row)
+            label_row(format, (start, end), (label, score), row, high_freq)
         }
     }
 }
 
-fn event_line(format: ClassifyFormat, file: &Path, record: &Record, row: usize) -> Option<String> {
+fn event_line(
+    format: ClassifyFormat,
+    file: &Path,
+    record: &Record,
+    (row, high_freq): (usize, u32),
+) -> Option<String> {
     let Record::EventEnd {
         label,
         group,
@@ -162,7 +173,7 @@ fn event_line(format: ClassifyFormat, file: &Path, record: &Record, row: usize) 
             csv_field(group.as_deref().unwrap_or("")),
         ),
         ClassifyFormat::Audacity | ClassifyFormat::Raven => {
-            label_row(format, (*start, *end), name, *peak, row)
+            label_row(format, (*start, *end), (name, *peak), row, high_freq)
         }
     })
 }
@@ -183,13 +194,13 @@ struct EventRow<'a> {
 fn label_row(
     format: ClassifyFormat,
     (start, end): (f64, f64),
-    label: &str,
-    score: f32,
+    (label, score): (&str, f32),
     row: usize,
+    high_freq: u32,
 ) -> String {
     let label = label.replace(['\t', '\n'], " ");
     if format == ClassifyFormat::Raven {
-        format!("{row}\tSpectrogram 1\t1\t{start:.3}\t{end:.3}\t0\t0\t{label}\t{score:.4}\n")
+        format!("{row}\tSpectrogram 1\t1\t{start:.3}\t{end:.3}\t0\t{high_freq}\t{label}\t{label}\t{score:.4}\n")
     } else {
         format!("{start:.6}\t{end:.6}\t{label}\n")
     }
@@ -257,14 +268,21 @@ mod tests {
 
     #[test]
     fn label_rows_have_the_documented_columns() {
-        let a = label_row(ClassifyFormat::Audacity, (1.5, 2.0), "Dog", 0.9, 1);
+        let a = label_row(ClassifyFormat::Audacity, (1.5, 2.0), ("Dog", 0.9), 1, 8000);
         assert_eq!(a, "1.500000\t2.000000\tDog\n");
-        let r = label_row(ClassifyFormat::Raven, (1.5, 2.0), "Dog\tbark", 0.9, 3);
+        let r = label_row(
+            ClassifyFormat::Raven,
+            (1.5, 2.0),
+            ("Dog\tbark", 0.9),
+            3,
+            8000,
+        );
         let cols: Vec<&str> = r.trim_end().split('\t').collect();
         assert_eq!(cols.len(), RAVEN_HEADER.split('\t').count());
         assert_eq!(cols[0], "3");
         assert_eq!(cols[3], "1.500");
-        assert_eq!(cols[7], "Dog bark");
+        assert_eq!(cols[6], "8000");
+        assert_eq!(cols[8], "Dog bark");
     }
 
     #[test]
