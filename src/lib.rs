@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod capture;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;

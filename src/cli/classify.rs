@@ -1,9 +1,10 @@
-//! `hark classify`: offline classification of whole files, and its output.
+//! `hark classify`: offline classification of recordings at any length, and its output.
 //!
-//! Cuts a decoded file into the model's windows (window and hop from the manifest, or
-//! overridden) with [`crate::windowing::classify_samples`], the same offsets the daemon uses,
-//! runs the model on each, and summarizes which labels were heard. Shares the model stage
-//! with the daemon; it never touches capture, smoothing or the socket.
+//! Turns the flags into a [`crate::classify`] run: the files (folders walked), one model per
+//! job, the settings (`hark run`'s configuration with `--events`), and a formatter from
+//! `classify_format`; then writes what comes back, in input order, to stdout or to one label
+//! file per input (written under a temporary name and renamed). Shares the pipeline with the
+//! daemon; it never touches sockets or hooks.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 
+use super::classify_format::{self, ClassifyFormat, FormatOptions};
 use super::ModelArgs;
-use crate::record::LabelScore;
-use crate::windowing::{self, WindowScores};
+use crate::classify::{self, JobMessage, OfflineSettings};
+use crate::config::{self, Sources};
+use crate::model::Model;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
@@ -24,173 +27,225 @@ pub struct ClassifyArgs {
     /// Labels to print per window.
     #[arg(long, short = 'k', default_value_t = 3)]
     pub top: usize,
-    /// One JSON object per line instead of text.
-    #[arg(long)]
+    /// One JSON object per line instead of text (the same as --format json).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Windows per ONNX Runtime call, for models with a dynamic batch dimension (others run
-    /// one window at a time). Scores agree across batch sizes to float rounding (about 1e-6);
-    /// see BENCHMARKS.md for the speed.
+    /// What to write: text, json or csv on stdout; audacity or raven label files per input.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ClassifyFormat,
+    /// Where audacity and raven label files go (default: beside each input).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print events (what `hark run` would publish: smoothing and decision from the
+    /// configuration) instead of windows.
+    #[arg(long)]
+    pub events: bool,
+    /// Configuration file for --events (default: /etc/hark/hark.toml if it exists).
+    #[arg(long, short = 'c', value_name = "FILE", requires = "events")]
+    pub config: Option<PathBuf>,
+    /// Files classified at once, each with its own model (default: the number of cores).
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Accepted for compatibility and checked (1 to 256), but windows now stream through the
+    /// pipeline one at a time: the scores are the same (BENCHMARKS.md has what batching saved).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
-    /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count).
+    /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count), or folders to search
+    /// for them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
-/// Classify each file, printing every window's best labels and a summary per file. A file
-/// that cannot be read is reported and skipped; the exit code is then a failure.
-pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let mut model = args.model.load()?;
-    let labels = model.labels().to_vec();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut failed = 0;
-    for file in &args.files {
-        let samples = match crate::audio::load_mono(file, model.sample_rate()) {
-            Ok(s) if s.is_empty() => {
-                tracing::error!(file = %file.display(), "no audio samples in file");
-                eprintln!("hark: {}: the file holds no audio samples", file.display());
-                failed += 1;
-                continue;
-            }
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("hark: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        let windows = windowing::classify_samples(&mut model, &samples, usize::from(args.batch))
-            .with_context(|| format!("classifying {}", file.display()))?;
-        if !args.json {
-            writeln!(out, "{}", file.display())?;
-        }
-        for w in &windows {
-            let top = windowing::top_k(&w.scores, &labels, args.top);
-            if args.json {
-                writeln!(out, "{}", window_json(file, w, &top))?;
-            } else {
-                writeln!(out, "{}", window_text(w, &top))?;
-            }
-        }
-        let heard = summarize(&windows, &labels);
-        if args.json {
-            writeln!(out, "{}", summary_json(file, &heard))?;
+impl ClassifyArgs {
+    fn format(&self) -> ClassifyFormat {
+        if self.json {
+            ClassifyFormat::Json
         } else {
-            writeln!(out, "{}", summary_text(&heard))?;
+            self.format
         }
     }
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
 
-/// One label of a file's summary.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Heard {
-    pub label: String,
-    /// Windows in which this label had the highest score.
-    pub windows: usize,
-    /// Highest score it reached in any window.
-    pub peak: f32,
-}
-
-/// Labels that were the best in at least one window, most windows first.
-pub fn summarize(windows: &[WindowScores], labels: &[String]) -> Vec<Heard> {
-    let mut counts = vec![0usize; labels.len()];
-    let mut peaks = vec![0f32; labels.len()];
-    for w in windows {
-        if let Some(best) = (0..w.scores.len()).max_by(|&a, &b| w.scores[a].total_cmp(&w.scores[b]))
-        {
-            counts[best] += 1;
+    /// The settings the pipeline runs with: `hark run`'s with --events, else the defaults
+    /// (whose smoothing does not touch the raw scores printed per window).
+    fn settings(&self, labels: &[String]) -> anyhow::Result<OfflineSettings> {
+        if !self.events {
+            return Ok(OfflineSettings::default());
         }
-        for (p, s) in peaks.iter_mut().zip(&w.scores) {
-            *p = p.max(*s);
+        let loaded = config::load(&Sources {
+            file: self.config.clone(),
+            env: true,
+            flags: Vec::new(),
+            strict: false,
+        })?;
+        for key in &loaded.unknown {
+            tracing::warn!(key = %key, "unknown config key ignored");
         }
-    }
-    let mut heard: Vec<Heard> = (0..labels.len())
-        .filter(|&i| counts[i] > 0)
-        .map(|i| Heard {
-            label: labels[i].clone(),
-            windows: counts[i],
-            peak: peaks[i],
+        let settings = loaded.for_labels(labels)?;
+        Ok(OfflineSettings {
+            live: settings.live(),
+            ring_seconds: settings.capture.ring_seconds,
         })
-        .collect();
-    heard.sort_by(|a, b| b.windows.cmp(&a.windows).then(b.peak.total_cmp(&a.peak)));
-    heard
+    }
+
+    /// One model per job, no more than there are files.
+    fn models(&self, files: usize) -> anyhow::Result<Vec<Model>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = self.jobs.map_or(cores, usize::from).clamp(1, files.max(1));
+        (0..jobs).map(|_| self.model.load()).collect()
+    }
 }
 
-/// JSON line for one window, as `hark classify --json` prints it.
-pub fn window_json(file: &Path, w: &WindowScores, top: &[LabelScore]) -> String {
-    serde_json::json!({
-        "file": file.display().to_string(),
-        "start": round3(w.start),
-        "end": round3(w.end),
-        "top": top,
-    })
-    .to_string()
+/// Classify each file, writing every window's best labels (or every event) and a summary per
+/// file. A file that cannot be read gets one error line and is skipped; the exit code is then
+/// a failure.
+pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let files = classify::audio_files(&args.files).context("listing the input folders")?;
+    let models = args.models(files.len())?;
+    let labels = models[0].labels().to_vec();
+    let high_freq = models[0].sample_rate() / 2;
+    let settings = args.settings(&labels)?;
+    let opts = FormatOptions {
+        format: args.format(),
+        events: args.events,
+        top: args.top,
+        labels,
+        high_freq,
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut writer = Writer::new(&opts, args.out.as_deref(), &files)?;
+    let shutdown = Shutdown::new();
+    let format = |file: &Path| classify_format::formatter(&opts, file);
+    classify::classify_files(
+        &files,
+        models,
+        &settings,
+        &shutdown,
+        &format,
+        &mut |i, msg| writer.deliver(i, msg),
+    );
+    writer.finish()
 }
 
-/// JSON line for a file's summary.
-pub fn summary_json(file: &Path, heard: &[Heard]) -> String {
-    serde_json::json!({ "file": file.display().to_string(), "summary": heard }).to_string()
+/// Where the output goes, file by file, in input order.
+struct Writer<'a> {
+    opts: &'a FormatOptions,
+    out_dir: Option<&'a Path>,
+    files: &'a [PathBuf],
+    stdout: std::io::StdoutLock<'static>,
+    /// The label file being written (per-input formats): its temporary and final paths.
+    label_file: Option<(std::io::BufWriter<std::fs::File>, PathBuf, PathBuf)>,
+    started: Option<usize>,
+    failed: usize,
+    error: Option<anyhow::Error>,
 }
 
-/// Human-readable line for one window.
-pub fn window_text(w: &WindowScores, top: &[LabelScore]) -> String {
-    let labels: Vec<String> = top
-        .iter()
-        .map(|t| format!("{} {:.2}", t.label, t.score))
-        .collect();
-    format!("{:8.2}s  {}", w.start, labels.join("  |  "))
-}
+impl<'a> Writer<'a> {
+    fn new(
+        opts: &'a FormatOptions,
+        out_dir: Option<&'a Path>,
+        files: &'a [PathBuf],
+    ) -> anyhow::Result<Writer<'a>> {
+        let mut stdout = std::io::stdout().lock();
+        if !opts.format.per_input() {
+            if let Some(h) = opts.format.header(opts.events) {
+                writeln!(stdout, "{h}")?;
+            }
+        }
+        Ok(Writer {
+            opts,
+            out_dir,
+            files,
+            stdout,
+            label_file: None,
+            started: None,
+            failed: 0,
+            error: None,
+        })
+    }
 
-/// Human-readable summary of a file.
-pub fn summary_text(heard: &[Heard]) -> String {
-    let parts: Vec<String> = heard
-        .iter()
-        .map(|h| format!("{} ({} windows, peak {:.2})", h.label, h.windows, h.peak))
-        .collect();
-    format!("  heard: {}", parts.join(", "))
-}
+    fn deliver(&mut self, i: usize, msg: JobMessage) {
+        if let Err(e) = self.write(i, msg) {
+            self.error.get_or_insert(e);
+        }
+    }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
+    fn write(&mut self, i: usize, msg: JobMessage) -> anyhow::Result<()> {
+        let file = &self.files[i];
+        if self.started != Some(i) {
+            self.started = Some(i);
+            self.start_file(file)?;
+        }
+        match msg {
+            JobMessage::Text(text) => match &mut self.label_file {
+                Some((w, ..)) => w.write_all(text.as_bytes())?,
+                None => self.stdout.write_all(text.as_bytes())?,
+            },
+            JobMessage::Done(Ok(report)) => {
+                if let Some(line) = classify_format::summary_line(self.opts, file, &report.heard) {
+                    writeln!(self.stdout, "{line}")?;
+                }
+                self.end_label_file(true)?;
+            }
+            JobMessage::Done(Err(e)) => {
+                self.failed += 1;
+                eprintln!("hark: {e}");
+                self.end_label_file(false)?;
+            }
+        }
+        Ok(())
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// The text format names each file first; a label file is opened under a temporary name.
+    fn start_file(&mut self, file: &Path) -> anyhow::Result<()> {
+        if self.opts.format == ClassifyFormat::Text {
+            writeln!(self.stdout, "{}", file.display())?;
+        }
+        if self.opts.format.per_input() {
+            let path = self.opts.format.output_path(file, self.out_dir);
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".partial");
+            let tmp = PathBuf::from(tmp);
+            let f = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            if let Some(h) = self.opts.format.header(self.opts.events) {
+                writeln!(w, "{h}")?;
+            }
+            self.label_file = Some((w, tmp, path));
+        }
+        Ok(())
+    }
 
-    #[test]
-    fn summary_counts_top_windows_and_keeps_peaks() {
-        let labels = vec!["a".to_string(), "b".to_string()];
-        let w = |s: Vec<f32>| WindowScores {
-            start: 0.0,
-            end: 1.0,
-            scores: s,
+    /// A finished label file takes its name; a failed one is removed.
+    fn end_label_file(&mut self, ok: bool) -> anyhow::Result<()> {
+        let Some((w, tmp, path)) = self.label_file.take() else {
+            return Ok(());
         };
-        let heard = summarize(
-            &[w(vec![0.9, 0.1]), w(vec![0.2, 0.3]), w(vec![0.8, 0.5])],
-            &labels,
-        );
-        assert_eq!(
-            heard[0],
-            Heard {
-                label: "a".into(),
-                windows: 2,
-                peak: 0.9
-            }
-        );
-        assert_eq!(
-            heard[1],
-            Heard {
-                label: "b".into(),
-                windows: 1,
-                peak: 0.5
-            }
-        );
+        if ok {
+            w.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        } else {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<ExitCode> {
+        self.stdout.flush()?;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Ok(if self.failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod check_config;
 pub mod classify;
+pub mod classify_format;
 pub mod dataset_args;
 pub mod devices;
 pub mod eval;

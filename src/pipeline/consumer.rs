@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::{SampleBuffer, WindowSpan};
 use super::decision::Decider;
+use super::run::Supervisor;
 use super::settings::LiveSettings;
 use super::smoothing::Smoother;
 use super::PipelineError;
@@ -102,6 +103,12 @@ impl Consumer {
         &self.model
     }
 
+    /// The model back, to build the next consumer with (`hark classify` keeps one session per
+    /// job across files).
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -142,14 +149,15 @@ impl Consumer {
         &mut self,
         span: WindowSpan,
         captured_us: Option<u64>,
+        supervisor: &mut dyn Supervisor,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
         let buf = std::mem::take(&mut self.buffer.buf);
         let scored = self.window(
             span.start,
-            &buf[span.from..span.to],
-            &buf[span.fresh..span.to],
+            (&buf[span.from..span.to], &buf[span.fresh..span.to]),
             captured_us,
+            supervisor,
             emit,
         );
         self.buffer.buf = buf;
@@ -159,11 +167,12 @@ impl Consumer {
     /// Score a stream shorter than one window once, zero-padded, as `hark classify` does.
     pub(crate) fn score_short_tail(
         &mut self,
+        supervisor: &mut dyn Supervisor,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
         let start = self.buffer.start;
         let tail = std::mem::take(&mut self.buffer.buf);
-        self.window(start, &tail, &tail, None, emit)
+        self.window(start, (&tail, &tail), None, supervisor, emit)
     }
 
     /// Score one window that starts at absolute sample `start` (model rate) and emit records.
@@ -172,9 +181,9 @@ impl Consumer {
     fn window(
         &mut self,
         start: u64,
-        samples: &[f32],
-        fresh: &[f32],
+        (samples, fresh): (&[f32], &[f32]),
         captured_us: Option<u64>,
+        supervisor: &mut dyn Supervisor,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
         let rate = self.model.sample_rate() as f64;
@@ -195,6 +204,7 @@ impl Consumer {
         };
         self.counters.inference += began.elapsed();
         self.counters.windows += 1;
+        supervisor.scored(t0, t1, raw);
         // The wall clock when the scores are known: what a subscriber's latency is measured from.
         let time = now_rfc3339();
         let smoothed = self.smoother.push(raw);

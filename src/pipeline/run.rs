@@ -51,6 +51,9 @@ pub trait Supervisor {
     fn tick(&mut self) {}
     /// Called before each window is scored; `windows` were scored before it.
     fn before_window(&mut self, _windows: u64) {}
+    /// The model's raw scores (before smoothing; all zero for a gated window) for the window
+    /// from `start` to `end` seconds: what `hark classify` prints per window.
+    fn scored(&mut self, _start: f64, _end: f64, _raw: &[f32]) {}
 }
 
 impl Supervisor for () {}
@@ -183,7 +186,7 @@ impl Piece {
             let newest = self.to_capture((span.start + window as u64 - self.start) as f64);
             let captured_us = self.arrivals.at(newest.ceil() as u64);
             supervisor.before_window(consumer.counters.windows);
-            consumer.score_span(span, captured_us, emit)?;
+            consumer.score_span(span, captured_us, supervisor, emit)?;
             consumer.buffer.advance(span, window, hop);
         }
         Ok(())
@@ -237,7 +240,7 @@ pub fn consume<R>(
         skip_when_behind(consumer);
         piece.score_windows(consumer, shutdown, supervisor, emit)?;
         if at_end || stopping {
-            return end_stream(consumer, at_end, stopping, emit);
+            return end_stream(consumer, at_end, stopping, supervisor, emit);
         }
         if device_lost(consumer, capture, &piece) {
             return Ok(lose_device(consumer, capture, emit));
@@ -304,11 +307,12 @@ fn end_stream<R>(
     consumer: &mut Consumer,
     at_end: bool,
     stopping: bool,
+    supervisor: &mut dyn Supervisor,
     emit: &mut dyn FnMut(Record),
 ) -> Result<Outcome<R>, PipelineError> {
     let end_at = consumer.buffer.end() as f64 / consumer.model.sample_rate() as f64;
     if at_end && !consumer.buffer.ran_any && !consumer.buffer.buf.is_empty() {
-        consumer.score_short_tail(emit)?;
+        consumer.score_short_tail(supervisor, emit)?;
     }
     consumer.finish(end_at, emit);
     let msg = if stopping { "stopping" } else { "end of input" };

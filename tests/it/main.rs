@@ -12,6 +12,7 @@
 mod common;
 
 mod audio_decode;
+mod classify;
 mod config_layers;
 mod config_ranges;
 mod daemon_hooks;
