@@ -148,10 +148,12 @@ fn first_event_from_device(dir: &Path, device_name: &str, wav: &Path) -> (String
     let seconds = raw_f32_stereo_seconds(&raw);
     let ring = (seconds + 5.0).ceil();
     assert!(ring <= 60.0, "capture.ring_seconds allows at most 60 s");
+    // The longest backlog allowed (60 s, more than the whole recording): no window is
+    // skipped however slow the machine.
     let config = write_config(
         dir,
         "device.toml",
-        &format!("[capture]\nring_seconds = {ring:.1}\n\n[pipeline]\nmax_backlog = 3600.0\n"),
+        &format!("[capture]\nring_seconds = {ring:.1}\n\n[pipeline]\nmax_backlog = 60.0\n"),
     );
     let device = AlsaFileDevice::new(device_name, &raw);
     let (key, value) = device.env();
