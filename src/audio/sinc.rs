@@ -67,7 +67,7 @@ impl PhaseTable {
         let width = (stop - pass) / from;
         // Kaiser's estimate of the length (in input samples) for this attenuation and width.
         let span = ((ATTEN_DB - 8.0) / (2.285 * 2.0 * std::f64::consts::PI * width)).min(MAX_SPAN);
-        let ahead = (span / 2.0).ceil() as usize;
+        let ahead = (span / 2.0).round() as usize;
         let taps = (2 * ahead).next_multiple_of(LANES);
         let back = taps - 1 - ahead;
         let (fractions, exact, rows) = match usize::try_from(l) {
@@ -225,6 +225,6 @@ mod tests {
                 ms(from, 16_000)
             );
         }
-        assert!((ms(8_000, 16_000) - 10.0).abs() < 0.2);
+        assert!((ms(8_000, 16_000) - 10.0).abs() < 0.1);
     }
 }
