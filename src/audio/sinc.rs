@@ -36,7 +36,7 @@ const TABLE_BUDGET: usize = 1 << 21;
 const INTERP_ROWS: usize = 256;
 
 /// Rows are padded to a multiple of this many taps, so the dot product runs in whole lanes.
-pub(super) const LANES: usize = 8;
+pub(super) const LANES: usize = 32;
 
 /// The filter, tabulated: `rows` rows of `taps` coefficients each.
 pub(super) struct PhaseTable {
