@@ -13,11 +13,13 @@
 //! only I/O is reading the file it is given. Errors name that file and say what to do.
 //!
 //! Files: `decode` (sniffing, [`AudioReader`], [`downmix`]), `wav` (hound and the bulk WAV
-//! reader), `symphonia_stream` (every other container), `resample`, `raw` ([`RawFormat`]).
+//! reader), `symphonia_stream` (every other container), `resample` (the resamplers and their
+//! engine), `sinc` (the engine's filter), `raw` ([`RawFormat`]).
 
 mod decode;
 mod raw;
 mod resample;
+mod sinc;
 mod symphonia_stream;
 mod wav;
 
@@ -30,7 +32,7 @@ pub use resample::{resample, StreamResampler};
 
 /// Highest sample rate accepted anywhere in this module. 768 kHz is the fastest rate common
 /// converters offer; anything above it in a file header is far more likely damage than audio,
-/// and it bounds the FFT sizes the resampler may allocate.
+/// and it bounds the filter the resampler builds (its length grows with the input rate).
 pub const MAX_SAMPLE_RATE: u32 = 768_000;
 
 /// Errors from reading, decoding or converting audio.
@@ -86,15 +88,6 @@ pub enum AudioError {
     /// A sample rate given to a resampler is zero or above [`MAX_SAMPLE_RATE`].
     #[error("sample rate {rate} Hz is out of range; hark handles 1 to {MAX_SAMPLE_RATE} Hz — check the configured or detected rate")]
     RateOutOfRange { rate: u32 },
-
-    /// rubato refused to build a resampler (not expected once rates are validated).
-    #[error("cannot build a resampler from {from} Hz to {to} Hz: {source}")]
-    Resampler {
-        from: u32,
-        to: u32,
-        #[source]
-        source: rubato::ResamplerConstructionError,
-    },
 
     /// A `--format` name that is not one of [`RawFormat`]'s.
     #[error("unknown raw sample format `{given}`; allowed: {}", RawFormat::NAMES)]

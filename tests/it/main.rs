@@ -26,6 +26,7 @@ mod models;
 mod mqtt;
 mod publish_socket;
 mod realtime;
+mod resampler;
 mod run_records;
 mod service_unit;
 mod tools;
