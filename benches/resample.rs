@@ -151,16 +151,18 @@ mod libsoxr {
 type Builder = fn(u32, u32) -> Box<dyn Engine>;
 
 fn engines() -> Vec<(&'static str, Builder)> {
-    let list: Vec<(&'static str, Builder)> = vec![
-        ("hark", |from, to| {
-            Box::new(Hark(hark::audio::StreamResampler::new(from, to).unwrap()))
-        }),
+    let hark: Builder =
+        |from, to| Box::new(Hark(hark::audio::StreamResampler::new(from, to).unwrap()));
+    let rubato: [(&'static str, Builder); 3] = [
+        ("hark", hark),
         ("rubato-fft-160", rubato_fft_160),
         ("rubato-sinc-512", rubato_sinc_512),
     ];
     #[cfg(feature = "soxr")]
-    list.push(("libsoxr-hq", libsoxr::hq));
-    list
+    let soxr: Option<(&'static str, Builder)> = Some(("libsoxr-hq", libsoxr::hq));
+    #[cfg(not(feature = "soxr"))]
+    let soxr: Option<(&'static str, Builder)> = None;
+    rubato.into_iter().chain(soxr).collect()
 }
 
 /// Everything `engine` outputs for `x` pushed in 10 ms blocks, its delay dropped.
@@ -249,32 +251,37 @@ fn response(build: Builder, from: u32, to: u32) -> (f64, f64, f64) {
     (g1, g2, alias)
 }
 
-/// (where a click comes out relative to its ideal place, in output samples; the latency: how
-/// long after an instant its output sample appears, pushing one input sample at a time, ms).
+/// (where a click comes out relative to its ideal place once the engine's declared delay is
+/// dropped, in output samples: 0 when the declaration is right; the latency: how long after
+/// an instant its output sample appears, pushing one input sample at a time, ms, with the
+/// instants placed where the click showed them to be).
 fn timing(build: Builder, from: u32, to: u32) -> (f64, f64) {
     let mut x = vec![0.0f32; from as usize / 2];
     let n = from as usize / 4;
     x[n] = 1.0;
     let mut e = build(from, to);
-    let delay = e.delay();
+    let declared = e.delay();
     let mut out = Vec::new();
-    let mut latency = 0.0f64;
+    // When each output sample appeared: the input samples pushed by then.
+    let mut arrived = Vec::new();
     for (i, &v) in x.iter().enumerate() {
-        let before = out.len();
         e.process(&[v], &mut out);
-        for k in before..out.len() {
-            // Output k is the instant (k - delay) / to; input sample i has just arrived.
-            let instant = (k as f64 - delay as f64) / f64::from(to);
-            if instant > 0.05 {
-                latency = latency.max((i + 1) as f64 / f64::from(from) - instant);
-            }
-        }
+        arrived.resize(out.len(), i + 1);
     }
-    let y = &out[delay.min(out.len())..];
-    let at = (0..y.len())
-        .max_by(|&a, &b| y[a].total_cmp(&y[b]))
+    let at = (0..out.len())
+        .max_by(|&a, &b| out[a].total_cmp(&out[b]))
         .unwrap_or(0);
-    let shift = at as f64 - n as f64 * f64::from(to) / f64::from(from);
+    let ideal = n as f64 * f64::from(to) / f64::from(from);
+    let shift = at as f64 - declared as f64 - ideal;
+    // Output k is the instant (k - delay) / to, with the delay the click showed.
+    let delay = declared as f64 + shift.round();
+    let latency = arrived
+        .iter()
+        .enumerate()
+        .map(|(k, &pushed)| ((k as f64 - delay) / f64::from(to), pushed))
+        .filter(|&(instant, _)| instant > 0.05)
+        .map(|(instant, pushed)| pushed as f64 / f64::from(from) - instant)
+        .fold(0.0, f64::max);
     (shift, latency * 1000.0)
 }
 
@@ -291,10 +298,31 @@ fn arg(name: &str, default: f64) -> f64 {
         .map_or(default, |v| v.parse().expect("a number"))
 }
 
+/// The response around the top of the band at 44.1 -> 16 kHz, every engine side by side.
+fn band_edge(engines: &[(&'static str, Builder)]) {
+    let freqs = [
+        7_000.0, 7_400.0, 7_440.0, 7_500.0, 7_550.0, 7_600.0, 7_700.0, 7_800.0, 7_900.0,
+    ];
+    println!("\n44100 Hz -> 16000 Hz, sine gain near the top of the band, dB");
+    print!("{:<16}", "engine");
+    for f in freqs {
+        print!(" {:>8}", format!("{f:.0} Hz"));
+    }
+    println!();
+    for (name, build) in engines {
+        print!("{name:<16}");
+        for f in freqs {
+            print!(" {:>8.2}", gain_db(*build, 44_100, 16_000, f, f));
+        }
+        println!();
+    }
+}
+
 fn main() {
     let seconds = arg("--seconds", 60.0);
     let rounds = arg("--rounds", 5.0) as usize;
     let engines = engines();
+    band_edge(&engines);
     for (from, to) in [
         (44_100u32, 16_000u32),
         (48_000, 16_000),

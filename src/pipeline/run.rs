@@ -17,7 +17,7 @@ use crate::record::Record;
 use crate::shutdown::Shutdown;
 
 /// How close to completing its next window the consumer polls the ring every millisecond
-/// instead of every five: a device period plus the resampler's block.
+/// instead of every five: a device period plus the resampler's look-ahead.
 const NEAR_WINDOW: Duration = Duration::from_millis(30);
 
 /// Messages the consumer takes while it runs. `R` is the caller's rebuild payload (a new
