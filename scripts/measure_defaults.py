@@ -1030,6 +1030,14 @@ GROUP_WITH_OWN = {
 DUP_MARGIN = 0.05
 
 
+# A type with fewer clips than this to detect (knock: one recording; doorbell, scream: none)
+# keeps the threshold its labels had before the groups: one clip cannot show a threshold
+# (the cost rule would put Knock at 0.65 on the strength of one knock recording, which peaks
+# at 0.53 after a quiet room, against one sharp hit in a background stream at 0.62).
+FEW_CLIPS = 5
+EARLIER_ON = 0.5
+
+
 class TypeChooser:
     """Events, costs and the greedy choice of the tracks of one event type: its group (the
     labels whose highest score is one track, with one `on`) and any label of the type left
@@ -1136,8 +1144,12 @@ class TypeChooser:
         BASE_LISTEN the data cannot show to help (sounds it lacks) are kept if they do not
         raise the cost, only in the group and only at an `on` of 0.5 or more (the group's,
         or for a type with no group yet the lowest such), as `choose` keeps them: kept on
-        their own they would be a second name for the same sound. Returns
+        their own they would be a second name for the same sound. A type with fewer than
+        FEW_CLIPS clips to detect keeps its labels of BASE_LISTEN as its group at
+        EARLIER_ON, the threshold they had before the groups. Returns
         ((members, on), {label: on})."""
+        if len(self.positives) < FEW_CLIPS:
+            return ([l for l in EVENT_TYPES[self.t] if l in BASE_LISTEN], EARLIER_ON), {}
         group, lone = ([], None), {}
         cost = self.cost([])
         while True:
