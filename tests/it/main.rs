@@ -19,6 +19,7 @@ mod daemon_hooks;
 mod daemon_inprocess;
 mod daemon_socket;
 mod frontend_golden;
+mod groups;
 mod hooks;
 mod lifecycle;
 mod memory;
