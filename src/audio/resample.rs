@@ -111,9 +111,10 @@ impl StreamResampler {
         })
     }
 
-    /// Most output samples one [`process`](Self::process) call can add beyond
-    /// `ceil(input.len() * to / from)`: 1, since the engine hands out samples one at a time
-    /// (0 when the rates are equal).
+    /// A bound on the output samples one [`process`](Self::process) call adds beyond
+    /// `ceil(input.len() * to / from)`, for sizing buffers: the engine adds none (it hands out
+    /// samples one at a time, tested), 1 is a margin for a caller's float rounding of that
+    /// ceiling; 0 when the rates are equal.
     pub fn block_len(&self) -> usize {
         usize::from(self.engine.is_some())
     }
@@ -517,6 +518,24 @@ mod tests {
         let d = s.delay();
         assert!(out.len() - d > offline.len() - 200);
         assert_eq!(&out[d..], &offline[..out.len() - d]);
+    }
+
+    #[test]
+    fn a_push_adds_at_most_the_ratio_rounded_up() {
+        for (from, to) in [(44_100u64, 16_000u64), (8_000, 16_000), (11_025, 16_000)] {
+            let mut s = StreamResampler::new(from as u32, to as u32).unwrap();
+            let mut out = Vec::new();
+            for n in (1..2_000).step_by(37).chain([FILL + 1, 3 * FILL]) {
+                let before = out.len();
+                s.process(&vec![0.25; n], &mut out);
+                let bound = (n as u64 * to).div_ceil(from) as usize;
+                assert!(
+                    out.len() - before <= bound,
+                    "{from}→{to}: {n} in, {} out",
+                    out.len() - before
+                );
+            }
+        }
     }
 
     #[test]
