@@ -1,32 +1,30 @@
 //! Offline and streaming resampling, both on one polyphase windowed-sinc engine, so they give
 //! identical samples.
 //!
-//! **What it does, measured** (`tests/resampler.rs`, `benches/resample.rs`; BENCHMARKS.md): a
-//! linear-phase Kaiser-windowed sinc (designed for 100 dB, transition from 0.92 to 1.0 of the
-//! lower Nyquist frequency). For every supported input rate (8 to 192 kHz) to 16, 22.05 and
-//! 44.1 kHz, sines and white noise come through flat within 0.05 dB up to 0.93 of the lower
-//! Nyquist (7.44 kHz at 16 kHz out). At 44.1 -> 16 kHz: −0.04 dB at 7.44 kHz, −0.29 at 7.5,
-//! −2.1 at 7.6, −7.5 at 7.7, −19 at 7.8, −40 at 7.9 kHz (libsoxr's `soxr_hq`, which the seed
-//! pipelines used: −0.08, −0.41, −2.8, −10, −25, −53). Sines above the output's Nyquist come
-//! out at least 112 dB down at 16 and 22.05 kHz out (106 dB at 48 -> 44.1 kHz), upsampling
-//! images at least 116 dB down. A click lands on its sample. The filter looks 5.0 ms ahead at
-//! 16 kHz out (7.3 ms from 11.025 kHz, 10.0 ms from 8 kHz): that is all the latency it adds.
-//! CED-tiny's scores on the shared 44.1 and 48 kHz recordings differ from those on a
-//! `soxr_hq` copy by at most 0.033 (mean 6e-5).
+//! **What it does, measured** (`tests/resampler.rs` asserts it; figures in BENCHMARKS.md,
+//! section 6): a linear-phase Kaiser-windowed sinc, designed for 100 dB with its transition from
+//! 0.92 to 1.0 of the lower Nyquist frequency. For every supported input rate (8 to 192 kHz) to
+//! 16, 22.05 and 44.1 kHz, sines and white noise come through flat within 0.05 dB up to 0.93 of
+//! the lower Nyquist (7.44 kHz at 16 kHz out). At 44.1 -> 16 kHz the gain is −0.04 dB at
+//! 7.44 kHz, −0.29 at 7.5, −2.1 at 7.6, −7.5 at 7.7, −19 at 7.8 and −40 at 7.9 kHz (libsoxr's
+//! `soxr_hq`, which the seed pipelines used: −0.08, −0.40, −2.8, −10, −25, −53). Sines above
+//! the output's Nyquist come out at least 112 dB down at 16 and 22.05 kHz out (107 dB at
+//! 48 -> 44.1 kHz), upsampling images at least 116 dB down, and a click lands within one output
+//! sample of its time. The filter looks 5.0 ms ahead at 16 kHz out (7.3 ms from 11.025 kHz,
+//! 10.0 ms from 8 kHz): that is all the latency it adds. CED-tiny's scores on the shared 44.1
+//! and 48 kHz recordings differ from those on a `soxr_hq` copy by at most 0.040 (mean 6.3e-5).
 //!
 //! **Why this engine.** rubato's FFT resampler, used before, had a 160-tap filter whose
-//! transition started near 7 kHz and was about 800 Hz wide (−12.8 dB at 7.44 kHz), which moved
-//! CED-tiny's scores by up to 0.23 on the shared recordings (0.53 on the desk recording of
-//! issue 17);
-//! longer FFT blocks would add a block of latency each (32 ms at 512 taps). rubato's
-//! asynchronous sinc with a 512-tap filter costs more CPU than this one and still aliases at
-//! 96 kHz in. libsoxr (`soxr` crate, `soxr_hq`) is the reference and about 4x cheaper in CPU,
-//! but it works in large internal blocks: an output sample appears 37 to 80 ms after its
-//! instant at 16 kHz out (against 5 ms here), too much for the daemon's latency target, and it
-//! is a C library to build against and ship. This engine costs about 0.6 ms of CPU per audio
-//! second at 44.1 -> 16 kHz, allocates nothing after construction, computes the same samples
-//! however the input is chunked, and is exact for rational ratios, so output length tracks
-//! input length forever without drift.
+//! transition started near 7 kHz and was about 800 Hz wide (−12.8 dB at 7.44 kHz); it moved
+//! CED-tiny's scores by up to 0.23 on the shared recordings. Longer FFT blocks add their length
+//! in latency. rubato's sinc resampler with a 512-tap filter costs 2.5-8x the CPU of this one
+//! and aliases at −45 dB from 96 kHz. libsoxr (`soxr` crate, `soxr_hq`) is the reference and
+//! 3-4x cheaper in CPU, but it works in large internal blocks: an output sample appears 37 to
+//! 80 ms after its instant at 16 kHz out, against 5 ms here, and it is a C library to build
+//! against and ship. This engine costs 0.4-0.75 ms of CPU per audio second going to 16 kHz
+//! (`benches/resample.rs`), allocates nothing after construction, computes the same samples
+//! however the input is chunked, and is exact for rational ratios, so output length tracks input
+//! length forever without drift.
 
 use std::fmt;
 
@@ -113,9 +111,10 @@ impl StreamResampler {
         })
     }
 
-    /// Most output samples one [`process`](Self::process) call can add beyond
-    /// `ceil(input.len() * to / from)`: 1, since the engine hands out samples one at a time
-    /// (0 when the rates are equal).
+    /// A bound on the output samples one [`process`](Self::process) call adds beyond
+    /// `ceil(input.len() * to / from)`, for sizing buffers: the engine adds none (it hands out
+    /// samples one at a time, tested), 1 is a margin for a caller's float rounding of that
+    /// ceiling; 0 when the rates are equal.
     pub fn block_len(&self) -> usize {
         usize::from(self.engine.is_some())
     }
@@ -519,6 +518,24 @@ mod tests {
         let d = s.delay();
         assert!(out.len() - d > offline.len() - 200);
         assert_eq!(&out[d..], &offline[..out.len() - d]);
+    }
+
+    #[test]
+    fn a_push_adds_at_most_the_ratio_rounded_up() {
+        for (from, to) in [(44_100u64, 16_000u64), (8_000, 16_000), (11_025, 16_000)] {
+            let mut s = StreamResampler::new(from as u32, to as u32).unwrap();
+            let mut out = Vec::new();
+            for n in (1..2_000).step_by(37).chain([FILL + 1, 3 * FILL]) {
+                let before = out.len();
+                s.process(&vec![0.25; n], &mut out);
+                let bound = (n as u64 * to).div_ceil(from) as usize;
+                assert!(
+                    out.len() - before <= bound,
+                    "{from}→{to}: {n} in, {} out",
+                    out.len() - before
+                );
+            }
+        }
     }
 
     #[test]
