@@ -86,7 +86,7 @@ fn a_recording_gives_discovery_events_in_order_and_states_on_then_off() {
     let smoke: Vec<String> = sub
         .messages()
         .into_iter()
-        .filter(|(t, _)| t == "hark/pi/state/smoke_detector_smoke_alarm")
+        .filter(|(t, _)| t == "hark/pi/state/smoke_alarm")
         .map(|(_, p)| p)
         .collect();
     assert_eq!(
@@ -123,7 +123,7 @@ fn a_recording_gives_discovery_events_in_order_and_states_on_then_off() {
     }
     let smoke_cfg = configs
         .iter()
-        .find(|(t, _)| t == "homeassistant/binary_sensor/pi/smoke_detector_smoke_alarm/config")
+        .find(|(t, _)| t == "homeassistant/binary_sensor/pi/smoke_alarm/config")
         .expect("the smoke alarm's binary sensor");
     assert!(smoke_cfg.1.contains("\"device_class\":\"smoke\""));
 }
