@@ -98,3 +98,27 @@ pub fn require(program: &str) {
         "`{program}` is not installed: apt-get install {package} (scripts/setup.sh --test installs every package of scripts/test-tools.txt)"
     );
 }
+
+/// `secs` seconds of pink noise at 44.1 kHz mono 16-bit, as `dir/name`: the rate of most
+/// recordings (so the resampler runs) and broadband (so every window is scored).
+pub fn noise_wav(dir: &std::path::Path, name: &str, secs: u32) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let out = path.to_str().expect("a UTF-8 temporary path");
+    let secs = secs.to_string();
+    sox(&[
+        "-n",
+        "-r",
+        "44100",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        out,
+        "synth",
+        &secs,
+        "pinknoise",
+        "vol",
+        "0.3",
+    ]);
+    path
+}

@@ -3,7 +3,8 @@
 //! `--events` are the events `hark run` publishes, it runs files on several jobs in input
 //! order, walks folders, survives bad files, and writes each output format's layout.
 
-use std::path::{Path, PathBuf};
+use crate::common::tools::noise_wav;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -13,31 +14,7 @@ use serde_json::Value;
 use crate::common::cli::{hark, json_lines, stderr, stdout};
 use crate::common::hark::{command, manifest_dir, write_config};
 use crate::common::shared::recordings_or_skip;
-use crate::common::tools::sox;
 use crate::common::wav;
-
-/// `secs` seconds of pink noise at 44.1 kHz mono 16-bit (the rate of most recordings, so the
-/// resampler runs; broadband, so every window is scored).
-fn noise_wav(dir: &Path, name: &str, secs: u32) -> PathBuf {
-    let path = dir.join(name);
-    let secs = secs.to_string();
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        path.to_str().unwrap(),
-        "synth",
-        &secs,
-        "pinknoise",
-        "vol",
-        "0.3",
-    ]);
-    path
-}
 
 fn classify(args: &[&str]) -> std::process::Output {
     hark(&[&["--log", "warn", "classify"], args].concat())

@@ -9,14 +9,14 @@
 //! What is measured is each child's own peak, reported for its pid alone, so this shares the
 //! `it` binary with other tests: they neither add to it nor reap its children.
 
+use crate::common::tools::noise_wav;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::hark::{command, write_config};
-use crate::common::tools::sox;
 
 /// How much more the 10-minute run may peak at than the 10-second one. Holding the long file
 /// even once as mono f32 would take 106 MB; allocator and model noise is well under this.
@@ -24,30 +24,6 @@ const MAX_GROWTH_KIB: i64 = 10 * 1024;
 
 /// Generous bound for scoring 10 minutes of audio with `--fast` (~10 s on a small machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// `secs` seconds of pink noise, 44.1 kHz mono 16-bit: the rate of most recordings, and
-/// broadband, so the model scores every window rather than the level gate skipping them.
-fn noise_wav(dir: &Path, name: &str, secs: u32) -> PathBuf {
-    let path = dir.join(name);
-    let out = path.to_str().expect("a UTF-8 temporary path");
-    let secs = secs.to_string();
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        out,
-        "synth",
-        &secs,
-        "pinknoise",
-        "vol",
-        "0.3",
-    ]);
-    path
-}
 
 /// Runs `hark run --input INPUT --fast --exit-at-end --no-socket --print none` to its end and
 /// returns the child's peak resident set size in KiB. Panics if it fails or hangs.
