@@ -18,6 +18,7 @@ use crate::pipeline::decision::{
 use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::pipeline::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
+use crate::sinks::clips::ClipsSettings;
 use crate::sinks::hooks::{validate_hooks, HookSettings};
 use crate::sinks::mqtt::MqttSettings;
 use crate::sinks::socket::SocketSettings;
@@ -127,6 +128,8 @@ pub struct Settings {
     pub hooks: Vec<HookSettings>,
     /// `[mqtt]`: a broker and Home Assistant discovery; off by default.
     pub mqtt: MqttSettings,
+    /// `[clips]`: a sound clip and a picture of every event; off by default.
+    pub clips: ClipsSettings,
 }
 
 impl Settings {
@@ -152,6 +155,7 @@ impl Settings {
         problems.absorb(self.socket.validate());
         problems.absorb(validate_hooks(&self.hooks));
         problems.absorb(self.mqtt.validate());
+        problems.absorb(self.clips.validate());
         problems.into_result()
     }
 
@@ -166,6 +170,9 @@ impl Settings {
             if let Some(l) = h.unknown_labels(&names).first() {
                 problems.push(unknown_label(&format!("hooks[{i}].labels"), l, &names));
             }
+        }
+        if let Some(l) = self.clips.labels.iter().find(|l| !names.contains(l)) {
+            problems.push(unknown_label("clips.labels", l, &names));
         }
         problems.into_result()
     }

@@ -47,6 +47,13 @@ pub enum Record {
         start: f64,
         time: String,
         score: f32,
+        /// The clip of this event (absolute path), when `[clips]` will write one: the
+        /// file appears once its post-roll is in and it is encoded (`docs/clips.md`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<String>,
+        /// The clip's spectrogram picture (absolute path, PNG), beside the clip.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
     /// A sound ended. `peak` is the highest smoothed score it reached.
     EventEnd {
@@ -60,6 +67,13 @@ pub enum Record {
         end: f64,
         time: String,
         peak: f32,
+        /// The clip of this event (absolute path), present only when it was queued for writing: the
+        /// file appears once its post-roll is in and it is encoded (`docs/clips.md`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<String>,
+        /// The clip's spectrogram picture (absolute path, PNG), beside the clip.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
     /// Periodic health of the pipeline.
     Status {
@@ -152,6 +166,8 @@ mod tests {
             start: 1.5,
             time: "2026-01-01T00:00:00.000Z".into(),
             score: 0.8,
+            clip: None,
+            image: None,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["type"], "event_start");

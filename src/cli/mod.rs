@@ -11,6 +11,7 @@
 pub mod check_config;
 pub mod classify;
 pub mod classify_format;
+pub mod clips;
 pub mod dataset_args;
 pub mod devices;
 pub mod eval;
@@ -27,6 +28,7 @@ use clap::{Parser, Subcommand};
 
 pub use check_config::CheckConfigArgs;
 pub use classify::ClassifyArgs;
+pub use clips::ClipsArgs;
 pub use dataset_args::DatasetRunArgs;
 pub use eval::EvalArgs;
 pub use features::FeaturesArgs;
@@ -71,6 +73,9 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Measure a model on a labelled dataset: accuracy, balanced accuracy, per class, confusion.
     Eval(Box<EvalArgs>),
+    /// List the clips of events (`[clips]`): time, label, duration, peak, path; `prune`
+    /// applies the retention now.
+    Clips(ClipsArgs),
 }
 
 /// Run the parsed command; its exit code on success.
@@ -95,5 +100,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => model_info::run_model_info(&args),
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => eval::run_eval(&args),
+        Command::Clips(args) => clips::run_clips(args),
     }
 }

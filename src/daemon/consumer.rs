@@ -1,6 +1,9 @@
 //! The consumer thread: owns the model and runs the pipeline over the capture, through device
-//! losses and rebuilds, publishing every record into the sinks' fan-out.
+//! losses and rebuilds, publishing every record into the sinks' fan-out. The clips sink's
+//! recorder sits on this thread too: it sees the capture-rate samples (through the
+//! supervisor) and the event records on their way out.
 
+use std::cell::RefCell;
 use std::sync::{mpsc, Arc};
 
 use anyhow::Context;
@@ -15,6 +18,7 @@ use crate::model::Model;
 use crate::pipeline::{self, Consumer, Outcome};
 use crate::record::Record;
 use crate::shutdown::Shutdown;
+use crate::sinks::clips::{ClipTap, Recorder};
 use crate::sinks::{Fanout, RunningModel};
 
 /// What the consumer thread owns.
@@ -27,6 +31,8 @@ pub(super) struct ConsumerThread {
     pub(super) model_info: watch::Sender<Arc<RunningModel>>,
     pub(super) commands: mpsc::Receiver<ToConsumer>,
     pub(super) shutdown: Shutdown,
+    /// The clips sink's end on this thread; None when it was not started.
+    pub(super) clips: Option<ClipTap>,
 }
 
 impl ConsumerThread {
@@ -50,9 +56,16 @@ impl ConsumerThread {
             model_info,
             commands,
             shutdown,
+            clips,
         } = self;
-        let mut emit = |r: Record| fanout.publish(r);
-        let mut supervisor = DaemonSupervisor::from_env();
+        // Shared by `emit` and the supervisor, which the pipeline never calls one inside the other.
+        let recorder = RefCell::new(Recorder::new(clips, ring_slack(&model, &settings)));
+        let mut emit = |r: Record| fanout.publish(recorder.borrow_mut().on_record(r));
+        let mut daemon = DaemonSupervisor::from_env();
+        let mut supervisor = Tapped {
+            inner: &mut daemon,
+            clips: &recorder,
+        };
         let mut consumer = new_consumer(model, &settings, &input);
         super::systemd::ready(&format!("listening on {}", capture.name));
         loop {
@@ -72,6 +85,7 @@ impl ConsumerThread {
             )?;
             match outcome {
                 Outcome::Ended | Outcome::Stopped => {
+                    recorder.borrow_mut().flush();
                     log_finished(&consumer);
                     return Ok(());
                 }
@@ -97,6 +111,7 @@ impl ConsumerThread {
                         capture = c;
                     }
                     let position = consumer.position();
+                    recorder.borrow_mut().set_slack(ring_slack(&model, &new));
                     consumer = new_consumer(model, &new, &input);
                     consumer.seek(position);
                     settings = new;
@@ -105,6 +120,44 @@ impl ConsumerThread {
             }
         }
     }
+}
+
+/// What the daemon's loop gives the pipeline as its supervisor: the service layer's, plus the
+/// clips' tap on the captured samples.
+struct Tapped<'a> {
+    inner: &'a mut DaemonSupervisor,
+    clips: &'a RefCell<Recorder>,
+}
+
+impl pipeline::Supervisor for Tapped<'_> {
+    fn tick(&mut self) {
+        self.inner.tick();
+    }
+
+    fn before_window(&mut self, windows: u64) {
+        self.inner.before_window(windows);
+    }
+
+    fn captured(&mut self, first: u64, rate: u32, samples: &[f32]) {
+        self.clips.borrow_mut().captured(first, rate, samples);
+    }
+}
+
+/// Seconds the clips' pre-roll ring keeps beyond `pre_roll`: how far the newest sample can be
+/// past an event's first window when its `event_start` is decided (a window and a hop, the
+/// longest `min_duration`, a full capture ring drained at once, and the backlog).
+fn ring_slack(model: &Model, settings: &Settings) -> f64 {
+    let rate = model.sample_rate() as f64;
+    let d = &settings.decision;
+    let min_duration = d
+        .labels
+        .values()
+        .filter_map(|r| r.min_duration)
+        .fold(d.min_duration, f64::max);
+    (model.window_samples() + model.hop_samples()) as f64 / rate
+        + min_duration
+        + settings.capture.ring_seconds as f64
+        + settings.pipeline.max_backlog
 }
 
 fn new_consumer(model: Model, settings: &Settings, input: &Input) -> Consumer {

@@ -26,7 +26,7 @@ use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::pipeline::decision::{active_groups, Groups};
 use crate::shutdown::Shutdown;
-use crate::sinks::{hooks, mqtt, socket, stdout, RunningModel};
+use crate::sinks::{clips, hooks, mqtt, socket, stdout, RunningModel};
 use consumer::ConsumerThread;
 pub use input::Input;
 pub use signals::Rebuild;
@@ -70,7 +70,8 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     };
 
     let _in_runtime = rt.enter();
-    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown)?;
+    let clip_link = clips::ClipLink::default();
+    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown, &clip_link)?;
     let (commands, commands_rx) = mpsc::channel();
     let running = signals::Running {
         sources: opts.config.clone(),
@@ -93,6 +94,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
         model_info: sinks.model(),
         commands: commands_rx,
         shutdown: shutdown.clone(),
+        clips: clip_link.take(),
     }
     .spawn()?;
     let result = worker
@@ -119,6 +121,7 @@ fn start_sinks(
     settings: &Settings,
     listener: Option<socket::SocketListener>,
     shutdown: &Shutdown,
+    clip_link: &clips::ClipLink,
 ) -> anyhow::Result<SinkSet> {
     let mut sinks = SinkSet::new(model_info(model, &settings.groups), shutdown.clone());
     if let Some(l) = listener {
@@ -144,6 +147,13 @@ fn start_sinks(
         settings,
         mqtt::start,
     );
+    sinks.spawn_thread(
+        "clips",
+        clips::COUNTERS,
+        |s| s.clips.clone(),
+        settings,
+        |ctx| clips::start(ctx, clip_link),
+    )?;
     let print = opts.print;
     sinks.spawn_thread(
         "stdout",

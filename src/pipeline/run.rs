@@ -54,6 +54,10 @@ pub trait Supervisor {
     /// The model's raw scores (before smoothing; all zero for a gated window) for the window
     /// from `start` to `end` seconds: what `hark classify` prints per window.
     fn scored(&mut self, _start: f64, _end: f64, _raw: &[f32]) {}
+    /// Mono samples at the capture rate `rate`, as they leave the capture ring (before
+    /// resampling); the first is absolute sample `first` of the stream at that rate (stream
+    /// seconds × `rate`). For the clips' pre-roll.
+    fn captured(&mut self, _first: u64, _rate: u32, _samples: &[f32]) {}
 }
 
 impl Supervisor for () {}
@@ -66,6 +70,8 @@ struct Piece {
     model_rate: u32,
     /// Absolute sample (model rate) where this piece began.
     start: u64,
+    /// The same position at the capture rate.
+    capture_start: u64,
     /// Output samples still to drop for the resampler's filter delay.
     to_discard: usize,
     scratch: Vec<f32>,
@@ -109,6 +115,7 @@ impl Piece {
             capture_rate: rate,
             model_rate,
             start,
+            capture_start: (start as f64 * rate as f64 / model_rate as f64).round() as u64,
             scratch,
             taken: 0,
             arrivals: Arrivals::default(),
@@ -130,7 +137,12 @@ impl Piece {
 
     /// Take what the ring holds at the start of the turn, so it never fills while we have
     /// work queued, but a producer faster than us cannot keep us here. Returns the count.
-    fn drain(&mut self, consumer: &mut Consumer, capture: &mut Capture) -> usize {
+    fn drain(
+        &mut self,
+        consumer: &mut Consumer,
+        capture: &mut Capture,
+        supervisor: &mut dyn Supervisor,
+    ) -> usize {
         let mut got = 0;
         let mut budget = capture.consumer.occupied_len();
         while budget > 0 {
@@ -141,6 +153,8 @@ impl Piece {
             }
             budget -= n;
             got += n;
+            let first = self.capture_start + self.taken;
+            supervisor.captured(first, self.capture_rate, &self.scratch[..n]);
             self.taken += n as u64;
             self.silence.saw(&self.scratch[..n]);
             self.resample_scratch(n, consumer);
@@ -231,7 +245,7 @@ pub fn consume<R>(
         }
         let stopping = shutdown.is_triggered();
         let ended = capture.stats.ended.load(Ordering::Acquire);
-        let got = piece.drain(consumer, capture);
+        let got = piece.drain(consumer, capture, supervisor);
         let at_end = ended && capture.consumer.occupied_len() == 0;
         if at_end {
             piece.flush_tail(consumer);

@@ -10,12 +10,13 @@
 //!
 //! The sinks: `socket` (the Unix socket protocol, `docs/protocol.md`), `hooks` (the user's
 //! programs on events), `mqtt` (a broker and Home Assistant, `docs/mqtt.md`), `stdout`
-//! (`hark run --print`). Adding one is described in
+//! (`hark run --print`), `clips` (a sound clip and a picture of every event, `docs/clips.md`). Adding one is described in
 //! ARCHITECTURE.md ("How to add a sink").
 //!
 //! Must not: hold up the consumer, know the config loader (a sink sees only its section), or
 //! change what a record says.
 
+pub mod clips;
 mod fanout;
 pub mod hooks;
 pub mod mqtt;

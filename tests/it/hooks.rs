@@ -212,6 +212,8 @@ fn start_rec(id: u64, label: &str) -> Record {
         start: 1.5,
         time: "2026-01-01T12:00:00.123Z".into(),
         score: 0.8,
+        clip: None,
+        image: None,
     }
 }
 
@@ -224,6 +226,8 @@ fn end_rec(id: u64, label: &str) -> Record {
         end: 3.25,
         time: "2026-01-01T12:00:01.873Z".into(),
         peak: 0.9,
+        clip: None,
+        image: None,
     }
 }
 

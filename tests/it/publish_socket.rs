@@ -37,6 +37,8 @@ fn start_rec(id: u64, label: &str) -> Record {
         start: id as f64,
         time: "2026-01-01T00:00:00.000Z".into(),
         score: 0.9,
+        clip: None,
+        image: None,
     }
 }
 
@@ -49,6 +51,8 @@ fn end_rec(id: u64, label: &str) -> Record {
         end: id as f64 + 1.0,
         time: "2026-01-01T00:00:01.000Z".into(),
         peak: 0.95,
+        clip: None,
+        image: None,
     }
 }
 

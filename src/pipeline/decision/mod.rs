@@ -164,6 +164,8 @@ impl Decider {
                         start: onset,
                         time: time.to_string(),
                         score,
+                        clip: None,
+                        image: None,
                     });
                     track.phase = Phase::Active {
                         id,
@@ -333,6 +335,8 @@ fn end_record(
         end,
         time: time.to_string(),
         peak,
+        clip: None,
+        image: None,
     }
 }
 

@@ -32,6 +32,8 @@ fn start(id: u64, label: &str, start: f64, score: f32) -> Record {
         start,
         time: T.into(),
         score,
+        clip: None,
+        image: None,
     }
 }
 
@@ -44,6 +46,8 @@ fn end(id: u64, label: &str, start: f64, end: f64, peak: f32) -> Record {
         end,
         time: T.into(),
         peak,
+        clip: None,
+        image: None,
     }
 }
 

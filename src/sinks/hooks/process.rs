@@ -19,7 +19,7 @@ pub(super) struct Run {
     pub(super) name: Arc<str>,
     pub(super) label: Arc<str>,
     pub(super) command: Arc<[String]>,
-    pub(super) env: [(&'static str, String); 8],
+    pub(super) env: [(&'static str, String); 10],
     pub(super) stdin: Arc<str>,
     pub(super) timeout: Duration,
     pub(super) health: Arc<SinkHealth>,
@@ -102,7 +102,7 @@ impl Run {
 
 /// Start the program without a shell, in a process group of its own (so that a timeout can
 /// kill whatever it started too), with the event in its environment and pipes for stdio.
-fn spawn(command: &[String], env: [(&'static str, String); 8]) -> std::io::Result<Child> {
+fn spawn(command: &[String], env: [(&'static str, String); 10]) -> std::io::Result<Child> {
     Command::new(&command[0])
         .args(&command[1..])
         .envs(env)

@@ -158,9 +158,16 @@ pub fn validate_hooks(hooks: &[HookSettings]) -> Checked {
 
 /// The environment a hook gets for `rec` (on top of hark's own): `HARK_EVENT`, `HARK_LABEL`,
 /// `HARK_GROUP` (empty for a label in no group), `HARK_SCORE` (the score for a start, the peak
-/// for an end), `HARK_START`, `HARK_END` (empty for a start), `HARK_ID` and `HARK_TIME`.
+/// for an end), `HARK_START`, `HARK_END` (empty for a start), `HARK_ID`, `HARK_TIME`, and
+/// `HARK_CLIP` / `HARK_IMAGE` (the event's clip and picture, `[clips]`; empty without one).
 /// `None` for records that are not events.
-pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 8]> {
+pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 10]> {
+    let (clip, image) = match rec {
+        Record::EventStart { clip, image, .. } | Record::EventEnd { clip, image, .. } => {
+            (clip.clone(), image.clone())
+        }
+        _ => (None, None),
+    };
     let (event, id, label, score, start, end, time) = match rec {
         Record::EventStart {
             id,
@@ -190,6 +197,8 @@ pub fn hook_env(rec: &Record) -> Option<[(&'static str, String); 8]> {
         ("HARK_END", end.map(f64::to_string).unwrap_or_default()),
         ("HARK_ID", id.to_string()),
         ("HARK_TIME", time.clone()),
+        ("HARK_CLIP", clip.unwrap_or_default()),
+        ("HARK_IMAGE", image.unwrap_or_default()),
     ])
 }
 
@@ -274,6 +283,8 @@ mod tests {
             start: 1.5,
             time: "t".into(),
             score: 0.75,
+            clip: None,
+            image: None,
         };
         let env: HashMap<_, _> = hook_env(&start).unwrap().into_iter().collect();
         assert_eq!(env["HARK_EVENT"], "event_start");
@@ -289,11 +300,24 @@ mod tests {
             end: 2.25,
             time: "t".into(),
             peak: 0.5,
+            clip: None,
+            image: None,
         };
         let env: HashMap<_, _> = hook_env(&end).unwrap().into_iter().collect();
         assert_eq!(env["HARK_EVENT"], "event_end");
         assert_eq!(env["HARK_SCORE"], "0.5");
         assert_eq!(env["HARK_END"], "2.25");
+        assert_eq!(env["HARK_CLIP"], "");
+        let mut with_clip = end.clone();
+        if let Record::EventEnd { clip, image, .. } = &mut with_clip {
+            *clip = Some("/c/a.flac".into());
+            *image = Some("/c/a.png".into());
+        }
+        let env: HashMap<_, _> = hook_env(&with_clip).unwrap().into_iter().collect();
+        assert_eq!(
+            (env["HARK_CLIP"].as_str(), env["HARK_IMAGE"].as_str()),
+            ("/c/a.flac", "/c/a.png")
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub fn detected_payload(rec: &Record, node: &str) -> Option<String> {
         start,
         time,
         score,
+        ..
     } = rec
     else {
         return None;
@@ -247,6 +248,8 @@ mod tests {
             start: 1.5,
             time: "t".into(),
             score: 0.5,
+            clip: None,
+            image: None,
         };
         let v: Value = serde_json::from_str(&event_payload(&rec, "pi")).unwrap();
         assert_eq!(
