@@ -24,5 +24,6 @@ pub mod record;
 pub mod shutdown;
 pub mod sinks;
 pub mod subscribe;
+pub mod text;
 pub mod validate;
 pub mod windowing;

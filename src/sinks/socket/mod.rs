@@ -64,6 +64,8 @@ pub enum PublishError {
     /// The socket's directory belongs to someone else (only checked for the `/tmp` fallback).
     #[error("{} is not a directory owned by you; remove it or set socket.path", .0.display())]
     UnsafeDirectory(PathBuf),
+    #[error("{} has mode {mode:o}: others can write in it and replace the socket; it must be writable by its owner only (e.g. `chmod 0700 {}`), or set socket.path", .path.display(), .path.display())]
+    WritableDirectory { path: PathBuf, mode: u32 },
     /// A system call on the path failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
