@@ -27,6 +27,8 @@ mod models;
 mod mqtt;
 mod publish_socket;
 mod realtime;
+mod reliability_daemon;
+mod reliability_input;
 mod resampler;
 mod run_records;
 mod service_unit;
