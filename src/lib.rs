@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+pub mod front_door;
 pub mod frontend;
 pub mod learn;
 pub mod logging;

@@ -19,6 +19,7 @@ mod daemon_hooks;
 mod daemon_inprocess;
 mod daemon_socket;
 mod frontend_golden;
+mod fuzz_regressions;
 mod groups;
 mod hooks;
 mod lifecycle;

@@ -79,6 +79,12 @@ pub enum PublishError {
 /// Result of this module.
 pub type Result<T, E = PublishError> = std::result::Result<T, E>;
 
+/// Whether the socket accepts `line` as a subscriber's request, given the model's `labels`
+/// (for `hark::front_door` and its fuzz target).
+pub fn request_accepted(line: &[u8], labels: &[String]) -> bool {
+    protocol::parse_request(line, &protocol::Filter::default(), labels).is_ok()
+}
+
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PublishError + 'a {
     move |source| PublishError::Io {
         what,
