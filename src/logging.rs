@@ -7,15 +7,36 @@ pub fn init(filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Under systemd the journal adds its own timestamps.
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(move || EscapingStderr { keep_esc: ansi })
+        .with_ansi(ansi)
         .with_target(false);
     if under_systemd {
         builder.without_time().init();
     } else {
         builder.init();
+    }
+}
+
+/// Stderr, through which every log line is written with its control characters escaped
+/// ([`crate::text::escape_log_line`]): outside text in a field or message (a hook's output, a
+/// label, a path) cannot start a new line, return the cursor or send terminal commands. The
+/// formatter writes a whole line per `write`.
+struct EscapingStderr {
+    /// On a terminal the formatter colours its output with ESC sequences of its own.
+    keep_esc: bool,
+}
+
+impl std::io::Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(&crate::text::escape_log_line(buf, self.keep_esc))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -8,6 +8,7 @@
 //! (what `np.save` writes for a transposed array) are read and reordered to C order.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What can go wrong reading or writing a `.npy` file; every variant names the file.
@@ -52,6 +53,14 @@ pub enum NpyError {
         shape: Vec<usize>,
         extra: usize,
     },
+    #[error(
+        "{path}: shape {shape:?} is larger than hark reads ({MAX_DATA_BYTES} data bytes at most)"
+    )]
+    TooLarge { path: PathBuf, shape: Vec<usize> },
+    #[error(
+        "{path}: the .npy header claims {len} bytes; hark reads headers of up to {MAX_HEADER_LEN}"
+    )]
+    HeaderTooLong { path: PathBuf, len: usize },
     #[error("{path}: shape {shape:?} holds {expected} values but {got} were given")]
     ShapeMismatch {
         path: PathBuf,
@@ -93,16 +102,46 @@ pub type Result<T, E = NpyError> = std::result::Result<T, E>;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
+/// Most data bytes an array may hold (1 GiB): a header's shape is checked against it before
+/// anything is allocated or read, so a lying header or a path like `/dev/zero` cannot make
+/// hark read without end.
+pub const MAX_DATA_BYTES: usize = 1 << 30;
+
+/// Longest header read. numpy itself refuses headers over 10,000 bytes by default.
+pub const MAX_HEADER_LEN: usize = 1 << 16;
+
 /// Reads a float32 or float64 `.npy` array (float64 values are rounded to f32).
 /// Returns the shape and the values in C (row-major) order, whichever order the file stores;
 /// a 0-d array has shape `[]`.
 pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| NpyError::Read {
+    let read_err = |source| NpyError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let mut file = std::io::BufReader::new(file);
+    // The fixed prefix, then the header it announces, then exactly the data the header's
+    // shape needs and one byte more (to tell trailing bytes): never more than the caps.
+    let mut bytes = Vec::new();
+    read_at_most(&mut file, 12, &mut bytes).map_err(read_err)?;
+    let (header_len, header_start) = header_extent(&bytes, path)?;
+    read_at_most(
+        &mut file,
+        (header_start + header_len).saturating_sub(bytes.len()),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    let (header, _) = split_header(&bytes, path)?;
+    let width = Dtype::of(&header.descr).map_or(8, |d| d.width);
+    let expected = data_len(path, &header.shape, width)?;
+    read_at_most(&mut file, expected + 1, &mut bytes).map_err(read_err)?;
     parse_f32(&bytes, path)
+}
+
+/// Append up to `n` more bytes of `reader` to `out`; fewer only at its end.
+fn read_at_most(reader: &mut impl Read, n: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    reader.take(n as u64).read_to_end(out).map(|_| ())
 }
 
 /// Writes `data` (C order) as a little-endian float32 `.npy` file (format version 1, or 2 when
@@ -138,8 +177,8 @@ pub fn parse_f32(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((header.shape, values))
 }
 
-/// Checks the magic and version, parses the header and returns it with the data bytes after it.
-fn split_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> {
+/// Checks the magic and version; returns the header's length and where it starts.
+fn header_extent(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
     let not_npy = |detail: &str| NpyError::NotNpy {
         path: path.to_path_buf(),
         detail: detail.to_string(),
@@ -166,6 +205,22 @@ fn split_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> 
             })
         }
     };
+    if header_len > MAX_HEADER_LEN {
+        return Err(NpyError::HeaderTooLong {
+            path: path.to_path_buf(),
+            len: header_len,
+        });
+    }
+    Ok((header_len, header_start))
+}
+
+/// Checks the magic and version, parses the header and returns it with the data bytes after it.
+fn split_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> {
+    let not_npy = |detail: &str| NpyError::NotNpy {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let (header_len, header_start) = header_extent(bytes, path)?;
     let data_start = header_start + header_len;
     if bytes.len() < data_start {
         return Err(not_npy("the header is cut off"));
@@ -179,9 +234,21 @@ fn split_header<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> 
     Ok((header, &bytes[data_start..]))
 }
 
+/// Data bytes `shape` needs at `width` bytes a value, if that is at most [`MAX_DATA_BYTES`].
+fn data_len(path: &Path, shape: &[usize], width: usize) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(width, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_DATA_BYTES)
+        .ok_or_else(|| NpyError::TooLarge {
+            path: path.to_path_buf(),
+            shape: shape.to_vec(),
+        })
+}
+
 /// The data must hold exactly the values the shape says, `width` bytes each.
 fn check_data_len(path: &Path, shape: &[usize], got: usize, width: usize) -> Result<()> {
-    let expected = shape.iter().product::<usize>() * width;
+    let expected = data_len(path, shape, width)?;
     if got < expected {
         return Err(NpyError::Truncated {
             path: path.to_path_buf(),

@@ -11,7 +11,10 @@ use tracing::debug;
 use super::resample::resample;
 use super::symphonia_stream::{open_symphonia, SymphoniaStream};
 use super::wav::{open_wav, WavStream};
-use super::{check_rate, AudioError, Decoded, Result, MAX_SAMPLE_RATE};
+use super::{
+    check_rate, AudioError, Decoded, Result, MAX_SAMPLE_RATE, MAX_WHOLE_FILE_SAMPLES,
+    MIN_SAMPLE_RATE,
+};
 
 /// Decode a whole audio file to interleaved `f32`.
 ///
@@ -29,7 +32,7 @@ use super::{check_rate, AudioError, Decoded, Result, MAX_SAMPLE_RATE};
 pub fn decode_file(path: &Path) -> Result<Decoded> {
     let mut reader = AudioReader::open(path)?;
     let mut samples = Vec::with_capacity(reader.reserve_hint());
-    while reader.read_interleaved(&mut samples, usize::MAX)? > 0 {}
+    read_whole(&mut reader, |r, cap| r.read_interleaved(&mut samples, cap))?;
     Ok(Decoded {
         sample_rate: reader.sample_rate(),
         channels: reader.channels(),
@@ -242,8 +245,31 @@ pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
     let mut reader = AudioReader::open(path)?;
     let channels = usize::from(reader.channels());
     let mut mono = Vec::with_capacity(reader.reserve_hint() / channels);
-    while reader.read_mono(&mut mono, usize::MAX)? > 0 {}
+    read_whole(&mut reader, |r, cap| r.read_mono(&mut mono, cap))?;
     resample(&mono, reader.sample_rate(), rate)
+}
+
+/// Drain `reader` through `read` (which reads up to the frame count it is given), refusing a
+/// file of more than [`MAX_WHOLE_FILE_SAMPLES`] interleaved samples.
+fn read_whole(
+    reader: &mut AudioReader,
+    mut read: impl FnMut(&mut AudioReader, usize) -> Result<usize>,
+) -> Result<()> {
+    let cap = MAX_WHOLE_FILE_SAMPLES / usize::from(reader.channels());
+    let mut frames = 0usize;
+    loop {
+        // One frame past the cap tells a file of exactly the cap from a longer one.
+        let n = read(reader, cap + 1 - frames)?;
+        frames += n;
+        if frames > cap {
+            return Err(AudioError::TooLong {
+                path: reader.path().to_owned(),
+            });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// What the first bytes of a file say it is.
@@ -330,10 +356,8 @@ pub(super) fn check_spec(path: &Path, channels: u32, rate: u32) -> Result<()> {
         "0 channels".to_owned()
     } else if channels > u32::from(u16::MAX) {
         format!("{channels} channels")
-    } else if rate == 0 {
-        "sample rate 0 Hz".to_owned()
-    } else if rate > MAX_SAMPLE_RATE {
-        format!("sample rate {rate} Hz, above the {MAX_SAMPLE_RATE} Hz hark accepts")
+    } else if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        format!("sample rate {rate} Hz; hark accepts {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
     } else {
         return Ok(());
     };

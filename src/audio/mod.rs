@@ -35,6 +35,16 @@ pub use resample::{resample, StreamResampler};
 /// and it bounds the filter the resampler builds (its length grows with the input rate).
 pub const MAX_SAMPLE_RATE: u32 = 768_000;
 
+/// Lowest sample rate a file header or raw input may declare. Below 1 kHz there is no sound a
+/// detector can use, and a header claiming 1, 2 or 8 Hz turns a few kilobytes into hours of
+/// "audio" that the resampler multiplies into gigabytes: such a header is damage.
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+
+/// Most interleaved samples a whole-file decode ([`decode_file`], [`load_mono`]) holds: 2^28
+/// (1 GiB of `f32`, 4.6 hours of mono at 16 kHz). Longer files are refused before they exhaust
+/// memory; [`AudioReader`] (and so `hark classify` and `hark run`) streams them instead.
+pub const MAX_WHOLE_FILE_SAMPLES: usize = 1 << 28;
+
 /// Errors from reading, decoding or converting audio.
 ///
 /// Every variant about a file names it, says what is wrong and what to do about it, so the
@@ -84,6 +94,14 @@ pub enum AudioError {
     /// The file is well formed but holds zero sample frames.
     #[error("`{}` contains no audio samples (0 frames); re-record or re-export it", .path.display())]
     NoSamples { path: PathBuf },
+
+    /// A decoder panicked on this file; the panic was caught and the file refused.
+    #[error("the decoder failed on `{}` ({detail}); the file is damaged or of a kind the decoder cannot handle, re-export it", .path.display())]
+    DecoderPanicked { path: PathBuf, detail: String },
+
+    /// The file holds more samples than a whole-file decode keeps in memory.
+    #[error("`{}` is longer than hark decodes whole ({MAX_WHOLE_FILE_SAMPLES} samples); split it, e.g. `sox INPUT OUTPUT.wav trim 0 3600 : newfile : restart`, or use `hark classify`, which streams", .path.display())]
+    TooLong { path: PathBuf },
 
     /// A sample rate given to a resampler is zero or above [`MAX_SAMPLE_RATE`].
     #[error("sample rate {rate} Hz is out of range; hark handles 1 to {MAX_SAMPLE_RATE} Hz — check the configured or detected rate")]

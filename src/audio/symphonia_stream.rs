@@ -39,7 +39,29 @@ pub(super) struct SymphoniaStream {
 const NO_STREAM_AFTER_SIGNATURE: &str =
     "its signature matches a known format, but no valid stream follows before the end of the file";
 
+/// Open `file` with symphonia. A panic inside symphonia (a header field it does not expect,
+/// such as a WAV rate of 0) becomes [`AudioError::DecoderPanicked`] for this file.
 pub(super) fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
+    guarded(path, || probe(path, file))
+}
+
+/// Run `f`, turning a panic inside it (that is, inside symphonia) into an error naming `path`.
+/// The panic message is still printed by the panic hook; the program goes on.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Err(AudioError::DecoderPanicked {
+            path: path.to_owned(),
+            detail,
+        })
+    })
+}
+
+fn probe(path: &Path, file: File) -> Result<Stream> {
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -107,8 +129,18 @@ impl SymphoniaStream {
             .map(|(frames, (_, channels))| frames.saturating_mul(u64::from(channels)))
     }
 
-    /// Decode packets until one yields frames (appended to `block`) or the stream ends.
+    /// Decode packets until one yields frames (appended to `block`) or the stream ends. A panic
+    /// inside symphonia ends the stream with [`AudioError::DecoderPanicked`].
     pub(super) fn fill(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
+        let result = guarded(path, || self.fill_unguarded(path, block));
+        if matches!(result, Err(AudioError::DecoderPanicked { .. })) {
+            self.finished = true;
+            block.clear();
+        }
+        result
+    }
+
+    fn fill_unguarded(&mut self, path: &Path, block: &mut Vec<f32>) -> Result<()> {
         while !self.finished {
             let Some(packet) = self.next_packet(path)? else {
                 return Ok(());

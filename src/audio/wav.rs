@@ -202,6 +202,7 @@ fn read_wav_header(file: File) -> (hound::Result<hound::WavReader<WavInput>>, Ar
 
 /// Open RIFF/WAVE with hound, falling back to symphonia for encodings hound does not read.
 pub(super) fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
+    precheck_fmt(path, &file)?;
     let (reader, hit_eof) = match read_wav_header(file) {
         (Ok(reader), hit_eof) => (reader, hit_eof),
         (Err(err), hit_eof) => return wav_fallback(path, err, hit_eof.load(Ordering::Relaxed)),
@@ -232,6 +233,50 @@ pub(super) fn open_wav(path: &Path, file: File) -> Result<AudioReader> {
         finished: false,
     };
     AudioReader::prime(path, Stream::Wav(stream))
+}
+
+/// How far into a WAV [`precheck_fmt`] looks for the `fmt ` chunk.
+const PRECHECK_BYTES: usize = 64 * 1024;
+
+/// Refuse a WAV whose `fmt ` chunk declares an impossible stream (0 channels, a rate outside
+/// the accepted range) before any decoder sees it: hound refuses some such headers, but the
+/// symphonia fallback panics on a rate of 0, and a rate of a few hertz turns a small file into
+/// hours of audio. Walks the RIFF chunks in the first [`PRECHECK_BYTES`]; a header it cannot
+/// walk is left to the decoders, which report it in their words.
+fn precheck_fmt(path: &Path, file: &File) -> Result<()> {
+    let mut head = vec![0u8; PRECHECK_BYTES];
+    let mut len = 0;
+    while len < head.len() {
+        match file.read_at(&mut head[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(path, e)),
+        }
+    }
+    match fmt_chunk(&head[..len]) {
+        Some((channels, rate)) => check_spec(path, u32::from(channels), rate),
+        None => Ok(()),
+    }
+}
+
+/// Channels and rate from the `fmt ` chunk of the RIFF/WAVE bytes `head`, if it is there.
+fn fmt_chunk(head: &[u8]) -> Option<(u16, u32)> {
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let mut at = 12; // "RIFF", size, "WAVE"
+    while let (Some(id), Some(size)) = (head.get(at..at + 4), u32_at(at + 4)) {
+        if id == b"fmt " {
+            let channels = u16::from_le_bytes(head.get(at + 10..at + 12)?.try_into().ok()?);
+            return Some((channels, u32_at(at + 12)?));
+        }
+        // Chunks are padded to an even length.
+        let size = usize::try_from(size).ok()?;
+        at = at
+            .checked_add(8)?
+            .checked_add(size)?
+            .checked_add(size & 1)?;
+    }
+    None
 }
 
 /// The raw layout a WAV of this spec has in the common case. hound reads 8-bit samples

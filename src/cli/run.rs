@@ -31,14 +31,14 @@ pub struct RunArgs {
     /// With --input FILE: read the file as fast as the pipeline takes it, not at real time.
     #[arg(long, requires = "input")]
     pub fast: bool,
-    /// Sample rate of raw PCM on stdin, Hz.
-    #[arg(long, default_value_t = 16000)]
+    /// Sample rate of raw PCM on stdin, Hz (1000 to 768000).
+    #[arg(long, default_value_t = 16000, value_parser = clap::value_parser!(u32).range(1000..=768_000))]
     pub rate: u32,
     /// Sample format of raw PCM on stdin: s16le, s24le, s32le, f32le, u8.
     #[arg(long, default_value = "s16le")]
     pub format: crate::audio::RawFormat,
-    /// Channels of raw PCM on stdin.
-    #[arg(long, default_value_t = 1)]
+    /// Channels of raw PCM on stdin (1 to 64).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub channels: u16,
     /// Stop when the file or stdin ends (default: keep serving until stopped).
     #[arg(long)]

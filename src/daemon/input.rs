@@ -12,6 +12,10 @@ use crate::config::Settings;
 use crate::pipeline::Supervisor;
 use crate::shutdown::Shutdown;
 
+/// How long opening a file may take before hark says it is waiting for it (a FIFO with no
+/// writer, a stalled network file system).
+const OPEN_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Where audio comes from.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -72,6 +76,48 @@ impl Input {
         source
             .start(settings.capture.ring_seconds)
             .with_context(|| format!("starting capture from {described}"))
+    }
+
+    /// [`open`](Self::open), but a file is opened on a thread of its own, so that a FIFO
+    /// whose writer has not come (or has written nothing yet) does not hold up a stop: after
+    /// [`OPEN_PATIENCE`] it logs that it is waiting, and a stop returns `None`, leaving the
+    /// blocked thread to end with the process.
+    pub fn open_until_stopped(
+        &self,
+        settings: &Settings,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Option<Capture>> {
+        let Input::File { path, .. } = self else {
+            return self.open(settings).map(Some);
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (input, settings) = (self.clone(), settings.clone());
+        std::thread::Builder::new()
+            .name("hark-open".into())
+            .spawn(move || {
+                let _ = tx.send(input.open(&settings));
+            })
+            .context("starting the thread that opens the input")?;
+        let started = std::time::Instant::now();
+        let mut told = false;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(result) => return result.map(Some),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("the thread opening {} ended without a word", path.display())
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if shutdown.is_triggered() {
+                tracing::info!(path = %path.display(), "stopped while waiting for the input");
+                return Ok(None);
+            }
+            if !told && started.elapsed() >= OPEN_PATIENCE {
+                told = true;
+                tracing::warn!(path = %path.display(), "waiting for data on {}", path.display());
+                super::systemd::status(&format!("waiting for data on {}", path.display()));
+            }
+        }
     }
 
     /// Reopen a lost device with exponential backoff until it is back or a stop is asked for.

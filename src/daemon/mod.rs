@@ -51,16 +51,21 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");
     }
-    let (model, settings) = signals::load_model(&loaded)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("hark-io")
         .enable_all()
         .build()
         .context("starting the I/O runtime")?;
+    let _in_runtime = rt.enter();
+    // Before anything that may block: a FIFO input blocks until its writer comes.
+    let handlers = signals::install(&shutdown)?;
+    let (model, settings) = signals::load_model(&loaded)?;
     // Open the source and bind the socket first, so that "no device" or "socket in use" fails
     // the command before anything else starts.
-    let capture = opts.input.open(&settings)?;
+    let Some(capture) = opts.input.open_until_stopped(&settings, &shutdown)? else {
+        return Ok(());
+    };
     let listener = if opts.no_socket {
         None
     } else {
@@ -69,7 +74,6 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(listener)
     };
 
-    let _in_runtime = rt.enter();
     let clip_link = clips::ClipLink::default();
     let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown, &clip_link)?;
     let (commands, commands_rx) = mpsc::channel();
@@ -79,6 +83,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
         labels: model.labels().to_vec(),
     };
     rt.spawn(signals::handle(
+        handlers,
         shutdown.clone(),
         commands,
         running,

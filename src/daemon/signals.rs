@@ -4,6 +4,8 @@
 
 use std::sync::mpsc;
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
 use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::pipeline::ConsumerCommand;
@@ -33,31 +35,47 @@ pub(super) struct Running {
     pub(super) labels: Vec<String>,
 }
 
-/// Handle signals until the shutdown is triggered (by a signal or by anyone else).
+/// The daemon's signal handlers, installed before anything that may block (opening the input,
+/// loading the model), so that SIGTERM or SIGINT always means an orderly stop and SIGHUP never
+/// the default action (which ends the process).
+pub(super) struct Handlers {
+    hup: Signal,
+}
+
+/// Install the handlers (inside the runtime) and start the task that triggers `shutdown` on
+/// SIGTERM or SIGINT.
+pub(super) fn install(shutdown: &Shutdown) -> anyhow::Result<Handlers> {
+    use anyhow::Context;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        shutdown.trigger();
+    });
+    Ok(Handlers { hup })
+}
+
+/// Handle reloads (SIGHUP) until the shutdown is triggered (by a signal or by anyone else).
 pub(super) async fn handle(
+    handlers: Handlers,
     shutdown: Shutdown,
     commands: mpsc::Sender<ToConsumer>,
     mut running: Running,
     reload_sinks: impl Fn(&Settings) + Send + Sync + 'static,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+    let Handlers { mut hup } = handlers;
     loop {
         tokio::select! {
             () = shutdown.wait() => return,
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => on_hangup(&mut running, &commands, &reload_sinks).await,
         }
     }
-    shutdown.trigger();
 }
 
 async fn on_hangup(

@@ -128,7 +128,19 @@ impl SinkSet {
     {
         let ctx = self.context(name, counters, section, settings);
         let thread = start(ctx).map_err(|e| anyhow::anyhow!("starting the {name} sink: {e}"))?;
-        self.threads.push((name, thread));
+        // A sink thread that panics stops the daemon at once, as a sink task does.
+        let (failed, shutdown) = (self.failed.clone(), self.shutdown.clone());
+        let watcher = std::thread::Builder::new()
+            .name(format!("hark-watch-{name}"))
+            .spawn(move || {
+                if thread.join().is_err() {
+                    tracing::error!(sink = name, "sink died; stopping hark");
+                    failed.store(true, Ordering::Relaxed);
+                    shutdown.trigger();
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("starting the {name} sink's watcher: {e}"))?;
+        self.threads.push((name, watcher));
         Ok(())
     }
 
@@ -161,7 +173,7 @@ impl SinkSet {
     /// and ends) and wait for the sinks. Returns whether every sink ended well.
     pub(super) async fn stop(mut self) -> bool {
         self.fanout = None;
-        let mut ok = !self.failed.load(Ordering::Relaxed);
+        let mut ok = true;
         for (name, task) in self.tasks.drain(..) {
             match tokio::time::timeout(SINK_STOP, task).await {
                 Ok(Ok(())) => {}
@@ -172,12 +184,12 @@ impl SinkSet {
                 Err(_) => tracing::warn!(sink = name, "sink did not stop in time"),
             }
         }
-        for (name, thread) in self.threads.drain(..) {
-            if thread.join().is_err() {
-                tracing::error!(sink = name, "sink thread panicked");
+        for (name, watcher) in self.threads.drain(..) {
+            if watcher.join().is_err() {
+                tracing::error!(sink = name, "sink watcher panicked");
                 ok = false;
             }
         }
-        ok
+        ok && !self.failed.load(Ordering::Relaxed)
     }
 }

@@ -68,6 +68,8 @@ impl crate::pipeline::Supervisor for Watchdog {
 pub struct DaemonSupervisor {
     watchdog: Watchdog,
     stall: Option<Stall>,
+    /// `HARK_FAULT_PANIC=consumer`: panic before the first window.
+    panic: bool,
 }
 
 impl DaemonSupervisor {
@@ -75,6 +77,7 @@ impl DaemonSupervisor {
         DaemonSupervisor {
             watchdog: Watchdog::from_env(),
             stall: Stall::from_env(),
+            panic: crate::sinks::fault_panic_for("consumer"),
         }
     }
 }
@@ -85,6 +88,12 @@ impl crate::pipeline::Supervisor for DaemonSupervisor {
     }
 
     fn before_window(&mut self, windows: u64) {
+        if self.panic {
+            panic!(
+                "{}: injected panic in the consumer",
+                crate::sinks::FAULT_PANIC
+            );
+        }
         if let Some(stall) = self.stall.filter(|s| s.after_windows == windows) {
             tracing::warn!(
                 seconds = stall.seconds,

@@ -243,19 +243,41 @@ const SPEC_CHECKS: &[SpecCheck] = &[
     check_ln_offset,
 ];
 
-/// The counts: none may be zero.
+/// Largest `n_fft` (and so `win_length`): 65,536 samples is 4 s at 16 kHz, far past any
+/// front end in use, and bounds the FFT plan and frame buffers a spec makes hark allocate.
+pub const MAX_N_FFT: usize = 1 << 16;
+/// Largest `n_mels`: 1,024 bands (models use 32 to 128); bounds the filter bank.
+pub const MAX_N_MELS: usize = 1024;
+/// Largest `hop_length`: one frame per 65,536 samples at the sparsest.
+pub const MAX_HOP_LENGTH: usize = 1 << 16;
+
+/// The counts: each a whole number in its range, named with the range when it is not.
 fn check_sizes(s: &FeatureSpec) -> std::result::Result<(), Invalid> {
+    use crate::audio::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
     [
-        ("sample_rate", s.sample_rate as usize),
-        ("n_fft", s.n_fft),
-        ("win_length", s.win_length),
-        ("hop_length", s.hop_length),
-        ("n_mels", s.n_mels),
+        (
+            "sample_rate",
+            s.sample_rate as usize,
+            MIN_SAMPLE_RATE as usize,
+            MAX_SAMPLE_RATE as usize,
+        ),
+        ("n_fft", s.n_fft, 1, MAX_N_FFT),
+        ("win_length", s.win_length, 1, MAX_N_FFT),
+        ("hop_length", s.hop_length, 1, MAX_HOP_LENGTH),
+        ("n_mels", s.n_mels, 1, MAX_N_MELS),
     ]
     .into_iter()
-    .try_for_each(|(key, value)| match value {
-        0 => Err(Invalid::new(key, 0, "is zero").allowed("a positive whole number")),
-        _ => Ok(()),
+    .try_for_each(|(key, value, min, max)| {
+        if (min..=max).contains(&value) {
+            return Ok(());
+        }
+        let problem = if value == 0 {
+            "is zero"
+        } else {
+            "is out of range"
+        };
+        Err(Invalid::new(key, value, problem)
+            .allowed(format!("a whole number from {min} to {max}")))
     })
 }
 

@@ -117,16 +117,50 @@ fn default_true() -> bool {
     true
 }
 
+/// Longest manifest read (1 MiB; real ones are under 2 KiB): `model.name` may name any file.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// The text of `path`, refused past [`MAX_MANIFEST_BYTES`] rather than read without end.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is longer than {MAX_MANIFEST_BYTES} bytes, far more than a manifest"
+        )));
+    }
+    Ok(text)
+}
+
 impl Manifest {
+    /// Parse a manifest's TOML (without validating it). The error says where the text is
+    /// wrong and why, but never quotes it: `model.name` may point at a file that is not a
+    /// manifest at all (`/etc/shadow`), whose lines must not reach a log.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start.min(text.len()));
+            let before = text.get(..at).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(
+                "not a manifest: TOML error at line {line}, column {column}: {}",
+                e.message()
+            )
+        })
+    }
+
     /// Parse and validate a manifest file.
     pub fn from_file(path: &Path) -> Result<Manifest, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
+        let text = read_bounded(path).map_err(|e| ModelError::Manifest {
             path: path.to_path_buf(),
             msg: format!("cannot read it: {e}"),
         })?;
-        let m: Manifest = toml::from_str(&text).map_err(|e| ModelError::Manifest {
+        let m: Manifest = Manifest::parse(&text).map_err(|msg| ModelError::Manifest {
             path: path.to_path_buf(),
-            msg: e.to_string(),
+            msg,
         })?;
         m.validate()
             .map_err(|problems| ModelError::InvalidManifest {

@@ -54,6 +54,7 @@ impl Fanout {
             .push(health.clone());
         Records {
             rx: self.tx.subscribe(),
+            fault: fault_panic_for(name),
             health,
             shutdown: shutdown.clone(),
             draining: None,
@@ -129,10 +130,22 @@ impl SinkHealth {
     }
 }
 
+/// Fault injection for tests: `HARK_FAULT_PANIC=<part>` makes that part of the daemon panic
+/// (a sink at its first record: `socket`, `hooks`, `mqtt`, `stdout`; or `consumer`, before its
+/// first window), so tests can watch a panic end the daemon. Never set in production.
+pub const FAULT_PANIC: &str = "HARK_FAULT_PANIC";
+
+/// Whether [`FAULT_PANIC`] names `part`.
+pub fn fault_panic_for(part: &str) -> bool {
+    std::env::var(FAULT_PANIC).is_ok_and(|v| v == part)
+}
+
 /// A sink's receiving end: records in order until the consumer is done (every publisher
 /// dropped) or, after a stop was asked for, until the drain time runs out.
 pub struct Records {
     rx: broadcast::Receiver<Arc<Record>>,
+    /// Test-only fault injection: panic in the sink at its first record ([`FAULT_PANIC`]).
+    fault: bool,
     health: Arc<SinkHealth>,
     shutdown: Shutdown,
     draining: Option<tokio::time::Instant>,
@@ -181,6 +194,10 @@ impl Records {
         got: Result<Arc<Record>, broadcast::error::RecvError>,
     ) -> Option<Option<Arc<Record>>> {
         match got {
+            Ok(_) if self.fault => panic!(
+                "{FAULT_PANIC}: injected panic in the {} sink",
+                self.health.name
+            ),
             Ok(rec) => Some(Some(rec)),
             Err(broadcast::error::RecvError::Closed) => Some(None),
             Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use fanout::{Fanout, Records, SinkHealth, CAPACITY};
+pub use fanout::{fault_panic_for, Fanout, Records, SinkHealth, CAPACITY, FAULT_PANIC};
 
 use crate::shutdown::Shutdown;
 

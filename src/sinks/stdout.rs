@@ -62,13 +62,15 @@ pub fn format_record(print: Print, r: &Record) -> Option<String> {
     }
 }
 
-/// An event's name in text output: its label, or `group (label)` for a group's event.
+/// An event's name in text output: its label, or `group (label)` for a group's event, control
+/// characters escaped (a label comes from the model's labels file: one line must stay one line).
 fn text_name(r: &Record) -> String {
-    match (r.group(), r.label()) {
+    let name = match (r.group(), r.label()) {
         (Some(g), Some(l)) => format!("{g} ({l})"),
         (None, Some(l)) => l.to_owned(),
         _ => String::new(),
-    }
+    };
+    crate::text::escape_control(&name).into_owned()
 }
 
 /// Write one record to `out` in the chosen form; true if a line was written.

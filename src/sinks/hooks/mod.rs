@@ -4,13 +4,16 @@
 //! matches them against the configured hooks, applies each hook's cooldown and concurrency
 //! limit, and spawns the program directly — no shell — in a process group of its own, with
 //! the event in `HARK_*` environment variables and the JSON record on stdin (`process`).
-//! Output lines and the exit status are logged under the hook's name; a hook that outlives
-//! its timeout has its whole process group killed.
+//! Output lines (the first hundred of a run, control characters escaped) and the exit status
+//! are logged under the hook's name; a hook that outlives its timeout has its whole process
+//! group killed, and when a run ends every process it started is ended too, including those
+//! that left its group (`orphans`: hark is a child subreaper).
 //!
 //! Architecture invariant: the record's label never reaches a program's argv. Health:
 //! `runs`, `failed` (non-zero exit, killed or not started), `skipped` (cooldown or
 //! concurrency limit).
 
+mod orphans;
 mod process;
 mod settings;
 
@@ -30,6 +33,8 @@ pub use settings::{hook_env, validate_hooks, HookSettings};
 
 /// Longest output line logged as one line; the rest of a longer line is cut.
 const OUTPUT_LINE_MAX: usize = 4096;
+/// Output lines of one run that are logged; the rest are counted in one line at its end.
+const OUTPUT_LINES: usize = 100;
 /// Between SIGTERM and SIGKILL when a hook's process group is killed.
 const KILL_GRACE: Duration = Duration::from_millis(500);
 /// After a hook exits, how long to keep reading its output (a background grandchild may
@@ -72,6 +77,7 @@ pub const COUNTERS: &[&str] = &["runs", "failed", "skipped"];
 /// the process groups of those still running. Hooks that fail validation are logged and left
 /// out (the config is validated before this, so that only happens with a bad reload).
 pub fn start(ctx: SinkContext<Vec<HookSettings>>) -> JoinHandle<()> {
+    orphans::become_subreaper();
     tokio::spawn(dispatch(ctx))
 }
 
@@ -133,6 +139,8 @@ async fn dispatch(mut ctx: SinkContext<Vec<HookSettings>>) {
         }
     }
     finish_runs(running, kill).await;
+    // Nothing any run started outlives hark.
+    let _ = tokio::task::spawn_blocking(|| orphans::sweep(&orphans::Marked::AllRuns)).await;
 }
 
 /// Let running hooks finish for a while, then kill the groups of those still running.

@@ -1,8 +1,10 @@
-//! One run of a hook: a child process in its own group, its output logged, killed with its
-//! group when it outlives its timeout or hark stops.
+//! One run of a hook: a child process in its own group, its output logged (the first
+//! [`OUTPUT_LINES`] lines of a run, then a count), killed with its group when it outlives its
+//! timeout or hark stops, and whatever it left running ended when it ends (`orphans`).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tracing::{debug, info, warn};
 
-use super::{KILL_GRACE, OUTPUT_GRACE, OUTPUT_LINE_MAX};
+use super::orphans::{self, Marked};
+use super::{KILL_GRACE, OUTPUT_GRACE, OUTPUT_LINES, OUTPUT_LINE_MAX};
 use crate::sinks::SinkHealth;
 
 /// One run of a hook.
@@ -42,7 +45,8 @@ impl Run {
         } = self;
         health.add("runs", 1);
         let started = Instant::now();
-        let mut child = match spawn(&command, env) {
+        let token = orphans::run_token();
+        let mut child = match spawn(&command, env, &token) {
             Ok(child) => child,
             Err(e) => {
                 warn!(hook = %name, program = %command[0], error = %e, "cannot start hook");
@@ -55,6 +59,7 @@ impl Run {
 
         let (input, output, errors) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let budget = OutputBudget::default();
         let io = async {
             tokio::join!(
                 async {
@@ -63,8 +68,8 @@ impl Run {
                         let _ = input.write_all(stdin.as_bytes()).await;
                     }
                 },
-                log_output(&name, "stdout", output),
-                log_output(&name, "stderr", errors),
+                log_output(&name, "stdout", output, &budget),
+                log_output(&name, "stderr", errors, &budget),
             )
         };
         tokio::pin!(io);
@@ -90,9 +95,14 @@ impl Run {
                 kill_group(&mut child, pgid).await
             }
         };
+        // The run is over: whatever it started ends too, which also closes the pipes a
+        // background child held open.
+        let marked = Marked::Run(token);
+        let _ = tokio::task::spawn_blocking(move || orphans::sweep(&marked)).await;
         if !io_done {
             let _ = tokio::time::timeout(OUTPUT_GRACE, &mut io).await;
         }
+        budget.report(&name, &label);
         if !status.as_ref().is_ok_and(|s| s.success()) {
             health.add("failed", 1);
         }
@@ -102,10 +112,15 @@ impl Run {
 
 /// Start the program without a shell, in a process group of its own (so that a timeout can
 /// kill whatever it started too), with the event in its environment and pipes for stdio.
-fn spawn(command: &[String], env: [(&'static str, String); 10]) -> std::io::Result<Child> {
+fn spawn(
+    command: &[String],
+    env: [(&'static str, String); 10],
+    token: &str,
+) -> std::io::Result<Child> {
     Command::new(&command[0])
         .args(&command[1..])
         .envs(env)
+        .env(orphans::RUN_VAR, token)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,12 +168,49 @@ fn log_exit(name: &str, label: &str, status: std::io::Result<ExitStatus>, took: 
     }
 }
 
-/// Logs each line the hook prints. Lines are cut at [`OUTPUT_LINE_MAX`] bytes.
-async fn log_output<R: AsyncRead + Unpin>(name: &str, stream: &'static str, pipe: Option<R>) {
+/// How much of a run's output is logged: the first [`OUTPUT_LINES`] lines of stdout and
+/// stderr together; the rest is read (so the hook never blocks on a full pipe) and counted.
+#[derive(Debug, Default)]
+struct OutputBudget {
+    logged: AtomicUsize,
+    suppressed_lines: AtomicU64,
+    suppressed_bytes: AtomicU64,
+}
+
+impl OutputBudget {
+    /// Whether a line of `len` bytes may be logged; if not, it is counted.
+    fn take(&self, len: usize) -> bool {
+        if self.logged.fetch_add(1, Ordering::Relaxed) < OUTPUT_LINES {
+            return true;
+        }
+        self.suppressed_lines.fetch_add(1, Ordering::Relaxed);
+        self.suppressed_bytes
+            .fetch_add(len as u64 + 1, Ordering::Relaxed);
+        false
+    }
+
+    /// One line saying what was not logged, if anything was not.
+    fn report(&self, name: &str, label: &str) {
+        let lines = self.suppressed_lines.load(Ordering::Relaxed);
+        if lines > 0 {
+            let bytes = self.suppressed_bytes.load(Ordering::Relaxed);
+            warn!(hook = %name, label, lines, bytes, logged = OUTPUT_LINES, "hook output not logged");
+        }
+    }
+}
+
+/// Logs each line the hook prints, within `budget`. Lines are cut at [`OUTPUT_LINE_MAX`]
+/// bytes; control characters in them are escaped, so a hook cannot forge log lines.
+async fn log_output<R: AsyncRead + Unpin>(
+    name: &str,
+    stream: &'static str,
+    pipe: Option<R>,
+    budget: &OutputBudget,
+) {
     let Some(pipe) = pipe else { return };
     let mut pipe = BufReader::new(pipe);
     let mut line = Vec::new();
-    let mut cut = false;
+    let mut len = 0usize;
     loop {
         let buf = match pipe.fill_buf().await {
             Ok(buf) => buf,
@@ -171,22 +223,28 @@ async fn log_output<R: AsyncRead + Unpin>(name: &str, stream: &'static str, pipe
         let newline = buf.iter().position(|&b| b == b'\n');
         let end = newline.unwrap_or(buf.len());
         let room = OUTPUT_LINE_MAX.saturating_sub(line.len());
-        cut |= end > room;
         line.extend_from_slice(&buf[..end.min(room)]);
+        len += end;
         pipe.consume(end + usize::from(newline.is_some()));
-        if newline.is_some() || (eof && !line.is_empty()) {
-            let l = String::from_utf8_lossy(&line);
-            let l = l.trim_end_matches('\r');
-            if cut {
-                info!(hook = %name, stream, line = %l, cut = true, "hook output");
-            } else {
-                info!(hook = %name, stream, line = %l, "hook output");
+        if newline.is_some() || (eof && len > 0) {
+            if budget.take(len) {
+                log_line(name, stream, &line, len > OUTPUT_LINE_MAX);
             }
             line.clear();
-            cut = false;
+            len = 0;
         }
         if eof {
             return;
         }
+    }
+}
+
+fn log_line(name: &str, stream: &'static str, line: &[u8], cut: bool) {
+    let l = String::from_utf8_lossy(line);
+    let l = crate::text::escape_control(l.trim_end_matches('\r'));
+    if cut {
+        info!(hook = %name, stream, line = %l, cut = true, "hook output");
+    } else {
+        info!(hook = %name, stream, line = %l, "hook output");
     }
 }

@@ -176,11 +176,26 @@ pub(super) fn ensure_parent(path: &Path) -> Result<()> {
     }
     // /tmp is shared: make sure nobody else prepared our fallback directory for us.
     if parent == fallback_dir() {
-        let meta = std::fs::symlink_metadata(parent).map_err(io_err("cannot inspect", parent))?;
-        // SAFETY: geteuid cannot fail and touches no memory.
-        if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
-            return Err(PublishError::UnsafeDirectory(parent.to_owned()));
-        }
+        check_private_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// A directory only this user can change: a directory (not a symlink to one), owned by the
+/// effective user, writable by neither group nor others — whoever owns it, a group- or
+/// world-writable directory lets another user replace the socket in it.
+pub(super) fn check_private_dir(dir: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir).map_err(io_err("cannot inspect", dir))?;
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
+        return Err(PublishError::UnsafeDirectory(dir.to_owned()));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(PublishError::WritableDirectory {
+            path: dir.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -218,6 +233,29 @@ pub(super) fn clear_stale(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_or_world_writable_socket_directory_is_refused_whoever_owns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, ok) in [
+            (0o700, true),
+            (0o750, true),
+            (0o770, false),
+            (0o777, false),
+            (0o702, false),
+        ] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let got = check_private_dir(dir.path());
+            assert_eq!(got.is_ok(), ok, "{mode:o}: {got:?}");
+            if !ok {
+                let message = got.unwrap_err().to_string();
+                assert!(
+                    message.contains("0700") && message.contains(&format!("{mode:o}")),
+                    "{message}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn mode_parses_octal_only() {

@@ -64,6 +64,8 @@ pub enum PublishError {
     /// The socket's directory belongs to someone else (only checked for the `/tmp` fallback).
     #[error("{} is not a directory owned by you; remove it or set socket.path", .0.display())]
     UnsafeDirectory(PathBuf),
+    #[error("{} has mode {mode:o}: others can write in it and replace the socket; it must be writable by its owner only (e.g. `chmod 0700 {}`), or set socket.path", .path.display(), .path.display())]
+    WritableDirectory { path: PathBuf, mode: u32 },
     /// A system call on the path failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -76,6 +78,12 @@ pub enum PublishError {
 
 /// Result of this module.
 pub type Result<T, E = PublishError> = std::result::Result<T, E>;
+
+/// Whether the socket accepts `line` as a subscriber's request, given the model's `labels`
+/// (for `hark::front_door` and its fuzz target).
+pub fn request_accepted(line: &[u8], labels: &[String]) -> bool {
+    protocol::parse_request(line, &protocol::Filter::default(), labels).is_ok()
+}
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PublishError + 'a {
     move |source| PublishError::Io {

@@ -40,6 +40,12 @@ pub async fn serve(
         path,
         file_id,
     } = listener;
+    // Removes the socket file when serving ends, also by a panic: a dead hark must not leave
+    // a socket file behind.
+    let socket_file = SocketFile {
+        path: path.clone(),
+        file_id,
+    };
     let listener =
         tokio::net::UnixListener::from_std(listener).map_err(io_err("cannot listen on", &path))?;
     let max = hub.shared.max_subscribers;
@@ -80,7 +86,7 @@ pub async fn serve(
     }
 
     drop(listener);
-    remove_socket(&path, file_id);
+    drop(socket_file);
     let _ = stop.send(true);
     let flush = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_FLUSH, flush).await.is_err() {
@@ -92,6 +98,18 @@ pub async fn serve(
     }
     info!(path = %path.display(), "socket closed");
     Ok(())
+}
+
+/// The bound socket's file, removed when this is dropped.
+struct SocketFile {
+    path: std::path::PathBuf,
+    file_id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        remove_socket(&self.path, self.file_id);
+    }
 }
 
 pub(super) fn remove_socket(path: &Path, file_id: (u64, u64)) {
