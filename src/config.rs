@@ -89,6 +89,9 @@ impl ModelSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CaptureSettings {
+    /// The audio host (API) devices are opened through; `auto` prefers a sound server's own
+    /// protocol when one answers, else ALSA.
+    pub host: crate::capture::HostChoice,
     /// Capture device name or a case-insensitive part of it; unset = the default input.
     pub device: Option<String>,
     /// Seconds of audio the capture ring holds.
@@ -104,6 +107,7 @@ pub struct CaptureSettings {
 impl Default for CaptureSettings {
     fn default() -> Self {
         CaptureSettings {
+            host: crate::capture::HostChoice::Auto,
             device: None,
             ring_seconds: 4.0,
             stall_timeout: 5.0,
@@ -196,9 +200,22 @@ impl ModelSettings {
 }
 
 impl CaptureSettings {
-    /// `ring_seconds`, `stall_timeout` and `period`.
+    /// `host` (built in), `ring_seconds`, `stall_timeout` and `period`.
     pub fn validate(&self) -> Checked {
         let mut problems = Problems::default();
+        if !self.host.is_built_in() {
+            let built: Vec<&str> = std::iter::once("auto")
+                .chain(
+                    crate::capture::HostChoice::built_in()
+                        .iter()
+                        .map(|h| h.name()),
+                )
+                .collect();
+            problems.push(
+                Invalid::new("capture.host", self.host.name(), "not built into this hark")
+                    .allowed(built.join(", ")),
+            );
+        }
         if !(self.ring_seconds.is_finite() && (0.1..=60.0).contains(&self.ring_seconds)) {
             problems.push(
                 Invalid::new("capture.ring_seconds", self.ring_seconds, "out of range")
