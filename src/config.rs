@@ -553,5 +553,33 @@ mod tests {
         let l = load(&Sources::default()).unwrap();
         assert!(l.unknown.is_empty(), "{:?}", l.unknown);
         assert_eq!(l.settings.model.name, "ced-tiny");
+        assert_eq!(l.settings.capture.host, crate::capture::HostChoice::Auto);
+    }
+
+    #[test]
+    fn capture_host_takes_the_built_in_hosts_and_names_them_otherwise() {
+        let with = |host: &str| Sources {
+            flags: vec![("capture.host".into(), Value::from(host))],
+            ..Sources::default()
+        };
+        assert_eq!(
+            load(&with("alsa")).unwrap().settings.capture.host,
+            crate::capture::HostChoice::Alsa
+        );
+        let err = load(&with("jack")).unwrap_err().to_string();
+        assert!(
+            err.contains("capture.host") && err.contains("pulseaudio"),
+            "{err}"
+        );
+        let pipewire = load(&with("pipewire"));
+        if cfg!(feature = "pipewire") {
+            assert!(pipewire.is_ok());
+        } else {
+            let err = pipewire.unwrap_err().to_string();
+            assert!(
+                err.contains("capture.host") && err.contains("not built"),
+                "{err}"
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{CaptureError, Result};
 
 /// The audio host to capture through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostChoice {
     /// The sound server's native protocol when a server answers (PulseAudio's, which PipeWire
@@ -61,6 +61,28 @@ impl HostChoice {
             .into_iter()
             .filter(|h| h.is_built_in())
             .collect()
+    }
+}
+
+impl std::str::FromStr for HostChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [HostChoice::Auto]
+            .into_iter()
+            .chain(Self::CONCRETE)
+            .find(|h| h.name() == s)
+            .ok_or_else(|| {
+                format!("unknown audio host {s:?}; allowed: auto, alsa, pulseaudio, pipewire")
+            })
+    }
+}
+
+// By hand, so that a wrong name says which names are allowed.
+impl<'de> Deserialize<'de> for HostChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
