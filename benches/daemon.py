@@ -69,7 +69,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HARK = ROOT / "target/release/hark"
+HARK = Path(os.environ.get("HARK_BIN", ROOT / "target/release/hark"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_MB = 1 / 1024  # kB -> MB (MiB)
 LOG_FILTER = "warn,hark::capture=info,hark::audio=debug"  # + the capture config and resampler

@@ -90,6 +90,9 @@ impl ModelSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CaptureSettings {
+    /// The audio host (API) devices are opened through; `auto` prefers a sound server's own
+    /// protocol when one answers, else ALSA.
+    pub host: crate::capture::HostChoice,
     /// Capture device name or a case-insensitive part of it; unset = the default input.
     pub device: Option<String>,
     /// Seconds of audio the capture ring holds.
@@ -105,6 +108,7 @@ pub struct CaptureSettings {
 impl Default for CaptureSettings {
     fn default() -> Self {
         CaptureSettings {
+            host: crate::capture::HostChoice::Auto,
             device: None,
             ring_seconds: 4.0,
             stall_timeout: 5.0,
@@ -203,9 +207,22 @@ impl ModelSettings {
 }
 
 impl CaptureSettings {
-    /// `ring_seconds`, `stall_timeout` and `period`.
+    /// `host` (built in), `ring_seconds`, `stall_timeout` and `period`.
     pub fn validate(&self) -> Checked {
         let mut problems = Problems::default();
+        if !self.host.is_built_in() {
+            let built: Vec<&str> = std::iter::once("auto")
+                .chain(
+                    crate::capture::HostChoice::built_in()
+                        .iter()
+                        .map(|h| h.name()),
+                )
+                .collect();
+            problems.push(
+                Invalid::new("capture.host", self.host.name(), "not built into this hark")
+                    .allowed(built.join(", ")),
+            );
+        }
         if !(self.ring_seconds.is_finite() && (0.1..=60.0).contains(&self.ring_seconds)) {
             problems.push(
                 Invalid::new("capture.ring_seconds", self.ring_seconds, "out of range")
@@ -543,5 +560,33 @@ mod tests {
         let l = load(&Sources::default()).unwrap();
         assert!(l.unknown.is_empty(), "{:?}", l.unknown);
         assert_eq!(l.settings.model.name, "ced-tiny");
+        assert_eq!(l.settings.capture.host, crate::capture::HostChoice::Auto);
+    }
+
+    #[test]
+    fn capture_host_takes_the_built_in_hosts_and_names_them_otherwise() {
+        let with = |host: &str| Sources {
+            flags: vec![("capture.host".into(), Value::from(host))],
+            ..Sources::default()
+        };
+        assert_eq!(
+            load(&with("alsa")).unwrap().settings.capture.host,
+            crate::capture::HostChoice::Alsa
+        );
+        let err = load(&with("jack")).unwrap_err().to_string();
+        assert!(
+            err.contains("capture.host") && err.contains("pulseaudio"),
+            "{err}"
+        );
+        let pipewire = load(&with("pipewire"));
+        if cfg!(feature = "pipewire") {
+            assert!(pipewire.is_ok());
+        } else {
+            let err = pipewire.unwrap_err().to_string();
+            assert!(
+                err.contains("capture.host") && err.contains("not built"),
+                "{err}"
+            );
+        }
     }
 }

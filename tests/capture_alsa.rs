@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::alsa::{self, AlsaFileDevice};
 use cpal::traits::{DeviceTrait, HostTrait};
-use hark::capture::{list_devices, CaptureError, DeviceSource, Source};
+use hark::capture::{list_devices, CaptureError, DeviceSource, HostChoice, Source};
 use ringbuf::traits::{Consumer, Observer};
 
 const NAME: &str = "harkfiledev";
@@ -79,7 +79,7 @@ fn wait_for(consumer: &impl Observer, n: usize) {
 #[test]
 fn file_device_is_listed_with_its_configurations() {
     device();
-    let devices = list_devices().unwrap();
+    let devices = list_devices(HostChoice::Alsa).unwrap();
     for info in &devices {
         println!("{info}");
     }
@@ -103,7 +103,7 @@ fn file_device_is_listed_with_its_configurations() {
 #[test]
 fn cpal_opens_the_file_device_as_f32_stereo_48k() {
     device();
-    let host = cpal::default_host();
+    let host = cpal::host_from_id(cpal::HostId::Alsa).unwrap();
     let dev = host
         .input_devices()
         .unwrap()
@@ -119,6 +119,7 @@ fn cpal_opens_the_file_device_as_f32_stereo_48k() {
 fn device_matched_by_substring_captures_the_file_content() {
     let fixture = device();
     let source = DeviceSource {
+        host: HostChoice::Alsa,
         device: Some("FileDev".to_owned()),
         // What the daemon asks for by default (capture.period).
         period: Some(0.05),
@@ -156,6 +157,7 @@ fn device_matched_by_substring_captures_the_file_content() {
 fn file_device_keeps_delivering_after_the_end_of_its_file() {
     device();
     let source = DeviceSource {
+        host: HostChoice::Alsa,
         device: Some(NAME.to_owned()),
         // What the daemon asks for by default (capture.period).
         period: Some(0.05),
@@ -181,6 +183,7 @@ fn file_device_keeps_delivering_after_the_end_of_its_file() {
 fn unknown_device_error_names_it_and_lists_the_devices() {
     device();
     let source = DeviceSource {
+        host: HostChoice::Alsa,
         device: Some("no-such-mic-xyz".to_owned()),
         period: None,
     };
@@ -199,6 +202,7 @@ fn unknown_device_error_names_it_and_lists_the_devices() {
 fn overruns_are_counted_when_nobody_drains_the_ring() {
     device();
     let source = DeviceSource {
+        host: HostChoice::Alsa,
         device: Some(NAME.to_owned()),
         // What the daemon asks for by default (capture.period).
         period: Some(0.05),
@@ -225,6 +229,7 @@ fn missing_default_device_says_how_to_read_a_file_instead() {
         return;
     }
     let err = Box::new(DeviceSource {
+        host: HostChoice::Alsa,
         device: None,
         period: None,
     })

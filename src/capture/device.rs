@@ -1,5 +1,6 @@
-//! An input device through cpal (ALSA on Linux): choosing the device and its period, the
-//! stream's callback, and telling a dead stream from a glitching one.
+//! An input device through cpal (on Linux ALSA, or a sound server's own protocol, see
+//! `host`): choosing the device and its period, the stream's callback, and telling a dead
+//! stream from a glitching one.
 //!
 //! Architecture invariant: the callback (`build`'s `on_data`, and `mix_to_mono`) only converts
 //! into a preallocated scratch buffer, pushes into the ring and bumps atomics — it never
@@ -15,13 +16,16 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample, SupportedBufferSize};
 use ringbuf::HeapCons;
 use tracing::{debug, info};
 
+use super::host::{open_host, HostChoice};
 use super::ring::{ring_capacity, Arrival, RingSink};
 use super::worker::{OnDrop, StopSignal, Worker};
 use super::{Capture, CaptureError, CaptureStats, Result, Source};
 
-/// An audio input device opened through cpal (ALSA on Linux).
+/// An audio input device opened through cpal.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceSource {
+    /// The audio host to open it through (`capture.host`).
+    pub host: HostChoice,
     /// Device id (e.g. `hw:CARD=USB,DEV=0`) or name, or a case-insensitive substring of
     /// either; `None` opens the default input device.
     pub device: Option<String>,
@@ -46,11 +50,13 @@ impl Source for DeviceSource {
         let (opened_tx, opened_rx) = mpsc::sync_channel(1);
         let query = self.device.clone();
         let period = self.period;
+        let host = self.host;
         // cpal's `Stream` need not be `Send`, so one thread builds it, owns it and drops it.
         let handle = thread::Builder::new()
             .name("hark-capture".into())
             .spawn(move || {
                 hold_stream(
+                    host,
                     query.as_deref(),
                     ring_capacity_seconds,
                     period,
@@ -81,13 +87,14 @@ impl Source for DeviceSource {
 /// The device thread's body: opens the stream, reports how that went, and holds the stream
 /// until the [`Capture`] is dropped.
 fn hold_stream(
+    host: HostChoice,
     query: Option<&str>,
     ring_capacity_seconds: f32,
     period: Option<f64>,
     opened_tx: &mpsc::SyncSender<Result<Opened>>,
     stop: &StopSignal,
 ) {
-    let stream = match open_stream(query, ring_capacity_seconds, period) {
+    let stream = match open_stream(host, query, ring_capacity_seconds, period) {
         Ok((stream, opened)) => {
             // The receiver waits for this message, so the send cannot fail.
             let _ = opened_tx.send(Ok(opened));
@@ -116,11 +123,13 @@ struct Opened {
 /// Finds the device, builds its stream (at the preferred period, or the device's default if it
 /// refuses that) and starts it.
 fn open_stream(
+    host: HostChoice,
     query: Option<&str>,
     ring_capacity_seconds: f32,
     period: Option<f64>,
 ) -> Result<(cpal::Stream, Opened)> {
-    let host = cpal::default_host();
+    let opened_host = open_host(host)?;
+    let host = opened_host.host;
     let device = select_device(&host, query)?;
     let name = device_id(&device);
     let supported = input_config(&device, &name, query)?;
@@ -157,6 +166,7 @@ fn open_stream(
         source,
     })?;
     info!(
+        host = %opened_host.choice,
         device = %name,
         config = %request.describe_config,
         period_frames = ?stream.buffer_size().ok(),

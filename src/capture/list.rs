@@ -1,4 +1,4 @@
-//! `hark devices`: the capture devices the audio host knows, with what each supports.
+//! `hark devices`: the capture devices each audio host knows, with what each supports.
 
 use std::fmt;
 
@@ -6,7 +6,31 @@ use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::SampleFormat;
 
 use super::device::{describe_pair, device_id, device_name};
+use super::host::{open_host, HostChoice};
 use super::{CaptureError, Result};
+
+/// One host's capture devices, for `hark devices`.
+#[derive(Debug)]
+pub struct HostDevices {
+    pub host: HostChoice,
+    /// `capture.host = "auto"` would use this host now.
+    pub auto_picks: bool,
+    /// Its devices, or why the host could not be used (no sound server, say).
+    pub devices: Result<Vec<DeviceInfo>>,
+}
+
+/// The capture devices of every host this binary was built with, in `auto`'s order.
+pub fn list_all_hosts() -> Vec<HostDevices> {
+    let auto = open_host(HostChoice::Auto).ok().map(|h| h.choice);
+    HostChoice::built_in()
+        .into_iter()
+        .map(|host| HostDevices {
+            host,
+            auto_picks: auto == Some(host),
+            devices: list_devices(host),
+        })
+        .collect()
+}
 
 /// A capture device and what it can do, for `hark devices`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +104,13 @@ fn format_counts(counts: &[u16]) -> String {
     }
 }
 
-/// Lists the capture devices the audio host knows, with what each supports.
+/// Lists the capture devices the audio host `choice` knows (`auto`: the one it picks), with
+/// what each supports.
 ///
 /// Devices that turn out not to support capture at all are left out; devices that cannot be
 /// opened right now are listed with the reason in [`DeviceInfo::unavailable`].
-pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-    let host = cpal::default_host();
+pub fn list_devices(choice: HostChoice) -> Result<Vec<DeviceInfo>> {
+    let host = open_host(choice)?.host;
     let default_id = host.default_input_device().map(|d| device_id(&d));
     let mut infos = Vec::new();
     for device in host.input_devices().map_err(CaptureError::Enumerate)? {

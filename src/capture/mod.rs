@@ -14,10 +14,12 @@
 //!
 //! The files follow the data: `ring` (the write end every source pushes into), `worker` (the
 //! thread a file or reader source runs on, and its stop signal), `device` (cpal, its callback,
-//! device loss), `file`, `raw` (PCM from stdin or a reader), `list` (`hark devices`).
+//! device loss), `host` (which audio API: `capture.host`), `file`, `raw` (PCM from stdin or a
+//! reader), `list` (`hark devices`).
 
 mod device;
 mod file;
+mod host;
 mod list;
 mod raw;
 mod ring;
@@ -36,7 +38,8 @@ use crate::audio::AudioError;
 
 pub use device::DeviceSource;
 pub use file::FileSource;
-pub use list::{list_devices, DeviceInfo};
+pub use host::HostChoice;
+pub use list::{list_all_hosts, list_devices, DeviceInfo, HostDevices};
 pub use raw::{ReaderSource, StdinSource};
 pub use ring::{Arrival, RingSink};
 pub use worker::{OnDrop, StopSignal};
@@ -72,6 +75,22 @@ pub enum CaptureError {
     /// The audio host could not list its devices (on Linux: ALSA is not working at all).
     #[error("cannot list audio capture devices: {0}")]
     Enumerate(#[source] cpal::Error),
+    /// `capture.host` names a host this binary was built without.
+    #[error(
+        "capture.host = {0:?}: this hark was built without that host (cargo feature `{0}`); \
+         use \"auto\" or \"alsa\""
+    )]
+    HostNotBuilt(HostChoice),
+    /// The host named by `capture.host` is not running or refused us (no sound server).
+    #[error(
+        "cannot use audio host {host}: {source}; is its sound server running for this user? \
+         (capture.host = \"auto\" falls back to ALSA)"
+    )]
+    Host {
+        host: HostChoice,
+        #[source]
+        source: cpal::Error,
+    },
     /// The device exists but would not report an input configuration (busy, permission, …).
     #[error(
         "cannot query the input configuration of capture device {device:?}: {source}; check \

@@ -55,6 +55,7 @@ impl Input {
     pub fn open(&self, settings: &Settings) -> anyhow::Result<Capture> {
         let source: Box<dyn Source> = match self {
             Input::Device(name) => Box::new(DeviceSource {
+                host: settings.capture.host,
                 device: name.clone().or_else(|| settings.capture.device.clone()),
                 period: (settings.capture.period > 0.0).then_some(settings.capture.period),
             }),

@@ -47,6 +47,16 @@ pub const SOURCE: &str = "hark_null.monitor";
 /// The ALSA PCM (from libasound2-plugins) that records from PulseAudio: `--device pulse`.
 pub const ALSA_DEVICE: &str = "pulse";
 
+/// What `--device` names to record [`SOURCE`] through `host`: ALSA's `pulse` PCM (which
+/// records from `PULSE_SOURCE`), or the source itself for a sound-server protocol (so that a
+/// reopen while the sink is gone fails instead of falling back to another source).
+pub fn device_for(host: hark::capture::HostChoice) -> &'static str {
+    match host {
+        hark::capture::HostChoice::Alsa => ALSA_DEVICE,
+        _ => SOURCE,
+    }
+}
+
 /// A PulseAudio server of the test's own. Dropping it kills the server (by its pid).
 pub struct PulseServer {
     child: Option<Child>,

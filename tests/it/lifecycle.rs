@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hark::capture::HostChoice;
 use serde_json::Value;
 
 use crate::common::daemon::{self, hark_command, kind};
@@ -825,19 +826,21 @@ enum Loss {
     ServerKilled,
 }
 
-/// hark records from a PulseAudio source through the ALSA `pulse` PCM while knocks play into
-/// it; the device goes away (`loss`), hark must say so with a `status` and keep running; the
-/// device comes back, hark must reopen it by itself and say so, and Knock events must resume
-/// when the knocks play again.
-fn device_loss(loss: Loss) {
+/// hark records from a PulseAudio source through `host` (ALSA: the `pulse` PCM; PulseAudio:
+/// the server's own protocol) while knocks play into it; the device goes away (`loss`), hark
+/// must say so with a `status` and keep running; the device comes back, hark must reopen it by
+/// itself and say so, and Knock events must resume when the knocks play again.
+fn device_loss(loss: Loss, host: HostChoice) {
     PulseServer::require();
     let Some(input) = knocks() else { return };
     let mut server = PulseServer::start();
-    // A dead sound server leaves the stream silent without an error: hark notices by the
+    // A dead sound server can leave the stream silent without an error: hark notices by the
     // absence of samples (capture.stall_timeout), shortened here to keep the test quick.
-    let scratch = Scratch::new(&format!("{KNOCKS}[capture]\nstall_timeout = 2.0\n"));
+    let scratch = Scratch::new(&format!(
+        "{KNOCKS}[capture]\nstall_timeout = 2.0\nhost = \"{host}\"\n"
+    ));
     let mut command = hark_command(&scratch.config(), &scratch.socket());
-    command.args(["--device", pulse::ALSA_DEVICE]);
+    command.args(["--device", pulse::device_for(host)]);
     server.apply_env(&mut command);
     let mut hark = Hark::start(command, &scratch.socket());
     let mut sub = Subscriber::connect(&scratch.socket());
@@ -899,11 +902,23 @@ fn device_loss(loss: Loss) {
 }
 
 #[test]
-fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume() {
-    device_loss(Loss::SourceRemoved);
+fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume_alsa() {
+    device_loss(Loss::SourceRemoved, HostChoice::Alsa);
 }
 
 #[test]
-fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume() {
-    device_loss(Loss::ServerKilled);
+fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume_alsa() {
+    device_loss(Loss::ServerKilled, HostChoice::Alsa);
+}
+
+#[cfg(feature = "pulseaudio")]
+#[test]
+fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume_pulseaudio() {
+    device_loss(Loss::SourceRemoved, HostChoice::Pulseaudio);
+}
+
+#[cfg(feature = "pulseaudio")]
+#[test]
+fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume_pulseaudio() {
+    device_loss(Loss::ServerKilled, HostChoice::Pulseaudio);
 }

@@ -12,6 +12,7 @@
 mod common;
 
 mod audio_decode;
+mod capture_hosts;
 mod classify;
 mod config_layers;
 mod config_ranges;
