@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aarch64;
 mod audio_decode;
 mod classify;
 mod config_layers;
