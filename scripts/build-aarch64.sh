@@ -4,7 +4,7 @@
 #   - apt: gcc-aarch64-linux-gnu and, through multiarch (dpkg --add-architecture arm64),
 #     libasound2-dev:arm64; the Rust target through rustup
 #   - the release binary, target/aarch64-unknown-linux-gnu/release/hark
-#   - with --tests, also the test binaries (cargo test --no-run), for scripts/test-aarch64.sh
+#   - with --tests, also the unit and integration test binaries, for scripts/test-aarch64.sh
 #   - the aarch64 ONNX Runtime, from the same PyPI wheel version as scripts/setup.sh's x86 one,
 #     into third_party/onnxruntime-aarch64/
 #   - with --deb, the arm64 package: target/debian/hark_<version>-1_arm64.deb (cargo-deb; it is
@@ -64,7 +64,8 @@ nice -n "$NICE" cargo build --release --locked --target "$TARGET"
 if [ $want_tests = 1 ]; then
     say "building the test binaries for $TARGET"
     # Where each test binary is ("lib PATH", "it PATH", ...), for scripts/test-aarch64.sh.
-    nice -n "$NICE" cargo test --release --locked --target "$TARGET" --no-run \
+    # Only the two binaries scripts/test-aarch64.sh runs: the unit tests and tests/it.
+    nice -n "$NICE" cargo test --release --locked --target "$TARGET" --no-run --lib --test it \
             --message-format=json-render-diagnostics \
         | python3 -c '
 import json, sys

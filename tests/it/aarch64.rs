@@ -163,6 +163,11 @@ fn aarch64_yamnet_scores_and_log_mel_front_end_equal_x86_within_1e_3() {
         return;
     };
     let Some(files) = recordings() else { return };
-    let (n, _) = compare(&bin, &ort, &["-m", "tests/fixtures/yamnet/yamnet.toml"], &files);
+    let (n, _) = compare(
+        &bin,
+        &ort,
+        &["-m", "tests/fixtures/yamnet/yamnet.toml"],
+        &files,
+    );
     assert!(n >= 200, "the ten recordings give {n} windows");
 }

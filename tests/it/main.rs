@@ -26,6 +26,7 @@ mod lifecycle;
 mod memory;
 mod models;
 mod mqtt;
+mod pi_selftest;
 mod publish_socket;
 mod realtime;
 mod resampler;
