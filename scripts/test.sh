@@ -11,3 +11,10 @@ python3 scripts/check-structure.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked -- --test-threads 2
+# The aarch64 (Raspberry Pi) build under emulation, when asked for: HARK_TEST_AARCH64=1 cross-builds
+# hark and its tests and runs the subset of scripts/test-aarch64.sh under qemu-aarch64-static.
+# Not set by .ci/run: a cross build from a clean target dir alone takes about a quarter of an hour
+# here (docs/raspberry-pi.md, "Verified under emulation", has the measured times).
+if [ "${HARK_TEST_AARCH64:-0}" = 1 ]; then
+    bash scripts/test-aarch64.sh
+fi

@@ -235,7 +235,7 @@ mod tests {
 
     use super::*;
     use crate::frontend::filters::{hz_to_mel, linspace, mel_to_hz};
-    use crate::frontend::test_util::{centred_and_not, close, spec, test_signal};
+    use crate::frontend::test_util::{close, spec};
     use crate::frontend::FeatureSpec;
 
     #[test]
@@ -317,6 +317,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_frames_equal_the_portable_frames_bit_for_bit() {
+        use crate::frontend::test_util::{centred_and_not, test_signal};
         for s in centred_and_not() {
             let fe = MelFrontend::new(s).unwrap();
             if !fe.avx2 {

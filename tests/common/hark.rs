@@ -43,8 +43,21 @@ fn is_ambient(name: &str) -> bool {
 
 /// The `hark` binary under test, to run in the crate's root, with none of the test process's
 /// [`is_ambient`] variables. The caller adds the arguments (and any variable the test means).
+///
+/// When the tests are a cross build running under an emulator, the host cannot exec the binary
+/// itself: `scripts/test-aarch64.sh` names the emulator in `HARK_TEST_EMULATOR`
+/// (`qemu-aarch64-static`, which takes its sysroot and CPU from `QEMU_LD_PREFIX` and `QEMU_CPU`),
+/// and the binary runs through it.
 pub fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
+    let exe = env!("CARGO_BIN_EXE_hark");
+    let mut command = match std::env::var_os("HARK_TEST_EMULATOR") {
+        Some(emulator) => {
+            let mut command = Command::new(emulator);
+            command.arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
     command.current_dir(manifest_dir());
     for (key, _) in std::env::vars_os() {
         if is_ambient(&key.to_string_lossy()) {

@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aarch64;
 mod audio_decode;
 mod capture_hosts;
 mod classify;
@@ -27,6 +28,7 @@ mod lifecycle;
 mod memory;
 mod models;
 mod mqtt;
+mod pi_selftest;
 mod publish_socket;
 mod realtime;
 mod reliability_daemon;

@@ -1,0 +1,173 @@
+//! The aarch64 build against this one: the cross-built `hark` (with the aarch64 wheel's ONNX
+//! Runtime) runs under `qemu-aarch64-static` and classifies every real recording with CED-tiny
+//! (waveform in, its front end inside the ONNX graph) and with the YAMNet backbone (hark's own
+//! log-mel front end); every window's top label must be this build's, and every one of the
+//! labels' scores within 1e-3 of it. ONNX Runtime's kernels differ between AVX2 and NEON, so
+//! the scores are not bit-equal; the test prints the largest difference.
+//!
+//! `scripts/test-aarch64.sh` builds the aarch64 side and sets `HARK_TEST_AARCH64_HARK` (the
+//! binary), `HARK_TEST_AARCH64_ORT` (its libonnxruntime.so) and `QEMU_LD_PREFIX` /
+//! `QEMU_CPU` (the emulator's sysroot and CPU). Without them this says `SKIPPED:` and passes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::cli::{json_lines, stderr};
+use crate::common::hark::command;
+use crate::common::shared::recordings_or_skip;
+use crate::common::tools::require;
+
+/// Largest score difference allowed between the two builds (the bound).
+const TOLERANCE: f64 = 1e-3;
+
+/// Every label of the larger model (CED-tiny 527, YAMNet 521), so each window lists them all.
+const ALL_LABELS: &str = "527";
+
+/// The cross-built binary and its ONNX Runtime, when `scripts/test-aarch64.sh` set them.
+fn aarch64_side() -> Option<(PathBuf, PathBuf)> {
+    let found = std::env::var_os("HARK_TEST_AARCH64_HARK")
+        .zip(std::env::var_os("HARK_TEST_AARCH64_ORT"))
+        .map(|(b, o)| (PathBuf::from(b), PathBuf::from(o)));
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: HARK_TEST_AARCH64_HARK / HARK_TEST_AARCH64_ORT not set (scripts/test-aarch64.sh sets them)"
+        );
+    }
+    found
+}
+
+/// `hark classify --json -k 527 ARGS FILES` on this build.
+fn classify_here(args: &[&str], files: &[PathBuf]) -> Output {
+    command()
+        .args(["--log", "warn", "classify", "--json", "-k", ALL_LABELS])
+        .args(args)
+        .args(files)
+        .output()
+        .expect("run hark")
+}
+
+/// The same with the aarch64 binary under qemu (sysroot and CPU from `QEMU_LD_PREFIX` /
+/// `QEMU_CPU`, which the child inherits).
+fn classify_aarch64(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> Output {
+    require("qemu-aarch64-static");
+    let mut qemu = Command::new("qemu-aarch64-static");
+    qemu.current_dir(crate::common::hark::manifest_dir())
+        .arg(bin)
+        .args(["--log", "warn", "classify", "--json", "-k", ALL_LABELS])
+        .args(["--onnxruntime", ort.to_str().unwrap()])
+        .args(args)
+        .args(files);
+    qemu.output().expect("run qemu-aarch64-static")
+}
+
+/// (file, start) → that window's scores by label.
+type Windows = HashMap<(String, u64), HashMap<String, f64>>;
+
+fn windows(o: &Output, what: &str) -> (Windows, Vec<(String, u64, String)>) {
+    assert!(o.status.success(), "{what}: {}", stderr(o));
+    let mut all = Windows::new();
+    let mut tops = Vec::new();
+    for line in json_lines(o).iter().filter(|v| v.get("top").is_some()) {
+        let key = (
+            line["file"].as_str().unwrap().to_owned(),
+            (line["start"].as_f64().unwrap() * 1000.0).round() as u64,
+        );
+        let top: &Vec<Value> = line["top"].as_array().unwrap();
+        tops.push((
+            key.0.clone(),
+            key.1,
+            top[0]["label"].as_str().unwrap().to_owned(),
+        ));
+        let scores = top
+            .iter()
+            .map(|t| {
+                (
+                    t["label"].as_str().unwrap().to_owned(),
+                    t["score"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        all.insert(key, scores);
+    }
+    (all, tops)
+}
+
+/// Compares both builds on `files` with model arguments `args`: the same windows, the same top
+/// label in each, every score within [`TOLERANCE`]. Returns (windows, largest difference).
+fn compare(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> (usize, f64) {
+    let (here, here_tops) = windows(&classify_here(args, files), "x86_64 classify");
+    let (there, there_tops) = windows(
+        &classify_aarch64(bin, ort, args, files),
+        "aarch64 classify under qemu",
+    );
+    assert_eq!(here.len(), there.len(), "{args:?}: window counts differ");
+    assert_eq!(
+        here_tops, there_tops,
+        "{args:?}: top labels differ (file, start ms, label)"
+    );
+    let mut worst = (0.0f64, String::new());
+    for (key, scores) in &here {
+        let other = there
+            .get(key)
+            .unwrap_or_else(|| panic!("{args:?}: aarch64 has no window {key:?}"));
+        assert_eq!(scores.len(), other.len(), "{key:?}: label counts differ");
+        for (label, score) in scores {
+            let d = (score - other[label]).abs();
+            if d > worst.0 {
+                worst = (d, format!("{} at {} ms, {label}", key.0, key.1));
+            }
+        }
+    }
+    eprintln!(
+        "aarch64 vs x86_64 {args:?}: {} windows, top labels equal, largest score difference {:.3e} ({})",
+        here.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(
+        worst.0 <= TOLERANCE,
+        "{args:?}: score difference {:.3e} > {TOLERANCE} ({})",
+        worst.0,
+        worst.1
+    );
+    (here.len(), worst.0)
+}
+
+fn recordings() -> Option<Vec<PathBuf>> {
+    let dir = recordings_or_skip()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+#[test]
+fn aarch64_ced_tiny_scores_equal_x86_within_1e_3_on_every_recording() {
+    let Some((bin, ort)) = aarch64_side() else {
+        return;
+    };
+    let Some(files) = recordings() else { return };
+    let (n, _) = compare(&bin, &ort, &[], &files);
+    assert!(n >= 200, "the ten recordings give {n} windows");
+}
+
+#[test]
+fn aarch64_yamnet_scores_and_log_mel_front_end_equal_x86_within_1e_3() {
+    let Some((bin, ort)) = aarch64_side() else {
+        return;
+    };
+    let Some(files) = recordings() else { return };
+    let (n, _) = compare(
+        &bin,
+        &ort,
+        &["-m", "tests/fixtures/yamnet/yamnet.toml"],
+        &files,
+    );
+    assert!(n >= 200, "the ten recordings give {n} windows");
+}
