@@ -21,9 +21,49 @@ use std::time::{Duration, Instant};
 
 use hark::capture::HostChoice;
 
-use crate::common::daemon::hark_command;
-use crate::common::pulse::{self, PulseServer};
+use crate::common::daemon::{door5, hark_command, or_skip};
+use crate::common::pipewire::PipeWireServer;
+use crate::common::pulse::{self, Player, PulseServer};
 use crate::common::wav::write_sine;
+
+/// The sound server a test captures from.
+enum Server {
+    Pulse(PulseServer),
+    PipeWire(PipeWireServer),
+}
+
+impl Server {
+    fn start_pulse() -> Server {
+        PulseServer::require();
+        Server::Pulse(PulseServer::start())
+    }
+
+    fn start_pipewire() -> Server {
+        PipeWireServer::require();
+        Server::PipeWire(PipeWireServer::start())
+    }
+
+    fn apply_env(&self, command: &mut std::process::Command) {
+        match self {
+            Server::Pulse(s) => s.apply_env(command),
+            Server::PipeWire(s) => s.apply_env(command),
+        }
+    }
+
+    fn play(&self, file: &Path) -> Player {
+        match self {
+            Server::Pulse(s) => s.play(file),
+            Server::PipeWire(s) => s.play(file),
+        }
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Server::Pulse(s) => s.log(),
+            Server::PipeWire(s) => s.logs(),
+        }
+    }
+}
 
 /// Voluntary context switches per second of all capture threads together. At the default
 /// 50 ms period a reader wakes 20 times a second; the PulseAudio host measured about 205 (its
@@ -63,7 +103,7 @@ fn capture_threads(pid: u32) -> (u64, u64) {
 }
 
 /// Waits until hark's log (`log`) says the capture stream started; returns that line.
-fn wait_started(hark: &mut Child, log: &Path) -> String {
+fn wait_started(hark: &mut Child, log: &Path, server: &Server) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -71,21 +111,23 @@ fn wait_started(hark: &mut Child, log: &Path) -> String {
             return line.to_owned();
         }
         if let Some(status) = hark.try_wait().unwrap() {
-            panic!("hark exited with {status}; its log:\n{text}");
+            panic!(
+                "hark exited with {status}; its log:\n{text}\nserver:\n{}",
+                server.log()
+            );
         }
         assert!(
             Instant::now() < deadline,
-            "the capture stream did not start within 30 s; hark's log:\n{text}"
+            "the capture stream did not start within 30 s; hark's log:\n{text}\nserver:\n{}",
+            server.log()
         );
         thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// Runs `hark run` on the server's source through `host` (None: the default settings) and
+/// Runs `hark run` on `server`'s source through `host` (None: the default settings) and
 /// checks the bounds; returns the log line that names the host and period.
-fn capture_stays_cheap(host: Option<HostChoice>) -> String {
-    PulseServer::require();
-    let server = PulseServer::start();
+fn capture_stays_cheap(server: Server, host: Option<HostChoice>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("sine.wav");
     write_sine(&wav, 48_000, 30.0, 440.0, 0.3);
@@ -104,7 +146,7 @@ fn capture_stays_cheap(host: Option<HostChoice>) -> String {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     let mut hark = command.spawn().expect("start hark");
-    let started = wait_started(&mut hark, &log);
+    let started = wait_started(&mut hark, &log, &server);
     thread::sleep(Duration::from_secs(2));
     let (s0, ns0) = capture_threads(hark.id());
     let t0 = Instant::now();
@@ -135,7 +177,7 @@ fn capture_stays_cheap(host: Option<HostChoice>) -> String {
 
 #[test]
 fn default_capture_through_a_sound_server_uses_its_protocol_and_wakes_rarely() {
-    let started = capture_stays_cheap(None);
+    let started = capture_stays_cheap(Server::start_pulse(), None);
     if cfg!(feature = "pulseaudio") {
         assert!(started.contains("host=pulseaudio"), "{started}");
     }
@@ -145,7 +187,7 @@ fn default_capture_through_a_sound_server_uses_its_protocol_and_wakes_rarely() {
 #[cfg(feature = "pulseaudio")]
 #[test]
 fn pulseaudio_host_capture_wakes_rarely_at_the_default_period() {
-    let started = capture_stays_cheap(Some(HostChoice::Pulseaudio));
+    let started = capture_stays_cheap(Server::start_pulse(), Some(HostChoice::Pulseaudio));
     assert!(started.contains("host=pulseaudio"), "{started}");
 }
 
@@ -154,6 +196,62 @@ fn pulseaudio_host_capture_wakes_rarely_at_the_default_period() {
 #[test]
 #[ignore = "cpal 0.18's ALSA reader spins over the pulse plugin in some runs (BENCHMARKS.md 3b)"]
 fn alsa_host_capture_through_the_pulse_plugin_wakes_rarely() {
-    let started = capture_stays_cheap(Some(HostChoice::Alsa));
+    let started = capture_stays_cheap(Server::start_pulse(), Some(HostChoice::Alsa));
     assert!(started.contains("host=alsa"), "{started}");
+}
+
+/// PipeWire (with pipewire-pulse, as on Raspberry Pi OS): `auto` captures through its
+/// PulseAudio protocol and stays within the same bounds.
+#[test]
+fn default_capture_through_pipewire_uses_its_pulseaudio_protocol_and_wakes_rarely() {
+    let started = capture_stays_cheap(Server::start_pipewire(), None);
+    if cfg!(feature = "pulseaudio") {
+        assert!(started.contains("host=pulseaudio"), "{started}");
+    }
+}
+
+/// A recording of door knocks played into PipeWire's null sink reaches hark's predictions
+/// through the default host: Knock is among the top labels.
+#[test]
+fn knocks_played_into_pipewire_are_heard_through_the_default_host() {
+    let Some(knocks) = or_skip(door5()) else {
+        return;
+    };
+    let server = Server::start_pipewire();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hark.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = hark_command(&config, &dir.path().join("hark.sock"));
+    server.apply_env(&mut command);
+    let log = dir.path().join("hark.log");
+    let out = dir.path().join("hark.out");
+    command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut hark = command.spawn().expect("start hark");
+    wait_started(&mut hark, &log, &server);
+    let _player = server.play(&knocks);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let heard = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let knock = text
+            .lines()
+            .find(|l| l.contains("\"type\":\"prediction\"") && l.contains("\"label\":\"Knock\""));
+        if let Some(line) = knock {
+            break Some(line.to_owned());
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let _ = hark.kill();
+    let _ = hark.wait();
+    assert!(
+        heard.is_some(),
+        "no prediction with Knock among its top labels within 20 s; hark's log:\n{}\nserver:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        server.log()
+    );
 }
