@@ -70,7 +70,16 @@ impl PipeWireServer {
             "module-null-sink",
             &format!("sink_name={SINK}"),
         ]);
-        server.pactl(&["set-default-source", SOURCE]);
+        // The monitor appears once WirePlumber has seen the sink; until then this fails.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = server.try_pactl(&["set-default-source", SOURCE]) {
+            assert!(
+                Instant::now() < deadline,
+                "pactl set-default-source {SOURCE} kept failing: {e}\n{}",
+                server.logs()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
         server
     }
 
