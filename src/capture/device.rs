@@ -157,8 +157,17 @@ fn open_stream(
             .map(|(stream, opened)| (Live::Cpal(stream), opened)),
         #[cfg(feature = "pulseaudio")]
         CaptureHost::Pulse(client) => {
-            super::pulse::open(client, query, ring_capacity_seconds, period)
-                .map(|(stream, opened)| (Live::Pulse(stream), opened))
+            match super::pulse::open(client, query, ring_capacity_seconds, period) {
+                Ok((stream, opened)) => Ok((Live::Pulse(stream), opened)),
+                // `auto` with a device the server does not have (an ALSA name such as
+                // `plughw:CARD=X`): look for it among ALSA's devices.
+                Err(CaptureError::DeviceNotFound { .. }) if host == HostChoice::Auto => {
+                    let alsa = super::host::open_host(HostChoice::Alsa)?;
+                    open_cpal_stream(alsa, query, ring_capacity_seconds, period)
+                        .map(|(stream, opened)| (Live::Cpal(stream), opened))
+                }
+                Err(err) => Err(err),
+            }
         }
     }
 }
