@@ -39,15 +39,21 @@ Runs (--runs, comma-separated, each NAME or NAME:SECONDS):
   48k2   a 48 kHz stereo copy (what a USB mic delivers) made with sox if absent
   pulse  a real capture device: a private PulseAudio server (own XDG_RUNTIME_DIR) with a null
          sink; `paplay --device=hark_null LONG` plays into it and `hark run` (no --input)
-         records its monitor through the default ALSA device (the pulse plugin). The server and
-         the player run on the client's core.
---pulse adds `pulse` to the runs.
+         records its monitor (the server's default source) at hark's default settings. The
+         server and the player run on the client's core.
+  pulse-HOST  the same with HARK_CAPTURE__HOST=HOST (alsa: the default ALSA device, the pulse
+         plugin; pulseaudio: the server's own protocol; pipewire needs a PipeWire server).
+--pulse adds `pulse-HOST` for each of --hosts (default pulseaudio,alsa) to the runs.
+--repeat N runs the whole list N times, one run after the other, and adds a summary: per run
+name the whole-process CPU (min / median / worst) and its ratio to the first file run of the
+same round (the goal of issue 15: worst ratio <= 1.3), and the CPU of the capture threads
+(cpal_alsa_in and the threads named hark-capture), the consumer and hark-io.
 
 Prints a markdown table (plus machine, date, load and each command as run); --json FILE writes
 everything, including each prediction's latencies. Standard library only.
 
 Usage: benches/daemon.py [--long /tmp/hark-bench/long.wav] [--runs 44k,16k,48k2] [--pulse]
-           [--seconds 120] [--warmup 10] [--cpu 1] [--client-cpu 0] [--json FILE]
+           [--hosts pulseaudio,alsa] [--repeat 1] [--seconds 120] [--warmup 10] [--cpu 1] [--client-cpu 0] [--json FILE]
 (benches/daemon.sh builds hark and the recordings first, then calls this.)
 """
 import argparse
@@ -403,8 +409,10 @@ def expected_wait_ms(kind, rate, log):
 
 
 def one_run(name, seconds, args, files, workdir):
-    kind = "pulse" if name == "pulse" else "file"
+    kind = "pulse" if name.startswith("pulse") else "file"
     env_extra = {"HARK_PIPELINE__STATUS_INTERVAL": STATUS_INTERVAL}
+    if name.startswith("pulse-"):
+        env_extra["HARK_CAPTURE__HOST"] = name[len("pulse-"):]
     rundir = Path(tempfile.mkdtemp(prefix="hark-bench-daemon-"))
     sock = rundir / "hark.sock"
     log_path = workdir / f"daemon-{name}.log"
@@ -553,6 +561,7 @@ def one_run(name, seconds, args, files, workdir):
         except (ValueError, IndexError):
             pass
         result["device"] = log.get("device")
+        result["host"] = log.get("host")
         result["period_frames"] = log.get("period_frames")
     result["rate"], result["channels"] = rate, channels
     result["commands"] = commands
@@ -610,7 +619,7 @@ def report(meta, runs):
             continue
         src = f"{(r['rate'] or 0) / 1000:g} kHz {r['channels']} ch {r['source']}"
         if r["source"] == "pulse":
-            src += f" ({r.get('device')}, period {r.get('period_frames')})"
+            src += f" ({r.get('host')}: {r.get('device')}, period {r.get('period_frames')})"
         sk, sc = r["to_socket_ms"], r["to_scores_ms"]
         out.append(
             f"| {src} | {r['wall_s']:.0f} | {r['predictions']} | {fmt(r['cpu_pct'])} "
@@ -651,6 +660,9 @@ def main():
     ap.add_argument("--long", type=Path, default=Path("/tmp/hark-bench/long.wav"))
     ap.add_argument("--runs", default="44k,16k,48k2")
     ap.add_argument("--pulse", action="store_true", help="add a run through PulseAudio")
+    ap.add_argument("--hosts", default="pulseaudio,alsa",
+                    help="capture hosts for --pulse, comma-separated")
+    ap.add_argument("--repeat", type=int, default=1, help="run the whole list N times")
     ap.add_argument("--pulse-device", default=None,
                     help="--device for the pulse run (default: the default device)")
     ap.add_argument("--seconds", type=float, default=120)
@@ -675,13 +687,15 @@ def main():
             continue
         name, _, secs = item.partition(":")
         specs.append((name, float(secs) if secs else args.seconds))
-    if args.pulse and "pulse" not in [n for n, _ in specs]:
-        specs.append(("pulse", args.seconds))
+    if args.pulse:
+        for host in filter(None, args.hosts.split(",")):
+            if f"pulse-{host}" not in [n for n, _ in specs]:
+                specs.append((f"pulse-{host}", args.seconds))
     files = {"44k": args.long,
              "16k": args.long.with_name(args.long.stem + "16k.wav"),
              "48k2": args.long.with_name(args.long.stem + "48k2.wav")}
     for name, _ in specs:
-        if name not in files and name != "pulse":
+        if name not in files and not name.startswith("pulse"):
             die(f"unknown run {name!r} (44k, 16k, 48k2, pulse)")
     if any(n == "16k" for n, _ in specs):
         ensure_copy(args.long, files["16k"], 16000, 1)
@@ -693,26 +707,80 @@ def main():
             "client_cpu": args.client_cpu, "warmup": args.warmup,
             "loadavg_before": loadavg(), "argv": sys.argv}
     runs = []
-    for name, secs in specs:
-        print(f"run {name}: {args.warmup:g} s warm-up + {secs:g} s (load {loadavg()})",
-              file=sys.stderr, flush=True)
-        try:
-            r = one_run(name, secs, args, files, args.workdir)
-        except Exception as e:  # report the others anyway
-            r = {"name": name, "error": f"{type(e).__name__}: {e}"}
-        runs.append(r)
-        if "error" not in r:
-            print(f"  {r['predictions']} predictions, CPU {r['cpu_pct']:.1f} %, "
-                  f"VmHWM {r['vmhwm_mb']:.1f} MB, p50 {r['to_socket_ms'].get('p50')} ms",
-                  file=sys.stderr, flush=True)
-        else:
-            print(f"  {r['error']}", file=sys.stderr, flush=True)
+    for round_ in range(args.repeat):
+        for name, secs in specs:
+            print(f"round {round_ + 1}/{args.repeat}, run {name}: {args.warmup:g} s warm-up + "
+                  f"{secs:g} s (load {loadavg()})", file=sys.stderr, flush=True)
+            try:
+                r = one_run(name, secs, args, files, args.workdir)
+            except Exception as e:  # report the others anyway
+                r = {"name": name, "error": f"{type(e).__name__}: {e}"}
+            r["round"] = round_ + 1
+            runs.append(r)
+            report_progress(r)
     meta["loadavg_after"] = loadavg()
     text = report(meta, runs)
+    if args.repeat > 1:
+        text += "\n\n" + repeat_summary(runs)
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
     return 1 if any("error" in r for r in runs) else 0
+
+
+def report_progress(r):
+    if "error" not in r:
+        print(f"  {r['predictions']} predictions, CPU {r['cpu_pct']:.1f} %, "
+              f"VmHWM {r['vmhwm_mb']:.1f} MB, p50 {r['to_socket_ms'].get('p50')} ms, "
+              f"threads {busiest(r['threads_cpu_pct'])}", file=sys.stderr, flush=True)
+    else:
+        print(f"  {r['error']}", file=sys.stderr, flush=True)
+
+
+CAPTURE_THREADS = ("cpal_alsa_in", "hark-capture")
+
+
+def thread_group(r, names):
+    return sum(v["cpu_pct"] for k, v in r["threads_cpu_pct"].items() if k in names)
+
+
+def repeat_summary(runs):
+    """Per run name over the rounds: whole-process CPU, its ratio to the round's first file run,
+    the capture threads, the consumer and hark-io; worst = highest."""
+    base = {}
+    for r in runs:
+        if "error" not in r and r["source"] == "file":
+            base.setdefault(r["round"], r["cpu_pct"])
+    names = list(dict.fromkeys(r["name"] for r in runs))
+    out = ["| run | rounds | CPU % min / median / worst | ratio to file: median / worst "
+           "| capture threads CPU % median / worst | consumer median | hark-io median "
+           "| p99 − inference ms worst |",
+           "|---|---|---|---|---|---|---|---|"]
+
+    def mid(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else None
+
+    for name in names:
+        rs = [r for r in runs if r["name"] == name and "error" not in r]
+        errors = sum(1 for r in runs if r["name"] == name and "error" in r)
+        if not rs:
+            out.append(f"| {name} | 0 ({errors} errors) |||||||")
+            continue
+        cpu = [r["cpu_pct"] for r in rs]
+        ratio = [r["cpu_pct"] / base[r["round"]] for r in rs if base.get(r["round"])]
+        cap = [thread_group(r, CAPTURE_THREADS) for r in rs]
+        cons = [thread_group(r, ("hark-consumer",)) for r in rs]
+        io = [thread_group(r, ("hark-io",)) for r in rs]
+        lat = [r["to_socket_ms"]["p99"] - r["inference_ms"] for r in rs
+               if r.get("inference_ms") is not None and r["to_socket_ms"].get("p99") is not None]
+        out.append(
+            f"| {name} | {len(rs)}{f' ({errors} errors)' if errors else ''} "
+            f"| {fmt(min(cpu))} / {fmt(mid(cpu))} / {fmt(max(cpu))} "
+            f"| {fmt(mid(ratio), 2)} / {fmt(max(ratio) if ratio else None, 2)} "
+            f"| {fmt(mid(cap))} / {fmt(max(cap))} | {fmt(mid(cons))} | {fmt(mid(io))} "
+            f"| {fmt(max(lat) if lat else None)} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

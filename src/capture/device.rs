@@ -16,7 +16,7 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample, SupportedBufferSize};
 use ringbuf::HeapCons;
 use tracing::{debug, info};
 
-use super::host::{open_host, HostChoice};
+use super::host::{open_capture_host, CaptureHost, HostChoice, OpenedHost};
 use super::ring::{ring_capacity, Arrival, RingSink};
 use super::worker::{OnDrop, StopSignal, Worker};
 use super::{Capture, CaptureError, CaptureStats, Result, Source};
@@ -106,18 +106,42 @@ fn hold_stream(
         }
     };
     while !stop.is_requested() {
-        thread::park();
+        stream.hold();
     }
     drop(stream);
 }
 
+/// A running stream, held by the device thread.
+enum Live {
+    /// Held, never read: dropping it stops the stream.
+    #[allow(dead_code)]
+    Cpal(cpal::Stream),
+    #[cfg(feature = "pulseaudio")]
+    Pulse(super::pulse::PulseStream),
+}
+
+impl Live {
+    /// Waits until unparked (a stop); a PulseAudio stream is also checked once a second, since
+    /// nothing else reports a dead server or a removed source.
+    fn hold(&self) {
+        match self {
+            Live::Cpal(_) => thread::park(),
+            #[cfg(feature = "pulseaudio")]
+            Live::Pulse(stream) => {
+                thread::park_timeout(std::time::Duration::from_secs(1));
+                stream.check();
+            }
+        }
+    }
+}
+
 /// What the device thread reports back once its stream is playing.
-struct Opened {
-    consumer: HeapCons<f32>,
-    arrivals: HeapCons<Arrival>,
-    stats: Arc<CaptureStats>,
-    sample_rate: u32,
-    name: String,
+pub(super) struct Opened {
+    pub(super) consumer: HeapCons<f32>,
+    pub(super) arrivals: HeapCons<Arrival>,
+    pub(super) stats: Arc<CaptureStats>,
+    pub(super) sample_rate: u32,
+    pub(super) name: String,
 }
 
 /// Finds the device, builds its stream (at the preferred period, or the device's default if it
@@ -127,8 +151,34 @@ fn open_stream(
     query: Option<&str>,
     ring_capacity_seconds: f32,
     period: Option<f64>,
+) -> Result<(Live, Opened)> {
+    match open_capture_host(host)? {
+        CaptureHost::Cpal(opened) => open_cpal_stream(opened, query, ring_capacity_seconds, period)
+            .map(|(stream, opened)| (Live::Cpal(stream), opened)),
+        #[cfg(feature = "pulseaudio")]
+        CaptureHost::Pulse(client) => {
+            match super::pulse::open(client, query, ring_capacity_seconds, period) {
+                Ok((stream, opened)) => Ok((Live::Pulse(stream), opened)),
+                // `auto` with a device the server does not have (an ALSA name such as
+                // `plughw:CARD=X`): look for it among ALSA's devices.
+                Err(CaptureError::DeviceNotFound { .. }) if host == HostChoice::Auto => {
+                    let alsa = super::host::open_host(HostChoice::Alsa)?;
+                    open_cpal_stream(alsa, query, ring_capacity_seconds, period)
+                        .map(|(stream, opened)| (Live::Cpal(stream), opened))
+                }
+                Err(err) => Err(err),
+            }
+        }
+    }
+}
+
+/// [`open_stream`] through a cpal host.
+fn open_cpal_stream(
+    opened_host: OpenedHost,
+    query: Option<&str>,
+    ring_capacity_seconds: f32,
+    period: Option<f64>,
 ) -> Result<(cpal::Stream, Opened)> {
-    let opened_host = open_host(host)?;
     let host = opened_host.host;
     let device = select_device(&host, query)?;
     let name = device_id(&device);
@@ -337,6 +387,26 @@ where
     frames
 }
 
+/// Which of `named` (id, name) `query` picks: exact id, then exact name, then a
+/// case-insensitive substring of either, so a precise name always wins over a device that
+/// merely contains it (`hw:CARD=X` vs `plughw:CARD=X`).
+pub(super) fn pick_device(named: &[(String, String)], query: &str) -> Option<usize> {
+    let wanted = query.to_lowercase();
+    named
+        .iter()
+        .position(|(id, _)| id == query)
+        .or_else(|| {
+            named
+                .iter()
+                .position(|(_, name)| name.to_lowercase() == wanted)
+        })
+        .or_else(|| {
+            named.iter().position(|(id, name)| {
+                id.to_lowercase().contains(&wanted) || name.to_lowercase().contains(&wanted)
+            })
+        })
+}
+
 fn select_device(host: &cpal::Host, query: Option<&str>) -> Result<cpal::Device> {
     let Some(query) = query else {
         return host.default_input_device().ok_or(CaptureError::NoDevice);
@@ -349,22 +419,7 @@ fn select_device(host: &cpal::Host, query: Option<&str>) -> Result<cpal::Device>
         .iter()
         .map(|d| (device_id(d), device_name(d)))
         .collect();
-    let wanted = query.to_lowercase();
-    // Exact id, then exact name, then a substring of either: a precise name always wins over
-    // a device that merely contains it (`hw:CARD=X` vs `plughw:CARD=X`).
-    let pick = named
-        .iter()
-        .position(|(id, _)| id == query)
-        .or_else(|| {
-            named
-                .iter()
-                .position(|(_, name)| name.to_lowercase() == wanted)
-        })
-        .or_else(|| {
-            named.iter().position(|(id, name)| {
-                id.to_lowercase().contains(&wanted) || name.to_lowercase().contains(&wanted)
-            })
-        });
+    let pick = pick_device(&named, query);
     match pick {
         Some(index) => {
             debug!(query, device = %named[index].0, "selected capture device");
@@ -425,7 +480,7 @@ impl CaptureStats {
     }
 
     /// Records a cpal stream error. Only atomics: it runs on cpal's stream thread.
-    fn record_stream_error(&self, kind: cpal::ErrorKind) {
+    pub(super) fn record_stream_error(&self, kind: cpal::ErrorKind) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.last_error
             .store(error_kind_code(kind), Ordering::Relaxed);

@@ -99,6 +99,56 @@ pub struct OpenedHost {
     pub choice: HostChoice,
 }
 
+/// What capture opens a device through: a cpal host, or hark's own PulseAudio client (see
+/// `pulse`: cheaper than cpal's PulseAudio host).
+pub(super) enum CaptureHost {
+    Cpal(OpenedHost),
+    #[cfg(feature = "pulseaudio")]
+    Pulse(pulseaudio::Client),
+}
+
+/// Opens the host `choice` names for capture, in the same order as [`open_host`]; the
+/// PulseAudio protocol goes through hark's own client.
+pub(super) fn open_capture_host(choice: HostChoice) -> Result<CaptureHost> {
+    #[cfg(feature = "pulseaudio")]
+    {
+        let auto = choice == HostChoice::Auto;
+        if choice == HostChoice::Pulseaudio
+            || (auto && server_socket_exists(HostChoice::Pulseaudio))
+        {
+            match super::pulse::connect() {
+                Ok(client) => return Ok(CaptureHost::Pulse(client)),
+                Err(err) if !auto => return Err(err),
+                Err(err) => tracing::debug!(error = %err, "PulseAudio server not available"),
+            }
+        }
+        if auto {
+            return open_after(HostChoice::Pulseaudio).map(CaptureHost::Cpal);
+        }
+    }
+    open_host(choice).map(CaptureHost::Cpal)
+}
+
+/// `auto` from the host after `skip` in its order on.
+#[cfg(feature = "pulseaudio")]
+fn open_after(skip: HostChoice) -> Result<OpenedHost> {
+    for candidate in HostChoice::built_in() {
+        if candidate == skip || candidate == HostChoice::Alsa || !server_socket_exists(candidate) {
+            continue;
+        }
+        if let Ok(host) = open_concrete(candidate) {
+            return Ok(OpenedHost {
+                host,
+                choice: candidate,
+            });
+        }
+    }
+    open_concrete(HostChoice::Alsa).map(|host| OpenedHost {
+        host,
+        choice: HostChoice::Alsa,
+    })
+}
+
 /// Opens the host `choice` names. For `auto`: the first server protocol built in whose server
 /// answers (each waits at most 2 s, cpal's limit), else ALSA.
 pub fn open_host(choice: HostChoice) -> Result<OpenedHost> {

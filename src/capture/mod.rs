@@ -14,13 +14,15 @@
 //!
 //! The files follow the data: `ring` (the write end every source pushes into), `worker` (the
 //! thread a file or reader source runs on, and its stop signal), `device` (cpal, its callback,
-//! device loss), `host` (which audio API: `capture.host`), `file`, `raw` (PCM from stdin or a
-//! reader), `list` (`hark devices`).
+//! device loss), `host` (which audio API: `capture.host`), `pulse` (hark's own PulseAudio
+//! record stream), `file`, `raw` (PCM from stdin or a reader), `list` (`hark devices`).
 
 mod device;
 mod file;
 mod host;
 mod list;
+#[cfg(feature = "pulseaudio")]
+mod pulse;
 mod raw;
 mod ring;
 mod worker;

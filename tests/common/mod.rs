@@ -12,6 +12,7 @@ pub mod cli;
 pub mod daemon;
 pub mod hark;
 pub mod mosquitto;
+pub mod pipewire;
 pub mod pulse;
 pub mod shared;
 pub mod tools;

@@ -260,6 +260,15 @@ impl Drop for PulseServer {
 /// A `paplay` process; killed (by its pid) on drop.
 pub struct Player(Child);
 
+impl Player {
+    /// Starts `command` (a `paplay` with its server's environment).
+    pub fn spawn(mut command: Command) -> Player {
+        Player(command.spawn().unwrap_or_else(|e| {
+            panic!("start {command:?} (apt-get install pulseaudio-utils): {e}")
+        }))
+    }
+}
+
 impl Drop for Player {
     fn drop(&mut self) {
         kill_and_reap(&mut self.0);

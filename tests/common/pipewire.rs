@@ -1,0 +1,203 @@
+//! A private PipeWire server, for capture through the sound server Raspberry Pi OS and most
+//! desktops run: `pipewire`, its session manager `wireplumber` and its PulseAudio protocol
+//! server `pipewire-pulse`, with their own `XDG_RUNTIME_DIR`, `HOME` and D-Bus session bus (a
+//! `dbus-daemon` of the test's own: WirePlumber exits without one). A null sink `hark_null` is
+//! loaded through `pactl`; whatever [`PipeWireServer::play`] plays into it comes out of its
+//! monitor, the default source.
+//!
+//! Requires the packages `pipewire`, `wireplumber`, `pipewire-pulse`, `dbus` and
+//! `pulseaudio-utils`; see [`PipeWireServer::require`].
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::pulse::{Player, SINK, SOURCE};
+
+/// A PipeWire server of the test's own. Dropping it kills its processes (by their pids).
+pub struct PipeWireServer {
+    children: Vec<Child>,
+    dir: TempDir,
+}
+
+impl PipeWireServer {
+    /// Fails the test, naming the package, unless a server can run here.
+    pub fn require() {
+        for tool in [
+            "dbus-daemon",
+            "pipewire",
+            "wireplumber",
+            "pipewire-pulse",
+            "pactl",
+            "paplay",
+        ] {
+            super::tools::require(tool);
+        }
+    }
+
+    /// Starts the bus, the server, its session manager and its PulseAudio server, loads the
+    /// null sink and makes its monitor the default source.
+    pub fn start() -> PipeWireServer {
+        let dir = tempfile::Builder::new()
+            .prefix("hark-pw-")
+            .tempdir()
+            .expect("create a directory for the PipeWire server");
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        let mut server = PipeWireServer {
+            children: Vec::new(),
+            dir,
+        };
+        let bus = format!(
+            "--address=unix:path={}",
+            server.dir.path().join("bus").display()
+        );
+        let mut c = Command::new("dbus-daemon");
+        c.args(["--session", "--nofork", "--nopidfile", &bus]);
+        server.spawn(c, "dbus.log");
+        server.wait_for_file("bus");
+        server.spawn(Command::new("pipewire"), "pipewire.log");
+        server.wait_for_file("pipewire-0");
+        server.spawn(Command::new("wireplumber"), "wireplumber.log");
+        server.spawn(Command::new("pipewire-pulse"), "pipewire-pulse.log");
+        server.wait_for_pactl();
+        server.pactl(&[
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={SINK}"),
+        ]);
+        // The monitor appears once WirePlumber has seen the sink; until then this fails.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = server.try_pactl(&["set-default-source", SOURCE]) {
+            assert!(
+                Instant::now() < deadline,
+                "pactl set-default-source {SOURCE} kept failing: {e}\n{}",
+                server.logs()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn spawn(&mut self, mut c: Command, log: &str) {
+        self.apply_env(&mut c);
+        let log = File::create(self.dir.path().join(log)).unwrap();
+        c.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {c:?} (apt-get install pipewire): {e}"));
+        self.children.push(child);
+    }
+
+    fn wait_for_file(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.dir.path().join(name).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not appear within 15 s; logs:\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for_pactl(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self
+            .try_pactl(&["info"])
+            .is_ok_and(|o| o.contains("PipeWire"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "pipewire-pulse did not answer within 15 s; logs:\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The environment that makes clients (hark, pactl, paplay) talk to this server.
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        let run = self.dir.path();
+        let mut pulse = OsString::from("unix:");
+        pulse.push(run.join("pulse/native"));
+        let mut bus = OsString::from("unix:path=");
+        bus.push(run.join("bus"));
+        vec![
+            ("XDG_RUNTIME_DIR", run.into()),
+            ("PIPEWIRE_RUNTIME_DIR", run.into()),
+            ("HOME", run.join("home").into()),
+            ("PULSE_SERVER", pulse),
+            ("DBUS_SESSION_BUS_ADDRESS", bus),
+            ("JACK_NO_START_SERVER", "1".into()),
+        ]
+    }
+
+    /// Adds [`PipeWireServer::env`] to `command`.
+    pub fn apply_env(&self, command: &mut Command) {
+        for (k, v) in self.env() {
+            command.env(k, v);
+        }
+    }
+
+    /// Every log of the server's processes (for failure messages).
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for name in ["pipewire", "wireplumber", "pipewire-pulse", "dbus"] {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")));
+            out.push_str(&format!("--- {name}\n{}\n", text.unwrap_or_default()));
+        }
+        out
+    }
+
+    fn try_pactl(&self, args: &[&str]) -> Result<String, String> {
+        let mut c = Command::new("pactl");
+        self.apply_env(&mut c);
+        let out = c
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs pactl against this server; panics with its stderr if it fails.
+    pub fn pactl(&self, args: &[&str]) -> String {
+        self.try_pactl(args)
+            .unwrap_or_else(|e| panic!("pactl {args:?} failed: {e}\n{}", self.logs()))
+    }
+
+    /// Plays `file` into the null sink at real time; the player is killed on drop.
+    pub fn play(&self, file: &Path) -> Player {
+        let mut c = Command::new("paplay");
+        self.apply_env(&mut c);
+        c.arg(format!("--device={SINK}"))
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Player::spawn(c)
+    }
+}
+
+impl Drop for PipeWireServer {
+    fn drop(&mut self) {
+        // The clients of the bus and the server first, the bus last.
+        while let Some(mut child) = self.children.pop() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
