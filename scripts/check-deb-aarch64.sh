@@ -52,15 +52,26 @@ if [ ! -s "$TARBALL" ]; then
         --include=adduser,python3,python3-pip,libasound2,ca-certificates,file \
         bookworm "$TARBALL" "$MIRROR"
 fi
-rm -rf "$CHROOT"
+umount "$CHROOT/sys" 2>/dev/null || true
+rm -rf --one-file-system "$CHROOT"
 mkdir -p "$CHROOT"
 tar -C "$CHROOT" -xf "$TARBALL"
 # qemu-user shows the host's x86 /proc/cpuinfo, on which ONNX Runtime's CPU detection crashes:
-# the root gets no /proc mount, and a Cortex-A72's (a Pi 4's) /proc/cpuinfo as a plain file.
+# the root gets no /proc mount, and a Cortex-A72's (a Pi 4's) /proc/cpuinfo as a plain file. It
+# also reads the lists of CPUs in /sys/devices/system/cpu: the host's /sys, read-only.
+mount --bind /sys "$CHROOT/sys"
+mount -o remount,bind,ro "$CHROOT/sys"
+trap 'umount "$CHROOT/sys" 2>/dev/null || true' EXIT
 for ((i = 0; i < $(getconf _NPROCESSORS_ONLN); i++)); do
     printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
 done > "$CHROOT/proc/cpuinfo"
-in_root() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+# qemu emulates a Cortex-A72 like the Pi 4's (its default, "max", has SVE, i8mm and bf16, which
+# no Pi has and which make ONNX Runtime choose other kernels); every process of the root gets it.
+export QEMU_CPU=cortex-a72
+in_root() {
+    chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+        QEMU_CPU=$QEMU_CPU "$@"
+}
 
 # --- 2. install, offline ---------------------------------------------------------------------------
 cp "$deb" "$CHROOT/tmp/"

@@ -2,8 +2,8 @@
 # The aarch64 build's test subset, run under qemu-aarch64-static (user-mode emulation) on an
 # x86_64 Debian 12 machine. What it runs and why (docs/raspberry-pi.md, "Verified under
 # emulation", has the list of what is left out):
-#   1. the aarch64 unit tests of the front end, resampler, windowing, smoothing, decision and
-#      the rest of the pipeline, the model manifests and the record shape (`lib` filters below)
+#   1. every aarch64 unit test (front end, resampler, windowing, smoothing, decision, the rest
+#      of the pipeline, sinks, config, manifests, ...)
 #   2. the aarch64 integration tests: every front-end golden case, the models with the real
 #      CED-tiny and the YAMNet backbone (in process and through `hark classify`, `hark features`,
 #      `hark model info`), and one `hark run` daemon publishing on a Unix socket to subscribers
@@ -91,8 +91,8 @@ emulated() { # test binary, then its arguments; the tests' hark children run und
         qemu-aarch64-static "$@" --test-threads 2
 }
 
-step "1/3 aarch64 unit tests (qemu, $QEMU_CPU)" \
-    emulated "$lib_tests" frontend:: audio:: windowing:: pipeline:: model:: record::
+step "1/3 aarch64 unit tests, all of them (qemu, $QEMU_CPU)" \
+    emulated "$lib_tests"
 step "2/3 aarch64 golden cases, models, daemon and socket (qemu, $QEMU_CPU)" \
     emulated "$it_tests" frontend_golden:: models:: \
     daemon_socket::hello_first_then_events_in_order_filters_apply_and_a_bad_request_keeps_the_connection
