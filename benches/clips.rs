@@ -41,7 +41,10 @@ fn main() {
         time: "2026-11-27T03:12:00.123Z",
     };
     println!("clip: {seconds:.1} s at {rate} Hz, {rounds} rounds, median");
-    println!("{:<8} {:>14} {:>14} {:>12}", "step", "ms per clip", "ms per clip-s", "bytes/clip-s");
+    println!(
+        "{:<8} {:>14} {:>14} {:>12}",
+        "step", "ms per clip", "ms per clip-s", "bytes/clip-s"
+    );
     let flac = || encode(ClipFormat::Flac, rate, clip).unwrap().len();
     let wav = || encode(ClipFormat::Wav, rate, clip).unwrap().len();
     let png = || render(clip, rate, &picture).unwrap().len();

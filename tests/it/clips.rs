@@ -133,8 +133,9 @@ fn run_format_and_check(format: &str) {
         check_clip(clip, &samples, rate, (*start, *end), (3.0, 2.0));
         check_picture(image);
     }
-    assert_eq!(counter(&done, "written"), clips.len() as u64);
-    assert_eq!(counter(&done, "dropped") + counter(&done, "failed"), 0);
+    // The final status leaves the consumer before the writer has written the last clip, so
+    // only what no write can change is checked there; the files themselves are checked above.
+    assert_eq!(counter(&done, "dropped"), 0);
     // `hark clips` lists them with label, duration and peak.
     let listed = hark(&["clips", "--config", cfg.to_str().unwrap()]);
     let text = stdout(&listed);
@@ -268,8 +269,12 @@ fn a_full_disk_fails_the_write_cleanly_and_the_daemon_runs_on() {
     };
     let cfg = config(dir.path(), "format = \"wav\"\nmin_free = 0");
     let done = run(&cfg, &rec.join(ALARM));
-    assert_eq!(counter(&done, "failed"), 1, "the 2.3 MB clip does not fit");
-    assert!(done.stderr.contains("clips disabled"), "{}", done.stderr);
+    assert_eq!(clips_of(&done).len(), 1, "announced when queued");
+    assert!(
+        done.stderr.contains("No space left on device") && done.stderr.contains("clips disabled"),
+        "the 2.3 MB clip does not fit: {}",
+        done.stderr
+    );
     let names: Vec<_> = std::fs::read_dir(dir.path().join("clips"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
