@@ -76,6 +76,14 @@ const KEYS: &[Key] = &[
     key("decision", "hold", 0.0, 3600.0),
     whole(key("socket", "max_subscribers", 1.0, 4096.0)),
     whole(key("socket", "queue", 1.0, 65_536.0)),
+    key("clips", "pre_roll", 0.0, 30.0),
+    key("clips", "post_roll", 0.0, 30.0),
+    above(key("clips", "max_length", 0.0, 600.0)),
+    key("clips", "max_age", 0.0, 315_360_000.0),
+    whole(key("clips", "queue", 1.0, 64.0)),
+    // Also a string with K/M/G/T or a percent (tests/it/clips.rs, the unit tests).
+    whole(key("clips", "max_disk", 0.0, 1_125_899_906_842_624.0)),
+    whole(key("clips", "min_free", 0.0, 1_125_899_906_842_624.0)),
 ];
 
 impl Key {

@@ -41,7 +41,21 @@ fn flac(rate: u32, samples: &[f32]) -> Result<Vec<u8>, EncodeError> {
     stream
         .write(&mut sink)
         .map_err(|e| EncodeError::Flac(format!("{e:?}")))?;
-    Ok(sink.into_inner())
+    let mut bytes = sink.into_inner();
+    fix_min_block_size(&mut bytes);
+    Ok(bytes)
+}
+
+/// flacenc puts the last (shorter) block's length in STREAMINFO's minimum block size; the
+/// FLAC format counts every block but the last, so a fixed-blocksize stream has min = max.
+/// Readers that go by the format (symphonia, hark's own decoder) otherwise take the frames'
+/// numbering for a variable-blocksize stream and find no valid frame.
+fn fix_min_block_size(bytes: &mut [u8]) {
+    // "fLaC", the metadata block header (4 bytes), then STREAMINFO: min (2 bytes), max (2).
+    if bytes.len() >= 12 && &bytes[..4] == b"fLaC" && bytes[4] & 0x7f == 0 {
+        let (min, max) = bytes[8..12].split_at_mut(2);
+        min.copy_from_slice(max);
+    }
 }
 
 fn wav(rate: u32, samples: &[f32]) -> Result<Vec<u8>, EncodeError> {
