@@ -13,6 +13,7 @@
 
 mod consumer;
 mod input;
+mod overrides;
 mod signals;
 mod sinks;
 pub mod systemd;
@@ -70,18 +71,26 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     };
 
     let _in_runtime = rt.enter();
-    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown)?;
+    // MQTT commands go to the signal handler, which applies them as it applies a SIGHUP.
+    let (requests, requests_rx) = tokio::sync::mpsc::channel(8);
+    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown, requests)?;
     let (commands, commands_rx) = mpsc::channel();
     let running = signals::Running {
         sources: opts.config.clone(),
         settings: settings.clone(),
+        loaded: settings.clone(),
         labels: model.labels().to_vec(),
+        overrides: Default::default(),
+    };
+    let targets = signals::Targets {
+        consumer: commands,
+        sinks: sinks.take_reloader(),
     };
     rt.spawn(signals::handle(
         shutdown.clone(),
-        commands,
+        targets,
         running,
-        sinks.take_reloader(),
+        requests_rx,
     ));
 
     let worker = ConsumerThread {
@@ -119,6 +128,7 @@ fn start_sinks(
     settings: &Settings,
     listener: Option<socket::SocketListener>,
     shutdown: &Shutdown,
+    requests: mqtt::Requests,
 ) -> anyhow::Result<SinkSet> {
     let mut sinks = SinkSet::new(model_info(model, &settings.groups), shutdown.clone());
     if let Some(l) = listener {
@@ -140,9 +150,9 @@ fn start_sinks(
     sinks.spawn(
         "mqtt",
         mqtt::COUNTERS,
-        |s| mqtt::MqttSection::new(&s.mqtt, &s.decision.listen),
+        |s| mqtt::MqttSection::new(&s.mqtt, &s.decision),
         settings,
-        mqtt::start,
+        |ctx| mqtt::start(ctx, requests),
     );
     let print = opts.print;
     sinks.spawn_thread(

@@ -86,7 +86,7 @@ fn a_recording_gives_discovery_events_in_order_and_states_on_then_off() {
     let smoke: Vec<String> = sub
         .messages()
         .into_iter()
-        .filter(|(t, _)| t == "hark/pi/state/smoke_alarm")
+        .filter(|(t, _)| t == "hark/pi/label/smoke_alarm")
         .map(|(_, p)| p)
         .collect();
     assert_eq!(
