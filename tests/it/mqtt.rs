@@ -1,6 +1,9 @@
 //! The MQTT sink against a real `mosquitto`, seen through `mosquitto_sub`: discovery, events
 //! from a real recording, states, the Last Will, a broker that comes late, a wrong password,
-//! and `check-config` on bad values.
+//! and `check-config` on bad values. Commands, the birth message, TLS, a broker outage and
+//! `hark subscribe --mqtt` are in the modules below.
+
+mod commands;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
