@@ -4,6 +4,8 @@
 //! `hark subscribe --mqtt` are in the modules below.
 
 mod commands;
+mod outage;
+mod tls;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
