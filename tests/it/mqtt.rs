@@ -5,6 +5,7 @@
 
 mod commands;
 mod outage;
+mod subscribe;
 mod tls;
 
 use std::collections::HashSet;

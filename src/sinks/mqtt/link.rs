@@ -122,8 +122,8 @@ fn options(s: &MqttSettings, broker: &Broker, topics: &Topics) -> Result<MqttOpt
 }
 
 /// rustls with the ring provider: `ca_file` or the system's roots, and a client certificate
-/// when one is given.
-fn tls(s: &MqttSettings) -> Result<rustls::ClientConfig, SetupError> {
+/// when one is given (also `hark subscribe --mqtt`'s).
+pub fn tls(s: &MqttSettings) -> Result<rustls::ClientConfig, SetupError> {
     let mut roots = rustls::RootCertStore::empty();
     match &s.ca_file {
         Some(ca) => {

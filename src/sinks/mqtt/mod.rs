@@ -29,7 +29,7 @@ use crate::pipeline::decision::DecisionSettings;
 use crate::sinks::SinkContext;
 pub use command::{parse as parse_command, result_payload, Change, Request, Requests, MAX_PAYLOAD};
 pub use discovery::Config as DiscoveryConfig;
-pub use link::{describe as describe_connection_error, BACKOFF_MAX};
+pub use link::{describe as describe_connection_error, tls as tls_config, BACKOFF_MAX};
 pub use settings::{sanitize_node, Broker, HomeAssistantSettings, MqttSettings};
 pub use topics::{slug, Topics};
 
