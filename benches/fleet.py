@@ -111,10 +111,14 @@ def main():
 
     hark_ticks = {}
     hark_hwm = {}
+    ended = {}
     broker_hwm = 0
     broker_t0 = cpu_ticks(broker.pid)
     while any(p.poll() is None for _, _, p in harks):
         for node, _, p in harks:
+            if p.poll() is not None:
+                ended.setdefault(node, time.time())
+                continue
             t = cpu_ticks(p.pid)
             if t is not None:
                 hark_ticks[node] = t
@@ -143,7 +147,10 @@ def main():
         total_got += len(got)
         if want != got:
             mismatched.append((node, rec.name, len(want), len(got)))
-    cpu = [100.0 * hark_ticks.get(n, 0) / TICK / wall for n, _, _ in harks]
+    now = time.time()
+    life = {n: ended.get(n, now) - started for n, _, _ in harks}
+    secs = [hark_ticks.get(n, 0) / TICK for n, _, _ in harks]
+    cpu = [100.0 * hark_ticks.get(n, 0) / TICK / life[n] for n, _, _ in harks]
     hwm = [hark_hwm.get(n, 0) / 1024 for n, _, _ in harks]
     mode = "fast" if args.fast else "real time"
     print(f"fleet: {args.instances} harks ({mode}, {len(recordings)} recordings), one mosquitto, {wall:.1f} s wall")
@@ -151,8 +158,9 @@ def main():
           f"nodes with a different sequence: {len(mismatched)}; harks that failed: {len(failed)}")
     for m in mismatched:
         print("  mismatch:", m)
-    print(f"hark CPU, % of one core over the run: mean {sum(cpu) / len(cpu):.1f} per instance, "
-          f"max {max(cpu):.1f}, sum {sum(cpu):.1f}")
+    print(f"hark CPU, % of one core over each instance's life (start to exit): mean "
+          f"{sum(cpu) / len(cpu):.1f}, max {max(cpu):.1f}; CPU seconds: {sum(secs):.1f} in all, "
+          f"max {max(secs):.2f} per instance (the last sample before exit)")
     print(f"hark peak RSS (VmHWM): mean {sum(hwm) / len(hwm):.1f} MiB, max {max(hwm):.1f} MiB")
     print(f"mosquitto: CPU {100.0 * broker_ticks / TICK / wall:.2f} % of one core, peak RSS {broker_hwm / 1024:.1f} MiB")
     print(f"(files in {work})")
