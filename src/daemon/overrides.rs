@@ -151,8 +151,10 @@ mod tests {
             "unmuting the group unmutes its member"
         );
         assert_eq!(s.pipeline.level_gate, Some(-60.0));
-        let mut knock = LabelRule::default();
-        knock.on = Some(0.7);
+        let mut knock = LabelRule {
+            on: Some(0.7),
+            ..LabelRule::default()
+        };
         let o = o.with(&change(|c| {
             c.labels.insert("Knock".into(), knock.clone());
         }));
@@ -176,8 +178,10 @@ mod tests {
             e.starts_with("decision.mute = \"Cat\": unknown label"),
             "{e}"
         );
-        let mut rule = LabelRule::default();
-        rule.on = Some(1.5);
+        let rule = LabelRule {
+            on: Some(1.5),
+            ..LabelRule::default()
+        };
         let o = Overrides::default().with(&change(|c| {
             c.labels.insert("Knock".into(), rule);
         }));

@@ -224,8 +224,7 @@ fn overrides_survive_a_sighup_and_a_reload_clears_the_discovery_of_what_it_remov
     unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
     assert!(
         sub.wait_for(Duration::from_secs(10), |t, p| t == knock_cfg
-            && p.is_empty()
-            || t == knock_cfg && p == "(null)"),
+            && (p.is_empty() || p == "(null)")),
         "the removed sound's config is cleared: {:?}",
         sub.payloads(knock_cfg)
     );
