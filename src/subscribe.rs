@@ -3,12 +3,17 @@
 //! Connects, sends one request saying what it wants, and prints what arrives: readable lines
 //! by default, the raw JSON lines with `--json`. When the daemon goes away (restart, upgrade)
 //! it reconnects with exponential backoff, forever. It speaks only the documented protocol
-//! (docs/protocol.md), exactly as any other program would.
+//! (docs/protocol.md), exactly as any other program would. `mqtt` does the same from an MQTT
+//! broker (`hark subscribe --mqtt URL`).
+
+mod mqtt;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use mqtt::{follow_mqtt, MqttSubscribeOptions};
 
 /// What to ask the daemon for.
 #[derive(Debug, Clone)]

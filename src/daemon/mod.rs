@@ -13,6 +13,7 @@
 
 mod consumer;
 mod input;
+mod overrides;
 mod signals;
 mod sinks;
 pub mod systemd;
@@ -75,19 +76,29 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     };
 
     let clip_link = clips::ClipLink::default();
-    let mut sinks = start_sinks(&opts, &model, &settings, listener, &shutdown, &clip_link)?;
+    // MQTT commands go to the signal handler, which applies them as it applies a SIGHUP.
+    let (requests, requests_rx) = tokio::sync::mpsc::channel(8);
+    let mut sinks = start_sinks(
+        &opts, &model, &settings, listener, &shutdown, requests, &clip_link,
+    )?;
     let (commands, commands_rx) = mpsc::channel();
     let running = signals::Running {
         sources: opts.config.clone(),
         settings: settings.clone(),
+        loaded: settings.clone(),
         labels: model.labels().to_vec(),
+        overrides: Default::default(),
+    };
+    let targets = signals::Targets {
+        consumer: commands,
+        sinks: sinks.take_reloader(),
     };
     rt.spawn(signals::handle(
         handlers,
         shutdown.clone(),
-        commands,
+        targets,
         running,
-        sinks.take_reloader(),
+        requests_rx,
     ));
 
     let worker = ConsumerThread {
@@ -126,6 +137,7 @@ fn start_sinks(
     settings: &Settings,
     listener: Option<socket::SocketListener>,
     shutdown: &Shutdown,
+    requests: mqtt::Requests,
     clip_link: &clips::ClipLink,
 ) -> anyhow::Result<SinkSet> {
     let mut sinks = SinkSet::new(model_info(model, &settings.groups), shutdown.clone());
@@ -148,9 +160,9 @@ fn start_sinks(
     sinks.spawn(
         "mqtt",
         mqtt::COUNTERS,
-        |s| mqtt::MqttSection::new(&s.mqtt, &s.decision.listen),
+        |s| mqtt::MqttSection::new(&s.mqtt, &s.decision),
         settings,
-        mqtt::start,
+        |ctx| mqtt::start(ctx, requests),
     );
     sinks.spawn_thread(
         "clips",

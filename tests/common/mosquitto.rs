@@ -65,6 +65,15 @@ impl Mosquitto {
         }
     }
 
+    /// Stops the broker with SIGTERM, so that it saves its persistence file first.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child this helper spawned and has not reaped.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -96,6 +105,35 @@ pub fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
     path
 }
 
+/// Publishes `payload` on `topic` with `mosquitto_pub` (QoS 1, not retained).
+pub fn publish(port: u16, topic: &str, payload: &str) {
+    pub_with(port, topic, &["-m", payload]);
+}
+
+/// Publishes the content of `file` on `topic` with `mosquitto_pub -f`.
+pub fn publish_file(port: u16, topic: &str, file: &Path) {
+    pub_with(port, topic, &["-f", file.to_str().unwrap()]);
+}
+
+fn pub_with(port: u16, topic: &str, args: &[&str]) {
+    require("mosquitto_pub");
+    let st = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+        ])
+        .args(args)
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(st.success(), "mosquitto_pub on {topic}");
+}
+
 /// A `mosquitto_sub -v` on `topics`: every message as (topic, payload), in arrival order.
 pub struct Sub {
     child: Child,
@@ -106,9 +144,16 @@ impl Sub {
     /// Subscribes and returns once the subscription is in place (a probe message on the
     /// same broker arrives).
     pub fn start(port: u16, topics: &[&str]) -> Sub {
+        Sub::start_with(port, topics, &[])
+    }
+
+    /// As [`Sub::start`], with more `mosquitto_sub` arguments (`-c -i ID`: a session the
+    /// broker keeps while the client is away).
+    pub fn start_with(port: u16, topics: &[&str], extra: &[&str]) -> Sub {
         require("mosquitto_sub");
         let mut cmd = Command::new("mosquitto_sub");
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1"]);
+        cmd.args(extra);
         for t in topics {
             cmd.args(["-t", t]);
         }
@@ -134,6 +179,15 @@ impl Sub {
 
     pub fn messages(&self) -> Vec<(String, String)> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The payloads that arrived on `topic`, in order (an empty payload as "").
+    pub fn payloads(&self, topic: &str) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, p)| if p == "(null)" { String::new() } else { p })
+            .collect()
     }
 
     /// Waits up to `timeout` for a message for which `wanted` is true.

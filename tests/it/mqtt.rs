@@ -1,6 +1,12 @@
 //! The MQTT sink against a real `mosquitto`, seen through `mosquitto_sub`: discovery, events
 //! from a real recording, states, the Last Will, a broker that comes late, a wrong password,
-//! and `check-config` on bad values.
+//! and `check-config` on bad values. Commands, the birth message, TLS, a broker outage and
+//! `hark subscribe --mqtt` are in the modules below.
+
+mod commands;
+mod outage;
+mod subscribe;
+mod tls;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -86,7 +92,7 @@ fn a_recording_gives_discovery_events_in_order_and_states_on_then_off() {
     let smoke: Vec<String> = sub
         .messages()
         .into_iter()
-        .filter(|(t, _)| t == "hark/pi/state/smoke_alarm")
+        .filter(|(t, _)| t == "hark/pi/label/smoke_alarm")
         .map(|(_, p)| p)
         .collect();
     assert_eq!(

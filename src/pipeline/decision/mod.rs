@@ -228,16 +228,19 @@ impl Decider {
     /// loses any candidate that has not been reported yet.
     pub fn set_settings(&mut self, s: &DecisionSettings) {
         let listen: HashSet<&str> = s.listen.iter().map(String::as_str).collect();
+        let mute: HashSet<&str> = s.mute.iter().map(String::as_str).collect();
         for track in self.tracks.iter_mut() {
             let name = track.name(&self.labels).to_owned();
             let name = name.as_str();
             track.rule = s.rule_for(name);
-            track.listened = listen.is_empty()
-                || listen.contains(name)
-                || track
-                    .members
-                    .iter()
-                    .any(|&m| listen.contains(self.labels[m].as_str()));
+            let named = |set: &HashSet<&str>| {
+                set.contains(name)
+                    || track
+                        .members
+                        .iter()
+                        .any(|&m| set.contains(self.labels[m].as_str()))
+            };
+            track.listened = (listen.is_empty() || named(&listen)) && !named(&mute);
             if !track.listened {
                 if let Phase::Candidate { .. } = track.phase {
                     track.phase = Phase::Idle;

@@ -36,6 +36,9 @@ pub struct DecisionSettings {
     /// Labels and groups to follow; empty means all of the model's labels. Naming a label
     /// of a group follows the whole group.
     pub listen: Vec<String>,
+    /// Labels and groups that make no event even when listened to (muted); naming a label of
+    /// a group mutes the whole group. MQTT commands change it at run time (docs/mqtt.md).
+    pub mute: Vec<String>,
     /// Per-label and per-group overrides, keyed by the label's display name as the model
     /// spells it, or by the group's name.
     pub labels: BTreeMap<String, LabelRule>,
@@ -52,6 +55,7 @@ impl Default for DecisionSettings {
             min_duration: 0.0,
             hold: 1.0,
             listen: Vec::new(),
+            mute: Vec::new(),
             labels: BTreeMap::new(),
         }
     }
@@ -97,9 +101,12 @@ impl DecisionSettings {
         check_seconds("decision.hold", self.hold, &mut problems);
 
         if let Some(known_labels) = known_labels {
-            for name in &self.listen {
-                if !known_labels.contains(name) {
-                    problems.push(unknown_label("decision.listen", name, known_labels));
+            for (key, list) in [
+                ("decision.listen", &self.listen),
+                ("decision.mute", &self.mute),
+            ] {
+                for name in list.iter().filter(|n| !known_labels.contains(n)) {
+                    problems.push(unknown_label(key, name, known_labels));
                 }
             }
         }

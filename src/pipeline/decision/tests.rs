@@ -379,3 +379,38 @@ fn a_reload_that_groups_labels_ends_their_open_events_and_keeps_the_rest() {
     assert_eq!(end, LEN);
     assert_eq!(d.active(), ["Speech", "dog"]);
 }
+
+#[test]
+fn mute_silences_a_listened_label_or_a_whole_group_by_a_member_and_unmute_restores_it() {
+    let (dog_labels, groups) = dog_group();
+    for muted in ["dog", "Bow-wow"] {
+        let s = DecisionSettings {
+            mute: vec![muted.into()],
+            ..base()
+        };
+        let mut d = Decider::with_groups(&s, &groups, &dog_labels);
+        let out = d.update(0.0, LEN, &[0.9, 0.0, 0.9, 0.0], T);
+        assert_eq!(
+            group_records(&out),
+            [("event_start", "Speech".into(), None)],
+            "mute = [{muted:?}] silences the group, and only it"
+        );
+        // Unmuted by a reload: the group's sound starts at the next window.
+        d.set_settings_and_groups(&base(), &groups);
+        let out = d.update(HOP, HOP + LEN, &[0.9, 0.0, 0.9, 0.0], T);
+        assert_eq!(
+            group_records(&out),
+            [("event_start", "Bark".into(), Some("dog".into()))]
+        );
+    }
+    let s = DecisionSettings {
+        listen: vec!["Knock".into()],
+        mute: vec!["Knock".into()],
+        ..base()
+    };
+    let mut d = Decider::new(&s, &labels());
+    assert!(
+        d.update(0.0, 1.0, &[0.9, 0.9, 0.9], T).is_empty(),
+        "mute wins over listen"
+    );
+}

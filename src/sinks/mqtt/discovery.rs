@@ -23,6 +23,8 @@ pub struct Config {
 pub struct Device<'a> {
     pub prefix: &'a str,
     pub model: &'a str,
+    /// `mqtt.commands`: offer the mute switches.
+    pub commands: bool,
 }
 
 /// The discovery topic of `object` (a binary sensor's slug, or a fixed entity name).
@@ -73,6 +75,23 @@ pub fn configs(topics: &Topics, device: &Device, names: &[Listened]) -> Vec<Conf
                 "payload_on": "ON",
                 "payload_off": "OFF",
                 "device_class": if l.smoke { "smoke" } else { "sound" },
+            }),
+        );
+    }
+    for l in names.iter().filter(|_| device.commands) {
+        push(
+            "switch",
+            &format!("mute_{}", l.slug),
+            &format!("Mute {}", l.name),
+            json!({
+                "command_topic": topics.set(),
+                "payload_on": json!({ "mute": [l.name] }).to_string(),
+                "payload_off": json!({ "unmute": [l.name] }).to_string(),
+                "state_topic": topics.mute(&l.slug),
+                "state_on": "ON",
+                "state_off": "OFF",
+                "entity_category": "config",
+                "icon": "mdi:volume-off",
             }),
         );
     }
@@ -159,10 +178,28 @@ mod tests {
             &[],
             &Default::default(),
         );
-        let device = Device {
+        let mut device = Device {
             prefix: "homeassistant",
             model: "ced-tiny",
+            commands: true,
         };
+        let switches = configs(&topics, &device, &names);
+        assert_eq!(switches.len(), 2 + 2 + 5, "a mute switch per sound");
+        let mute: Value = serde_json::from_str(&switches[2].payload).unwrap();
+        assert_eq!(
+            switches[2].topic,
+            "homeassistant/switch/pi/mute_smoke_detector_smoke_alarm/config"
+        );
+        assert_eq!(mute["command_topic"], "hark/pi/set");
+        assert_eq!(
+            mute["payload_on"],
+            r#"{"mute":["Smoke detector, smoke alarm"]}"#
+        );
+        assert_eq!(
+            mute["state_topic"],
+            "hark/pi/mute/smoke_detector_smoke_alarm"
+        );
+        device.commands = false;
         let all = configs(&topics, &device, &names);
         assert_eq!(all.len(), 2 + 5);
         let mut ids = std::collections::HashSet::new();

@@ -61,6 +61,9 @@ pub enum LinkEvent {
     Acked(u16),
     /// Home Assistant said `online` on its status topic.
     Birth,
+    /// A payload on `<node>/set` (not a retained one: a command is applied when it is sent,
+    /// not again at each connection).
+    Command(Vec<u8>),
     /// DISCONNECT was sent: the loop has ended.
     Closed,
 }
@@ -80,9 +83,12 @@ pub fn open(s: &MqttSettings, topics: &Topics) -> Result<Link, SetupError> {
     let opts = options(s, &broker, topics)?;
     let (client, eventloop) = AsyncClient::new(opts, CLIENT_WINDOW);
     let (tx, events) = mpsc::unbounded_channel();
-    let ha_status = format!("{}/status", s.homeassistant.prefix);
+    let listen = Incoming {
+        ha_status: format!("{}/status", s.homeassistant.prefix),
+        set: s.commands.then(|| topics.set()),
+    };
     let place = format!("{}:{}", broker.host, broker.port);
-    let task = tokio::spawn(drive(eventloop, tx, ha_status, place));
+    let task = tokio::spawn(drive(eventloop, tx, listen, place));
     Ok(Link {
         client,
         events,
@@ -116,8 +122,8 @@ fn options(s: &MqttSettings, broker: &Broker, topics: &Topics) -> Result<MqttOpt
 }
 
 /// rustls with the ring provider: `ca_file` or the system's roots, and a client certificate
-/// when one is given.
-fn tls(s: &MqttSettings) -> Result<rustls::ClientConfig, SetupError> {
+/// when one is given (also `hark subscribe --mqtt`'s).
+pub fn tls(s: &MqttSettings) -> Result<rustls::ClientConfig, SetupError> {
     let mut roots = rustls::RootCertStore::empty();
     match &s.ca_file {
         Some(ca) => {
@@ -176,11 +182,33 @@ fn pem_certs(
     Ok(certs)
 }
 
+/// The topics whose messages the sink acts on.
+struct Incoming {
+    ha_status: String,
+    set: Option<String>,
+}
+
+impl Incoming {
+    fn event(&self, p: &rumqttc::Publish) -> Option<LinkEvent> {
+        if p.topic == self.ha_status && p.payload.as_ref() == b"online" {
+            Some(LinkEvent::Birth)
+        } else if self.set.as_deref() == Some(p.topic.as_str()) {
+            if p.retain {
+                info!(topic = %p.topic, "MQTT: a retained command is not applied (commands are applied when sent)");
+                return None;
+            }
+            Some(LinkEvent::Command(p.payload.to_vec()))
+        } else {
+            None
+        }
+    }
+}
+
 /// Poll the event loop until DISCONNECT is sent or the sink is gone.
 async fn drive(
     mut eventloop: EventLoop,
     tx: mpsc::UnboundedSender<LinkEvent>,
-    ha_status: String,
+    incoming: Incoming,
     place: String,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -193,9 +221,7 @@ async fn drive(
                 Some(LinkEvent::Connected)
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => Some(LinkEvent::Acked(ack.pkid)),
-            Ok(Event::Incoming(Packet::Publish(p))) => (p.topic == ha_status
-                && p.payload.as_ref() == b"online")
-                .then_some(LinkEvent::Birth),
+            Ok(Event::Incoming(Packet::Publish(p))) => incoming.event(&p),
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(LinkEvent::Sent(pkid)),
             Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(ConnectionError::RequestsDone) => {
                 let _ = tx.send(LinkEvent::Closed);

@@ -41,7 +41,8 @@ pub struct MqttSettings {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub homeassistant: HomeAssistantSettings,
-    /// Accept commands on `<topic_prefix>/<node>/set` (not implemented yet: must stay false).
+    /// Accept commands on `<topic_prefix>/<node>/set` (mute, thresholds, level gate), answered
+    /// on `.../set/result`, and offer Home Assistant a mute `switch` per listened sound.
     pub commands: bool,
 }
 
@@ -221,12 +222,6 @@ impl MqttSettings {
         self.check_credentials(&mut problems);
         let tls = broker.map(|b| b.tls).unwrap_or(true);
         self.check_tls(tls, &mut problems);
-        if self.commands {
-            problems.push(
-                Invalid::new("mqtt.commands", true, "commands are not implemented yet")
-                    .allowed("false"),
-            );
-        }
         problems.into_result()
     }
 

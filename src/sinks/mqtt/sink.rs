@@ -1,15 +1,20 @@
 //! The MQTT sink's task: records from the fan-out become messages in the [`Outbox`]; link
 //! reports move it along; reloads and model changes redo the discovery; the end flushes the
-//! queue, says `offline` and disconnects.
+//! queue, says `offline` and disconnects. Commands on `set` are parsed here, handed to the
+//! daemon, and answered on `set/result` once it applied or refused them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::QoS;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
+use super::command::{self, Request, Requests};
 use super::discovery::{self, Config, Device};
 use super::link::{self, Link, LinkEvent};
 use super::outbox::{Msg, Outbox, Pushed};
@@ -17,6 +22,7 @@ use super::topics::{self, LevelStats, Listened, Topics};
 use super::{MqttSection, MqttSettings};
 use crate::record::Record;
 use crate::sinks::{RunningModel, SinkContext, SinkHealth};
+use crate::validate::{Invalid, Problems};
 
 /// How long the end waits for the queue to reach the broker.
 const FLUSH: Duration = Duration::from_secs(4);
@@ -38,12 +44,15 @@ pub(super) struct MqttSink {
     birth_at: Option<Instant>,
     /// Whether this outage already logged a full queue.
     drop_logged: bool,
+    /// Where commands go, and their answers on the way back (with each command's id).
+    requests: Requests,
+    replies: JoinSet<(Option<Value>, Result<(), Problems>)>,
 }
 
-pub(super) async fn run(mut ctx: SinkContext<MqttSection>) {
+pub(super) async fn run(mut ctx: SinkContext<MqttSection>, requests: Requests) {
     let section = ctx.settings.borrow_and_update().clone();
     let model = ctx.model.borrow_and_update().clone();
-    let mut sink = MqttSink::new(section, model, ctx.health().clone());
+    let mut sink = MqttSink::new(section, model, ctx.health().clone(), requests);
     sink.connect();
     let mut ticker = level_ticker(&sink.section.mqtt);
     loop {
@@ -65,6 +74,7 @@ pub(super) async fn run(mut ctx: SinkContext<MqttSection>) {
                 sink.rediscover();
             }
             Some(ev) = next_event(&mut sink.link) => sink.on_link(ev),
+            Some(Ok((id, result))) = sink.replies.join_next() => sink.reply(id.as_ref(), &result),
             _ = ticker.tick() => sink.publish_level(),
             () = birth(sink.birth_at) => {
                 sink.birth_at = None;
@@ -110,7 +120,12 @@ fn birth_delay() -> Duration {
 }
 
 impl MqttSink {
-    fn new(section: MqttSection, model: Arc<RunningModel>, health: Arc<SinkHealth>) -> MqttSink {
+    fn new(
+        section: MqttSection,
+        model: Arc<RunningModel>,
+        health: Arc<SinkHealth>,
+        requests: Requests,
+    ) -> MqttSink {
         let topics = Topics::new(&section.mqtt.topic_prefix, &section.mqtt.node());
         let names = topics::listened(&section.listen, &model.labels, &model.groups);
         let outbox = Outbox::new(section.mqtt.queue);
@@ -128,6 +143,8 @@ impl MqttSink {
             outbox,
             birth_at: None,
             drop_logged: false,
+            requests,
+            replies: JoinSet::new(),
         }
     }
 
@@ -271,16 +288,59 @@ impl MqttSink {
                     self.birth_at = Some(Instant::now() + birth_delay());
                 }
             }
+            LinkEvent::Command(payload) => self.on_command(&payload),
             LinkEvent::Closed => {}
         }
     }
 
+    /// A payload on `set`: refused here if it is not a command, else handed to the daemon;
+    /// either way answered on `set/result`.
+    fn on_command(&mut self, payload: &[u8]) {
+        if !self.section.mqtt.commands {
+            return;
+        }
+        let (id, change) = command::parse(payload);
+        let change = match change {
+            Ok(c) => c,
+            Err(e) => {
+                info!(error = %e, "MQTT command refused");
+                return self.reply(id.as_ref(), &Err(e));
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        match self.requests.try_send(Request { change, reply }) {
+            Ok(()) => {
+                self.replies.spawn(async move {
+                    let stopping = || Invalid::new("set", "-", "hark is stopping").into();
+                    (id, answer.await.unwrap_or_else(|_| Err(stopping())))
+                });
+            }
+            Err(_) => {
+                let busy = Invalid::new("set", "-", "too many commands at once")
+                    .allowed("one at a time, after the answer to the last");
+                self.reply(id.as_ref(), &Err(busy.into()));
+            }
+        }
+    }
+
+    fn reply(&mut self, id: Option<&Value>, result: &Result<(), Problems>) {
+        let payload = command::result_payload(id, result);
+        let m = self.msg(self.topics.set_result(), payload, false, false);
+        self.push(m);
+    }
+
     fn subscribe(&self) {
+        let Some(l) = &self.link else {
+            return;
+        };
         let ha = &self.section.mqtt.homeassistant;
-        if let (Some(l), true) = (&self.link, ha.discovery) {
+        if ha.discovery {
             let _ = l
                 .client
                 .try_subscribe(format!("{}/status", ha.prefix), QoS::AtLeastOnce);
+        }
+        if self.section.mqtt.commands {
+            let _ = l.client.try_subscribe(self.topics.set(), QoS::AtLeastOnce);
         }
     }
 
@@ -297,6 +357,11 @@ impl MqttSink {
         for l in &self.names {
             let state = self.states.get(&l.slug).copied().unwrap_or("OFF");
             msgs.push(self.msg(self.topics.state(&l.slug), state.into(), true, false));
+            if self.section.mqtt.commands {
+                let muted = topics::is_muted(&l.name, &self.section.mute, &self.model.groups);
+                let state = if muted { "ON" } else { "OFF" };
+                msgs.push(self.msg(self.topics.mute(&l.slug), state.into(), true, false));
+            }
         }
         if let Some(last) = &self.last {
             msgs.push(self.msg(self.topics.last(), last.clone(), true, false));
@@ -318,6 +383,7 @@ impl MqttSink {
         let device = Device {
             prefix: &self.section.mqtt.homeassistant.prefix,
             model: &self.model.name,
+            commands: self.section.mqtt.commands,
         };
         discovery::configs(&self.topics, &device, &self.names)
     }
@@ -430,6 +496,7 @@ fn reconnects(a: &MqttSettings, b: &MqttSettings) -> bool {
             s.keepalive.to_bits(),
             (s.ca_file.clone(), s.cert_file.clone(), s.key_file.clone()),
             s.homeassistant.clone(),
+            s.commands,
         )
     };
     conn(a) != conn(b)

@@ -40,7 +40,19 @@ impl Topics {
     }
     /// `ON` / `OFF` of one listened name, retained.
     pub fn state(&self, slug: &str) -> String {
-        format!("{}/state/{slug}", self.base)
+        format!("{}/label/{slug}", self.base)
+    }
+    /// `ON` while one listened name is muted, retained: its Home Assistant switch's state.
+    pub fn mute(&self, slug: &str) -> String {
+        format!("{}/mute/{slug}", self.base)
+    }
+    /// Commands (`commands = true`).
+    pub fn set(&self) -> String {
+        format!("{}/set", self.base)
+    }
+    /// The answer to each command.
+    pub fn set_result(&self) -> String {
+        format!("{}/set/result", self.base)
     }
     /// Min / mean / max dBFS over `level_interval`.
     pub fn level(&self) -> String {
@@ -127,6 +139,15 @@ pub fn listened(listen: &[String], labels: &[String], groups: &Groups) -> Vec<Li
         });
     }
     out
+}
+
+/// Whether the listened `name` (a group or a lone label) is muted by `mute`: by its name or,
+/// for a group, by one of its labels.
+pub fn is_muted(name: &str, mute: &[String], groups: &Groups) -> bool {
+    mute.iter().any(|m| m == name)
+        || groups
+            .get(name)
+            .is_some_and(|members| members.iter().any(|l| mute.contains(l)))
 }
 
 /// The event record as the socket sends it, plus `node`.
