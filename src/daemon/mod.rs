@@ -52,12 +52,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     for key in &loaded.unknown {
         tracing::warn!(key = %key, "unknown config key ignored");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("hark-io")
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")?;
+    let rt = io_runtime()?;
     let _in_runtime = rt.enter();
     // Before anything that may block: a FIFO input blocks until its writer comes.
     let handlers = signals::install(&shutdown)?;
@@ -127,6 +122,16 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
     result?;
     anyhow::ensure!(sinks_ok, "a sink failed; see the log above");
     Ok(())
+}
+
+/// The one-worker tokio runtime (`hark-io`) of the sinks and signals.
+fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hark-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")
 }
 
 /// Every sink, each with its section of the settings. A new sink is one more line here (see
