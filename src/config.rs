@@ -19,6 +19,7 @@ use crate::pipeline::smoothing::SmoothingSettings;
 use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::pipeline::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
 use crate::sinks::hooks::{validate_hooks, HookSettings};
+use crate::sinks::http::HttpSettings;
 use crate::sinks::mqtt::MqttSettings;
 use crate::sinks::socket::SocketSettings;
 use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
@@ -127,6 +128,8 @@ pub struct Settings {
     pub hooks: Vec<HookSettings>,
     /// `[mqtt]`: a broker and Home Assistant discovery; off by default.
     pub mqtt: MqttSettings,
+    /// `[http]`: the web page, its API and `/metrics`; off by default.
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -152,6 +155,7 @@ impl Settings {
         problems.absorb(self.socket.validate());
         problems.absorb(validate_hooks(&self.hooks));
         problems.absorb(self.mqtt.validate());
+        problems.absorb(self.http.validate());
         problems.into_result()
     }
 

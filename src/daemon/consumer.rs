@@ -12,6 +12,7 @@ use super::Input;
 use crate::capture::Capture;
 use crate::config::Settings;
 use crate::model::Model;
+use crate::pipeline::tap::Taps;
 use crate::pipeline::{self, Consumer, Outcome};
 use crate::record::Record;
 use crate::shutdown::Shutdown;
@@ -27,6 +28,7 @@ pub(super) struct ConsumerThread {
     pub(super) model_info: watch::Sender<Arc<RunningModel>>,
     pub(super) commands: mpsc::Receiver<ToConsumer>,
     pub(super) shutdown: Shutdown,
+    pub(super) taps: Taps,
 }
 
 impl ConsumerThread {
@@ -50,12 +52,14 @@ impl ConsumerThread {
             model_info,
             commands,
             shutdown,
+            taps,
         } = self;
         let mut emit = |r: Record| fanout.publish(r);
-        let mut supervisor = DaemonSupervisor::from_env();
-        let mut consumer = new_consumer(model, &settings, &input);
+        let mut supervisor = DaemonSupervisor::from_env().with_heartbeat(taps.heartbeat.clone());
+        let mut consumer = new_consumer(model, &settings, &input, &taps);
         super::systemd::ready(&format!("listening on {}", capture.name));
         loop {
+            taps.set_source(&capture.name);
             tracing::info!(
                 source = %capture.name,
                 rate = capture.sample_rate,
@@ -97,7 +101,7 @@ impl ConsumerThread {
                         capture = c;
                     }
                     let position = consumer.position();
-                    consumer = new_consumer(model, &new, &input);
+                    consumer = new_consumer(model, &new, &input, &taps);
                     consumer.seek(position);
                     settings = new;
                     tracing::info!(model = %consumer.model().manifest().name, "pipeline rebuilt");
@@ -107,8 +111,9 @@ impl ConsumerThread {
     }
 }
 
-fn new_consumer(model: Model, settings: &Settings, input: &Input) -> Consumer {
+fn new_consumer(model: Model, settings: &Settings, input: &Input, taps: &Taps) -> Consumer {
     let mut consumer = Consumer::new(model, settings.live());
+    consumer.set_taps(taps.clone());
     consumer.set_lossless(input.is_lossless());
     consumer.set_stall_timeout(input.stall_timeout(settings));
     consumer

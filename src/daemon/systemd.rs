@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::pipeline::tap::Heartbeat;
+
 /// Tell systemd the daemon is ready (model loaded, capture started).
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
@@ -68,6 +70,8 @@ impl crate::pipeline::Supervisor for Watchdog {
 pub struct DaemonSupervisor {
     watchdog: Watchdog,
     stall: Option<Stall>,
+    /// Beats with every watchdog tick, for `/healthz` (the web sink).
+    heartbeat: Option<Heartbeat>,
 }
 
 impl DaemonSupervisor {
@@ -75,13 +79,23 @@ impl DaemonSupervisor {
         DaemonSupervisor {
             watchdog: Watchdog::from_env(),
             stall: Stall::from_env(),
+            heartbeat: None,
         }
+    }
+
+    /// Also beat `heartbeat` whenever the watchdog is fed.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> DaemonSupervisor {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 }
 
 impl crate::pipeline::Supervisor for DaemonSupervisor {
     fn tick(&mut self) {
         self.watchdog.tick();
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
     }
 
     fn before_window(&mut self, windows: u64) {

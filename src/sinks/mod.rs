@@ -10,7 +10,7 @@
 //!
 //! The sinks: `socket` (the Unix socket protocol, `docs/protocol.md`), `hooks` (the user's
 //! programs on events), `mqtt` (a broker and Home Assistant, `docs/mqtt.md`), `stdout`
-//! (`hark run --print`). Adding one is described in
+//! (`hark run --print`), `http` (the web page, its API and `/metrics`, `docs/http.md`). Adding one is described in
 //! ARCHITECTURE.md ("How to add a sink").
 //!
 //! Must not: hold up the consumer, know the config loader (a sink sees only its section), or
@@ -18,6 +18,7 @@
 
 mod fanout;
 pub mod hooks;
+pub mod http;
 pub mod mqtt;
 pub mod socket;
 pub mod stdout;

@@ -76,6 +76,8 @@ const KEYS: &[Key] = &[
     key("decision", "hold", 0.0, 3600.0),
     whole(key("socket", "max_subscribers", 1.0, 4096.0)),
     whole(key("socket", "queue", 1.0, 65_536.0)),
+    whole(key("http", "max_clients", 1.0, 1024.0)),
+    above(key("http", "stall_timeout", 0.0, 3600.0)),
 ];
 
 impl Key {

@@ -21,6 +21,7 @@ mod daemon_socket;
 mod frontend_golden;
 mod groups;
 mod hooks;
+mod http;
 mod lifecycle;
 mod memory;
 mod models;
