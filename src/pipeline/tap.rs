@@ -98,17 +98,17 @@ impl InferenceTimes {
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, cumulative counts per bound in [`INFERENCE_BUCKETS`] then +Inf).
+    /// (sum in seconds, count, counts per bucket: each bound of [`INFERENCE_BUCKETS`], then
+    /// `f64::MAX` for the rest), as prometheus-client encodes histograms.
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut total = 0;
-        let mut cumulative = Vec::with_capacity(INFERENCE_BUCKETS.len() + 1);
-        let bounds = INFERENCE_BUCKETS.iter().copied().chain([f64::INFINITY]);
-        for (bound, n) in bounds.zip(&self.0.buckets) {
-            total += n.load(Ordering::Relaxed);
-            cumulative.push((bound, total));
-        }
+        let bounds = INFERENCE_BUCKETS.iter().copied().chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.0.buckets)
+            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = self.0.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        (sum, total, cumulative)
+        (sum, count, buckets)
     }
 }
 
@@ -239,7 +239,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_counts_cumulatively() {
+    fn histogram_counts_per_bucket() {
         let h = InferenceTimes::default();
         h.observe(Duration::from_micros(500));
         h.observe(Duration::from_millis(7));
@@ -248,8 +248,8 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 3.0075).abs() < 1e-6, "{sum}");
         assert_eq!(buckets[0], (0.001, 1));
-        assert_eq!(buckets[3], (0.01, 2));
-        assert_eq!(buckets.last().unwrap().1, 3);
+        assert_eq!(buckets[3], (0.01, 1));
+        assert_eq!(buckets.last(), Some(&(f64::MAX, 1)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -17,8 +17,11 @@ use prometheus_client::registry::{Registry, Unit};
 use super::server::{App, Shared};
 use crate::record::{Record, SinksHealth};
 
-/// What prometheus-client's text encoder writes (OpenMetrics 1.0, which Prometheus reads).
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// What prometheus-client's text encoder writes (OpenMetrics 1.0), for clients that ask for
+/// it (Prometheus does).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format, for everyone else (`curl`, `promtool check metrics`).
+const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Sink counters with a name of their own: (sink, counter, metric, is a counter, help).
 const KNOWN: &[(&str, &str, &str, bool, &str)] = &[
@@ -131,14 +134,57 @@ const KNOWN: &[(&str, &str, &str, bool, &str)] = &[
     ),
 ];
 
-pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let mut registry = Registry::with_prefix("hark");
     registry.register_collector(Box::new(Scrape(app.shared.clone())));
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         tracing::error!(error = %e, "encoding metrics");
     }
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, CLASSIC)], classic(&text)).into_response()
+    }
+}
+
+/// OpenMetrics text as the classic Prometheus format: a counter's HELP and TYPE name its
+/// samples (`x_total`), and there are no UNIT or EOF lines.
+fn classic(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|l| l.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(name) { "_total" } else { "" };
+                out.push_str(&format!("{prefix}{name}{total} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// One scrape's view of the sink's shared state.
@@ -349,6 +395,17 @@ fn resident_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_samples() {
+        let om = "# HELP hark_windows Windows.\n# TYPE hark_windows counter\nhark_windows_total 8\n\
+            # HELP hark_up Up.\n# TYPE hark_up gauge\n# UNIT hark_up seconds\nhark_up 1.0\n# EOF\n";
+        assert_eq!(
+            classic(om),
+            "# HELP hark_windows_total Windows.\n# TYPE hark_windows_total counter\nhark_windows_total 8\n\
+             # HELP hark_up Up.\n# TYPE hark_up gauge\nhark_up 1.0\n"
+        );
+    }
 
     #[test]
     fn process_figures_are_read() {
