@@ -175,7 +175,11 @@ fn classic(openmetrics: &str) -> String {
         match meta {
             Some((prefix, rest)) => {
                 let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let total = if counters.contains(name) { "_total" } else { "" };
+                let total = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
                 out.push_str(&format!("{prefix}{name}{total} {tail}\n"));
             }
             None => {
@@ -230,38 +234,8 @@ impl Collector for Scrape {
             };
             (b.status.clone(), level, b.started_per_name.clone())
         };
-        if let Some(Record::Status {
-            overruns,
-            windows,
-            skipped_windows,
-            sinks,
-            ..
-        }) = status.as_deref()
-        {
-            counter(
-                &mut e,
-                "windows",
-                "Windows scored (gated ones included).",
-                None,
-                *windows,
-            )?;
-            counter(
-                &mut e,
-                "skipped_windows",
-                "Windows skipped to catch up with real time.",
-                None,
-                *skipped_windows,
-            )?;
-            counter(
-                &mut e,
-                "ring_overrun_samples",
-                "Samples the capture ring could not take.",
-                None,
-                *overruns,
-            )?;
-            if let Some(sinks) = sinks {
-                encode_sinks(&mut e, sinks)?;
-            }
+        if let Some(status) = status.as_deref() {
+            encode_status(&mut e, status)?;
         }
         if let Some(level) = level {
             gauge(
@@ -306,6 +280,45 @@ impl Collector for Scrape {
         )?;
         encode_process(&mut e)
     }
+}
+
+/// The pipeline's counters from a `status` record, and every sink's.
+fn encode_status(e: &mut DescriptorEncoder, status: &Record) -> fmt::Result {
+    let Record::Status {
+        overruns,
+        windows,
+        skipped_windows,
+        sinks,
+        ..
+    } = status
+    else {
+        return Ok(());
+    };
+    counter(
+        e,
+        "windows",
+        "Windows scored (gated ones included).",
+        None,
+        *windows,
+    )?;
+    counter(
+        e,
+        "skipped_windows",
+        "Windows skipped to catch up with real time.",
+        None,
+        *skipped_windows,
+    )?;
+    counter(
+        e,
+        "ring_overrun_samples",
+        "Samples the capture ring could not take.",
+        None,
+        *overruns,
+    )?;
+    if let Some(sinks) = sinks {
+        encode_sinks(e, sinks)?;
+    }
+    Ok(())
 }
 
 /// Every sink counter: known ones by their own name, `lagged` per sink, the rest as
@@ -398,7 +411,8 @@ mod tests {
 
     #[test]
     fn the_classic_format_names_counters_by_their_samples() {
-        let om = "# HELP hark_windows Windows.\n# TYPE hark_windows counter\nhark_windows_total 8\n\
+        let om =
+            "# HELP hark_windows Windows.\n# TYPE hark_windows counter\nhark_windows_total 8\n\
             # HELP hark_up Up.\n# TYPE hark_up gauge\n# UNIT hark_up seconds\nhark_up 1.0\n# EOF\n";
         assert_eq!(
             classic(om),
