@@ -5,11 +5,13 @@
 # The states alternate, ROUNDS times, so that load from other processes falls on all of them.
 # CPU = utime + stime from /proc/PID/stat over SECONDS after 5 s of warm-up.
 # Usage: nice -n 10 benches/http.sh [SECONDS=30] [ROUNDS=2]    (needs sox, curl)
+#        HARK_PREBUILT=1 HARK=/path/to/hark benches/http.sh ...   (no cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-30}
 ROUNDS=${2:-2}
-cargo build --release -q
+HARK=${HARK:-target/release/hark}
+[ -n "${HARK_PREBUILT:-}" ] || cargo build --release -q
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 noise="$work/noise.wav"
@@ -24,7 +26,7 @@ cpu_of() { awk '{ split($0, a, ") "); split(a[2], f, " "); print f[12] + f[13] }
 measure() { # state -> prints "state cpu%"
     local state=$1 conf=on streams=()
     [ "$state" = off ] && conf=off
-    ./target/release/hark --log error run --config "$work/$conf.toml" --no-socket --print none \
+    "$HARK" --log error run --config "$work/$conf.toml" --no-socket --print none \
         --input "$noise" &
     local pid=$!
     sleep 3
