@@ -20,6 +20,7 @@ use crate::pipeline::{LiveSettings, PipelineSettings};
 use crate::pipeline::{MAX_INTERVAL_SECONDS, MAX_WINDOW_SECONDS};
 use crate::sinks::clips::ClipsSettings;
 use crate::sinks::hooks::{validate_hooks, HookSettings};
+use crate::sinks::http::HttpSettings;
 use crate::sinks::mqtt::MqttSettings;
 use crate::sinks::socket::SocketSettings;
 use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
@@ -134,6 +135,8 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     /// `[clips]`: a sound clip and a picture of every event; off by default.
     pub clips: ClipsSettings,
+    /// `[http]`: the web page, its API and `/metrics`; off by default.
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -160,6 +163,7 @@ impl Settings {
         problems.absorb(validate_hooks(&self.hooks));
         problems.absorb(self.mqtt.validate());
         problems.absorb(self.clips.validate());
+        problems.absorb(self.http.validate());
         problems.into_result()
     }
 

@@ -15,6 +15,7 @@ use super::Input;
 use crate::capture::Capture;
 use crate::config::Settings;
 use crate::model::Model;
+use crate::pipeline::tap::Taps;
 use crate::pipeline::{self, Consumer, Outcome};
 use crate::record::Record;
 use crate::shutdown::Shutdown;
@@ -33,6 +34,7 @@ pub(super) struct ConsumerThread {
     pub(super) shutdown: Shutdown,
     /// The clips sink's end on this thread; None when it was not started.
     pub(super) clips: Option<ClipTap>,
+    pub(super) taps: Taps,
 }
 
 impl ConsumerThread {
@@ -57,18 +59,20 @@ impl ConsumerThread {
             commands,
             shutdown,
             clips,
+            taps,
         } = self;
         // Shared by `emit` and the supervisor, which the pipeline never calls one inside the other.
         let recorder = RefCell::new(Recorder::new(clips, ring_slack(&model, &settings)));
         let mut emit = |r: Record| fanout.publish(recorder.borrow_mut().on_record(r));
-        let mut daemon = DaemonSupervisor::from_env();
+        let mut daemon = DaemonSupervisor::from_env().with_heartbeat(taps.heartbeat.clone());
         let mut supervisor = Tapped {
             inner: &mut daemon,
             clips: &recorder,
         };
-        let mut consumer = new_consumer(model, &settings, &input);
+        let mut consumer = new_consumer(model, &settings, &input, &taps);
         super::systemd::ready(&format!("listening on {}", capture.name));
         loop {
+            taps.set_source(&capture.name);
             tracing::info!(
                 source = %capture.name,
                 rate = capture.sample_rate,
@@ -112,7 +116,7 @@ impl ConsumerThread {
                     }
                     let position = consumer.position();
                     recorder.borrow_mut().set_slack(ring_slack(&model, &new));
-                    consumer = new_consumer(model, &new, &input);
+                    consumer = new_consumer(model, &new, &input, &taps);
                     consumer.seek(position);
                     settings = new;
                     tracing::info!(model = %consumer.model().manifest().name, "pipeline rebuilt");
@@ -160,8 +164,9 @@ fn ring_slack(model: &Model, settings: &Settings) -> f64 {
         + settings.pipeline.max_backlog
 }
 
-fn new_consumer(model: Model, settings: &Settings, input: &Input) -> Consumer {
+fn new_consumer(model: Model, settings: &Settings, input: &Input, taps: &Taps) -> Consumer {
     let mut consumer = Consumer::new(model, settings.live());
+    consumer.set_taps(taps.clone());
     consumer.set_lossless(input.is_lossless());
     consumer.set_stall_timeout(input.stall_timeout(settings));
     consumer

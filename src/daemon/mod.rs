@@ -27,7 +27,7 @@ use crate::config::{self, Settings, Sources};
 use crate::model::Model;
 use crate::pipeline::decision::{active_groups, Groups};
 use crate::shutdown::Shutdown;
-use crate::sinks::{clips, hooks, mqtt, socket, stdout, RunningModel};
+use crate::sinks::{clips, hooks, http, mqtt, socket, stdout, RunningModel};
 use consumer::ConsumerThread;
 pub use input::Input;
 pub use signals::Rebuild;
@@ -106,6 +106,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
         commands: commands_rx,
         shutdown: shutdown.clone(),
         clips: clip_link.take(),
+        taps: sinks.taps(),
     }
     .spawn()?;
     let result = worker
@@ -113,7 +114,7 @@ pub fn run(opts: RunOptions, shutdown: Shutdown) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))
         .and_then(|r| r);
     if result.is_ok() && !opts.exit_at_end {
-        idle_until(&shutdown);
+        idle_until(&shutdown, &sinks.taps().heartbeat);
     }
     systemd::stopping();
     shutdown.trigger();
@@ -162,6 +163,10 @@ fn start_sinks(
         settings,
         hooks::start,
     );
+    let taps = sinks.taps();
+    sinks.spawn("http", http::COUNTERS, http_section, settings, |ctx| {
+        http::start(ctx, taps)
+    });
     sinks.spawn(
         "mqtt",
         mqtt::COUNTERS,
@@ -187,13 +192,27 @@ fn start_sinks(
     Ok(sinks)
 }
 
+/// The web sink's section: `[http]` and where the clips are.
+fn http_section(s: &Settings) -> http::HttpSection {
+    http::HttpSection {
+        http: s.http.clone(),
+        clips_dir: clips_dir(s),
+    }
+}
+
+/// The folder `/clips/` serves from; None while clips are off.
+fn clips_dir(s: &Settings) -> Option<std::path::PathBuf> {
+    s.clips.enabled.then(|| s.clips.dir.clone())
+}
+
 /// The input ended but the daemon keeps serving subscribers until told to stop; it is idle,
 /// not wedged, so systemd's watchdog keeps being fed.
-fn idle_until(shutdown: &Shutdown) {
+fn idle_until(shutdown: &Shutdown, heartbeat: &crate::pipeline::tap::Heartbeat) {
     let mut watchdog = systemd::Watchdog::from_env();
     let step = Duration::from_millis(50);
     while !shutdown.sleep(Duration::from_secs(3600), step, &mut || {
-        crate::pipeline::Supervisor::tick(&mut watchdog)
+        crate::pipeline::Supervisor::tick(&mut watchdog);
+        heartbeat.beat();
     }) {}
 }
 

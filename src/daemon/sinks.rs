@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::pipeline::decision::{active_groups, Groups};
+use crate::pipeline::tap::Taps;
 use crate::shutdown::Shutdown;
 use crate::sinks::{Fanout, RunningModel, SinkContext};
 
@@ -30,6 +31,8 @@ pub(super) struct SinkSet {
     threads: Vec<(&'static str, std::thread::JoinHandle<()>)>,
     /// Set when a sink died: the daemon then exits with an error.
     failed: Arc<AtomicBool>,
+    /// What the consumer shares besides records (the web sink reads them).
+    taps: Taps,
 }
 
 impl SinkSet {
@@ -42,7 +45,13 @@ impl SinkSet {
             tasks: Vec::new(),
             threads: Vec::new(),
             failed: Arc::default(),
+            taps: Taps::default(),
         }
+    }
+
+    /// The consumer's taps, for the consumer and the sinks that read them.
+    pub(super) fn taps(&self) -> Taps {
+        self.taps.clone()
     }
 
     /// The publishing side, for the consumer.

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::pipeline::tap::Heartbeat;
+
 /// Tell systemd the daemon is ready (model loaded, capture started).
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
@@ -70,6 +72,8 @@ pub struct DaemonSupervisor {
     stall: Option<Stall>,
     /// `HARK_FAULT_PANIC=consumer`: panic before the first window.
     panic: bool,
+    /// Beats with every watchdog tick, for `/healthz` (the web sink).
+    heartbeat: Option<Heartbeat>,
 }
 
 impl DaemonSupervisor {
@@ -78,13 +82,23 @@ impl DaemonSupervisor {
             watchdog: Watchdog::from_env(),
             stall: Stall::from_env(),
             panic: crate::sinks::fault_panic_for("consumer"),
+            heartbeat: None,
         }
+    }
+
+    /// Also beat `heartbeat` whenever the watchdog is fed.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> DaemonSupervisor {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 }
 
 impl crate::pipeline::Supervisor for DaemonSupervisor {
     fn tick(&mut self) {
         self.watchdog.tick();
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
     }
 
     fn before_window(&mut self, windows: u64) {

@@ -8,8 +8,9 @@ use super::decision::Decider;
 use super::run::Supervisor;
 use super::settings::LiveSettings;
 use super::smoothing::Smoother;
+use super::tap::{self, Taps};
 use super::PipelineError;
-use crate::frontend::StreamingFrontend;
+use crate::frontend::{MelFrontend, StreamingFrontend};
 use crate::model::Model;
 use crate::record::{micros_rfc3339, now_rfc3339, Record};
 use crate::windowing::top_k;
@@ -62,6 +63,9 @@ pub struct Consumer {
     pub(crate) lossless: bool,
     /// The scores of a gated window (all zero), kept so that gating allocates nothing.
     gated_scores: Vec<f32>,
+    /// Observers beyond the records (the web page), with the front end that draws its
+    /// spectrogram; None when nobody taps (`hark classify`, tests).
+    taps: Option<Tapping>,
 }
 
 impl Consumer {
@@ -86,7 +90,18 @@ impl Consumer {
             lossless: false,
             stall_timeout: None,
             gated_scores: vec![0.0; labels.len()],
+            taps: None,
         }
+    }
+
+    /// Share inference times and, while watched, spectrogram columns through `taps`.
+    pub fn set_taps(&mut self, taps: Taps) {
+        let display = tap::display_frontend(self.model.mel_frontend(), self.model.sample_rate());
+        self.taps = Some(Tapping {
+            taps,
+            display,
+            hop: self.model.hop_samples(),
+        });
     }
 
     /// Treat a device that delivers no samples for `timeout` as lost.
@@ -202,8 +217,12 @@ impl Consumer {
         } else {
             infer(&mut self.model, &mut self.streaming, samples)?
         };
-        self.counters.inference += began.elapsed();
+        let took = began.elapsed();
+        self.counters.inference += took;
         self.counters.windows += 1;
+        if let Some(t) = &self.taps {
+            t.feed(t0, samples, (!gated).then_some(took));
+        }
         supervisor.scored(t0, t1, raw);
         // The wall clock when the scores are known: what a subscriber's latency is measured from.
         let time = now_rfc3339();
@@ -252,6 +271,31 @@ impl Consumer {
             level_db: self.last_level,
             message,
             sinks: None,
+        }
+    }
+}
+
+/// The consumer's taps, with what feeding them needs.
+struct Tapping {
+    taps: Taps,
+    /// The front end that draws the spectrogram.
+    display: Option<MelFrontend>,
+    /// Samples per hop at the model's rate.
+    hop: usize,
+}
+
+impl Tapping {
+    /// The inference time of a scored window, and while someone watches, the spectrogram's
+    /// columns of the window's newest hop (starting at stream second `t0`).
+    fn feed(&self, t0: f64, samples: &[f32], took: Option<Duration>) {
+        if let Some(took) = took {
+            self.taps.inference.observe(took);
+        }
+        let watched = self.taps.spectrum.watched();
+        if let Some(fe) = self.display.as_ref().filter(|_| watched) {
+            self.taps
+                .spectrum
+                .send(tap::columns(fe, samples, self.hop, t0));
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - `smoothing`, `decision`: the pure stages after the model.
 //! - `settings`: `[pipeline]` and the live settings a reload may change.
 //! - `watch`: arrival marks (latency) and the silence watchdog.
+//! - `tap`: what observers see besides records (heartbeat, inference times, spectrogram
+//!   columns), free when nobody looks.
 //!
 //! Architecture invariant: the consumer skips windows rather than let the capture ring
 //! overflow; memory is bounded by `max_backlog`. Must not: know about sinks, the config
@@ -25,6 +27,7 @@ pub mod decision;
 mod run;
 mod settings;
 pub mod smoothing;
+pub mod tap;
 mod watch;
 
 pub use consumer::{level_dbfs, Consumer, Counters};

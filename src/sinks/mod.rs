@@ -10,7 +10,8 @@
 //!
 //! The sinks: `socket` (the Unix socket protocol, `docs/protocol.md`), `hooks` (the user's
 //! programs on events), `mqtt` (a broker and Home Assistant, `docs/mqtt.md`), `stdout`
-//! (`hark run --print`), `clips` (a sound clip and a picture of every event, `docs/clips.md`). Adding one is described in
+//! (`hark run --print`), `clips` (a sound clip and a picture of every event, `docs/clips.md`),
+//! `http` (the web page, its API and `/metrics`, `docs/http.md`). Adding one is described in
 //! ARCHITECTURE.md ("How to add a sink").
 //!
 //! Must not: hold up the consumer, know the config loader (a sink sees only its section), or
@@ -19,6 +20,7 @@
 pub mod clips;
 mod fanout;
 pub mod hooks;
+pub mod http;
 pub mod mqtt;
 pub mod socket;
 pub mod stdout;

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod alsa;
+pub mod chromium;
 pub mod cli;
 pub mod daemon;
 pub mod hark;

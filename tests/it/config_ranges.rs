@@ -84,6 +84,8 @@ const KEYS: &[Key] = &[
     // Also a string with K/M/G/T or a percent (tests/it/clips.rs, the unit tests).
     whole(key("clips", "max_disk", 0.0, 1_125_899_906_842_624.0)),
     whole(key("clips", "min_free", 0.0, 1_125_899_906_842_624.0)),
+    whole(key("http", "max_clients", 1.0, 1024.0)),
+    above(key("http", "stall_timeout", 0.0, 3600.0)),
 ];
 
 impl Key {

@@ -25,6 +25,7 @@ mod frontend_golden;
 mod fuzz_regressions;
 mod groups;
 mod hooks;
+mod http;
 mod lifecycle;
 mod memory;
 mod models;

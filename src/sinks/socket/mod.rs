@@ -29,6 +29,8 @@ use crate::validate::{count_in, Checked, Invalid, Problems};
 
 pub use bind::{bind, default_socket_path, SocketListener};
 pub use hub::Hub;
+/// The socket's filters, for the web sink's stream, which filters the same way.
+pub(crate) use protocol::{kind_bit, parse_request, Filter};
 pub use protocol::{Hello, MAX_REQUEST_LINE, PROTOCOL_VERSION};
 pub use serve::serve;
 pub use sink::{hello, start, COUNTERS};

@@ -43,7 +43,7 @@ pub struct Hello {
 
 impl Hello {
     /// What a request's `labels` may name: the labels and the groups.
-    pub(super) fn names(&self) -> Arc<[String]> {
+    pub(crate) fn names(&self) -> Arc<[String]> {
         let mut names = self.labels.clone();
         names.extend(self.groups.keys().cloned());
         names.into()
@@ -83,7 +83,7 @@ impl ControlLine<'_> {
 /// What one subscriber wants: a set of record types, and for event records a set of labels
 /// (empty = all).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Filter {
+pub(crate) struct Filter {
     /// Bit i set = `KINDS[i]` wanted.
     pub(super) kinds: u8,
     pub(super) labels: Vec<String>,
@@ -99,14 +99,14 @@ impl Default for Filter {
     }
 }
 
-pub(super) fn kind_bit(kind: &str) -> Option<u8> {
+pub(crate) fn kind_bit(kind: &str) -> Option<u8> {
     KINDS.iter().position(|k| *k == kind).map(|i| 1 << i)
 }
 
 impl Filter {
     /// Whether a record of kind `bit` with `label` (of `group`, if any) is wanted: a label
     /// filter matches the label or its group.
-    pub(super) fn wants(&self, bit: u8, label: Option<&str>, group: Option<&str>) -> bool {
+    pub(crate) fn wants(&self, bit: u8, label: Option<&str>, group: Option<&str>) -> bool {
         self.kinds & bit != 0
             && match label {
                 Some(label) if !self.labels.is_empty() => self
@@ -138,7 +138,7 @@ pub(super) struct Request {
 /// Parses one request line into the subscriber's new filter. `Ok(None)` for a blank line.
 /// Keys left out keep their current value. `known` are the model's labels (empty = accept
 /// any label).
-pub(super) fn parse_request(
+pub(crate) fn parse_request(
     line: &[u8],
     current: &Filter,
     known: &[String],
