@@ -86,6 +86,13 @@ impl Supervisor for Windows<'_, '_> {
     }
 }
 
+/// Seconds of audio `path`'s header declares, if it opens and says (for progress).
+pub fn declared_seconds(path: &Path) -> Option<f64> {
+    crate::audio::AudioReader::open(path)
+        .ok()?
+        .declared_seconds()
+}
+
 /// Classify `path` with `model`, block by block, calling `found` for every window and every
 /// ended event in stream order. The model comes back whatever happened, for the next file.
 pub fn classify_file(

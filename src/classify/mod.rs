@@ -19,5 +19,5 @@ mod jobs;
 mod summary;
 
 pub use file::{classify_file, ClassifyError, FileReport, Found, OfflineSettings};
-pub use jobs::{audio_files, classify_files, JobMessage};
+pub use jobs::{audio_files, classify_files, Formatter, JobMessage, Progress};
 pub use summary::{Heard, Summarizer};

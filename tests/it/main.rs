@@ -13,6 +13,7 @@ mod common;
 
 mod audio_decode;
 mod classify;
+mod classify_terminal;
 mod config_layers;
 mod config_ranges;
 mod daemon_hooks;
