@@ -51,8 +51,9 @@ pub struct ClassifyArgs {
     /// No progress bars (they are drawn on stderr only when it is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Accepted for compatibility and checked (1 to 256), but windows now stream through the
-    /// pipeline one at a time: the scores are the same (BENCHMARKS.md has what batching saved).
+    /// Windows per model call (1 to 256), grouped from the start of each file. Batching saves
+    /// CPU (BENCHMARKS.md); the scores agree with one window at a time (`--batch 1`, what
+    /// `hark run` computes) to about 1e-6, not bit for bit.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
     /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count), or folders to search
@@ -73,8 +74,12 @@ impl ClassifyArgs {
     /// The settings the pipeline runs with: `hark run`'s with --events, else the defaults
     /// (whose smoothing does not touch the raw scores printed per window).
     fn settings(&self, labels: &[String]) -> anyhow::Result<OfflineSettings> {
+        let batch = usize::from(self.batch);
         if !self.events {
-            return Ok(OfflineSettings::default());
+            return Ok(OfflineSettings {
+                batch,
+                ..OfflineSettings::default()
+            });
         }
         let loaded = config::load(&Sources {
             file: self.config.clone(),
@@ -89,6 +94,7 @@ impl ClassifyArgs {
         Ok(OfflineSettings {
             live: settings.live(),
             ring_seconds: settings.capture.ring_seconds,
+            batch,
         })
     }
 
