@@ -148,7 +148,10 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     match interrupts.exit_code() {
         Some(code) => {
             let left = files.len() - finished.as_ref().map_or(0, |f| f.classified);
-            eprintln!("hark: interrupted; {left} of {} files not classified", files.len());
+            eprintln!(
+                "hark: interrupted; {left} of {} files not classified",
+                files.len()
+            );
             Ok(code)
         }
         None => finished.map(|f| f.code),
@@ -285,8 +288,11 @@ impl<'a> Writer<'a> {
         if !self.bars.active() {
             return stdout.write_all(text.as_bytes());
         }
-        self.bars
-            .suspend(|| stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()))
+        self.bars.suspend(|| {
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+        })
     }
 
     fn finish(mut self) -> anyhow::Result<Finished> {

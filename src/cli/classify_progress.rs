@@ -97,12 +97,14 @@ fn style(with_length: bool) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .expect("the progress template is valid")
         .progress_chars("=> ")
-        .with_key("audio_pos", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            clock(s.pos(), w)
-        })
-        .with_key("audio_len", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            clock(s.len().unwrap_or(0), w)
-        })
+        .with_key(
+            "audio_pos",
+            |s: &ProgressState, w: &mut dyn std::fmt::Write| clock(s.pos(), w),
+        )
+        .with_key(
+            "audio_len",
+            |s: &ProgressState, w: &mut dyn std::fmt::Write| clock(s.len().unwrap_or(0), w),
+        )
         .with_key("speed", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
             // Milliseconds of audio per wall second / 1000: audio seconds per second.
             let _ = write!(w, "{:.0}", s.per_sec() / 1000.0);

@@ -37,10 +37,12 @@ impl Interrupts {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?;
-        let thread = std::thread::Builder::new().name("hark-signals".into()).spawn({
-            let (signal, done, shutdown) = (signal.clone(), done.clone(), shutdown.clone());
-            move || runtime.block_on(serve(signal, done, shutdown, ready_tx))
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("hark-signals".into())
+            .spawn({
+                let (signal, done, shutdown) = (signal.clone(), done.clone(), shutdown.clone());
+                move || runtime.block_on(serve(signal, done, shutdown, ready_tx))
+            })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Interrupts {
                 signal,

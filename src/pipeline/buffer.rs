@@ -178,10 +178,18 @@ mod tests {
         while let Some(span) = b.next_span(100) {
             // Spans index the buffer as it was before any advance.
             let shift = (b.start - a.start) as usize;
-            one_by_one.push((span.start, span.from + shift, span.to + shift, span.fresh + shift));
+            one_by_one.push((
+                span.start,
+                span.from + shift,
+                span.to + shift,
+                span.fresh + shift,
+            ));
             b.advance(span, 100, 50);
         }
-        let ahead: Vec<_> = ahead.iter().map(|s| (s.start, s.from, s.to, s.fresh)).collect();
+        let ahead: Vec<_> = ahead
+            .iter()
+            .map(|s| (s.start, s.from, s.to, s.fresh))
+            .collect();
         assert_eq!(ahead, one_by_one[..5]);
         let mut all = Vec::new();
         a.spans(100, 50, 100, &mut all);

@@ -213,7 +213,9 @@ impl Piece {
         let hop = consumer.model.hop_samples() as u64;
         while !shutdown.is_triggered() {
             let mut spans = std::mem::take(&mut self.spans);
-            consumer.buffer.spans(window, hop, consumer.batch, &mut spans);
+            consumer
+                .buffer
+                .spans(window, hop, consumer.batch, &mut spans);
             if spans.is_empty() || (spans.len() < consumer.batch && !at_end) {
                 self.spans = spans;
                 break;

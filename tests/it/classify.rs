@@ -52,7 +52,11 @@ fn windows(lines: &[Value]) -> Vec<&Value> {
 }
 
 /// Asserts that the streamed windows of `classify --json -k 5` are `whole`'s, bit for bit.
-fn assert_same_windows(streamed: &[&Value], whole: &[hark::windowing::WindowScores], model: &Model) {
+fn assert_same_windows(
+    streamed: &[&Value],
+    whole: &[hark::windowing::WindowScores],
+    model: &Model,
+) {
     assert_eq!(streamed.len(), whole.len());
     for (s, w) in streamed.iter().zip(whole) {
         assert_eq!(

@@ -139,7 +139,11 @@ fn ctrl_c_stops_promptly_with_130_and_leaves_no_half_written_label_file() {
     let o = child.wait_with_output().unwrap();
     eprintln!("classify stopped {stopped_in:?} after SIGINT");
     assert_eq!(status.code(), Some(130), "{}", stderr(&o));
-    assert_eq!(names(&out), Vec::<String>::new(), "no partial, no half file");
+    assert_eq!(
+        names(&out),
+        Vec::<String>::new(),
+        "no partial, no half file"
+    );
     let err = stderr(&o);
     assert!(err.contains("interrupted"), "{err}");
     assert!(err.contains("long.wav"), "{err}");
