@@ -13,7 +13,7 @@ over ten hours of decoding and streaming, which does not depend on how often the
 in minutes instead of the better part of an hour per format. --full-10h runs them at the
 model's own hop as well.
 
-Usage: benches/classify_long.py [--inputs target/classify-bench] [--rounds 3] [--full-10h]
+Usage: benches/classify_long.py [--inputs target/classify-bench] [--rounds 3] [--full-10h] [--parallel]
            [--sections memory,peer,events,batch,jobs] [--py /work/resample-venv/bin/python]
 (benches/classify_long.sh builds hark and the inputs first, then calls this.)
 """
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,14 +65,24 @@ def memory(a):
     print("| audio | format | hop s | peak RSS MB | CPU s | audio s per CPU s | wall s |")
     print("|---|---|---:|---:|---:|---:|---:|")
     plan = [("10m", None), ("10h", 30.0)] + ([("10h", None)] if a.full_10h else [])
-    for length, hop in plan:
-        for fmt in FORMATS:
-            f = a.inputs / f"{length}.{fmt}"
-            extra = ["--hop", hop] if hop else []
-            wall, cpu, rss = run(classify("-j", 1, *extra, f))
-            audio = seconds_of(f)
-            print(f"| {length} | {fmt} | {hop or 0.5} | {rss:.1f} | {cpu:.1f} | "
-                  f"{audio / cpu:.0f} | {wall:.1f} |", flush=True)
+    runs = [(length, hop, fmt) for length, hop in plan for fmt in FORMATS]
+
+    def one(length, hop, fmt):
+        f = a.inputs / f"{length}.{fmt}"
+        extra = ["--hop", hop] if hop else []
+        wall, cpu, rss = run(classify("-j", 1, *extra, f))
+        return (f"| {length} | {fmt} | {hop or 0.5} | {rss:.1f} | {cpu:.1f} | "
+                f"{seconds_of(f) / cpu:.0f} | {wall:.1f} |")
+
+    if a.parallel:
+        # Every run at once, each its own process: RSS and CPU are each child's own; wall
+        # times then say little.
+        with ThreadPoolExecutor(len(runs)) as pool:
+            rows = list(pool.map(lambda r: one(*r), runs))
+    else:
+        rows = [one(*r) for r in runs]
+    for row in rows:
+        print(row, flush=True)
     print(f"\n(load at the end {load()})")
 
 
@@ -80,7 +91,7 @@ def peer(a):
           f"(load {load()})\n")
     print("| audio | program | peak RSS MB | CPU s | audio s per CPU s |")
     print("|---|---|---:|---:|---:|")
-    for length in ["10m", "1h"]:
+    for length in a.peer_lengths.split(","):
         f = a.inputs / f"{length}.wav"
         audio = seconds_of(f)
         for name, cmd in [("hark classify --events", classify("-j", 1, "--events", f)),
@@ -119,6 +130,9 @@ def main():
     ap.add_argument("--inputs", type=Path, default=ROOT / "target/classify-bench")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--full-10h", action="store_true")
+    ap.add_argument("--peer-lengths", default="10m,1h")
+    ap.add_argument("--parallel", action="store_true",
+                    help="start every memory run at once (on a busy machine)")
     ap.add_argument("--sections", default="memory,peer,events,batch,jobs")
     ap.add_argument("--py", default=os.environ.get("PY", "/work/resample-venv/bin/python"))
     a = ap.parse_args()

@@ -224,11 +224,11 @@ impl<'a> Writer<'a> {
             JobMessage::Started => {}
             JobMessage::Text(text) => match &mut self.label_file {
                 Some((w, ..)) => w.write_all(text.as_bytes())?,
-                None => self.to_stdout(&text)?,
+                None => self.print(&text)?,
             },
             JobMessage::Done(Ok(report)) => {
                 if let Some(line) = classify_format::summary_line(self.opts, file, &report.heard) {
-                    self.to_stdout(&format!("{line}\n"))?;
+                    self.print(&format!("{line}\n"))?;
                 }
                 self.end_label_file(true)?;
                 self.classified += 1;
@@ -245,7 +245,7 @@ impl<'a> Writer<'a> {
     /// The text format names each file first; a label file is opened under a temporary name.
     fn start_file(&mut self, file: &Path) -> anyhow::Result<()> {
         if self.opts.format == ClassifyFormat::Text {
-            self.to_stdout(&format!("{}\n", file.display()))?;
+            self.print(&format!("{}\n", file.display()))?;
         }
         if self.opts.format.per_input() {
             let path = self.opts.format.output_path(file, self.out_dir);
@@ -283,7 +283,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Write to stdout; with bars on a terminal, flushed while they are cleared.
-    fn to_stdout(&mut self, text: &str) -> std::io::Result<()> {
+    fn print(&mut self, text: &str) -> std::io::Result<()> {
         let stdout = &mut self.stdout;
         if !self.bars.active() {
             return stdout.write_all(text.as_bytes());
