@@ -131,6 +131,13 @@ impl AudioReader {
         self.channels
     }
 
+    /// Seconds of audio the file's header declares, if it does (a WAV always does; FLAC,
+    /// Ogg and MP3 files may not). What was written, not what will decode: for progress.
+    pub fn declared_seconds(&self) -> Option<f64> {
+        let frames = self.stream.declared_samples()? / u64::from(self.channels.max(1));
+        Some(frames as f64 / f64::from(self.sample_rate.max(1)))
+    }
+
     /// Append up to `max_frames` frames to `out`, each averaged to one mono sample as
     /// [`downmix`] does; returns how many. Fewer than `max_frames` only at the end of the
     /// stream, 0 once it is over.

@@ -18,6 +18,8 @@ pub struct OfflineSettings {
     pub live: LiveSettings,
     /// Seconds of audio the ring between the decoder and the pipeline holds.
     pub ring_seconds: f32,
+    /// Windows per model call (`--batch`); 1 gives `hark run`'s scores bit for bit.
+    pub batch: usize,
 }
 
 impl Default for OfflineSettings {
@@ -25,6 +27,7 @@ impl Default for OfflineSettings {
         OfflineSettings {
             live: LiveSettings::default(),
             ring_seconds: crate::config::CaptureSettings::default().ring_seconds,
+            batch: 1,
         }
     }
 }
@@ -86,6 +89,13 @@ impl Supervisor for Windows<'_, '_> {
     }
 }
 
+/// Seconds of audio `path`'s header declares, if it opens and says (for progress).
+pub fn declared_seconds(path: &Path) -> Option<f64> {
+    crate::audio::AudioReader::open(path)
+        .ok()?
+        .declared_seconds()
+}
+
 /// Classify `path` with `model`, block by block, calling `found` for every window and every
 /// ended event in stream order. The model comes back whatever happened, for the next file.
 pub fn classify_file(
@@ -106,6 +116,7 @@ pub fn classify_file(
     let labels = model.labels().to_vec();
     let mut consumer = Consumer::new(model, settings.live.clone());
     consumer.set_lossless(true);
+    consumer.set_batch(settings.batch);
     let found = RefCell::new(found);
     let mut windows = Windows {
         found: &found,

@@ -19,9 +19,11 @@ const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "opus"];
 /// in a worker.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// What a worker reports about one file, in order: text chunks, then the end.
+/// What a worker reports about one file, in order: its start, text chunks, then the end.
 #[derive(Debug)]
 pub enum JobMessage {
+    /// The file is being classified (so its output file can be opened before any text).
+    Started,
     /// Formatted output for the file (whatever the caller's formatter made of its windows).
     Text(String),
     /// The file is done.
@@ -31,27 +33,49 @@ pub enum JobMessage {
 /// Makes one file's formatter on the worker's thread: it turns each [`Found`] into output text.
 pub type Formatter<'a> = dyn Fn(&Path) -> Box<dyn FnMut(Found) -> Option<String>> + Sync + 'a;
 
+/// Makes one file's progress callback on the worker's thread, given the file and the seconds
+/// of audio its header declares (if it does). The callback is told how far into the file
+/// classifying has got (seconds), and is dropped when the file ends.
+pub type Progress<'a> = dyn Fn(&Path, Option<f64>) -> Box<dyn FnMut(f64)> + Sync + 'a;
+
+/// What every worker shares.
+struct Shared<'a> {
+    files: &'a [PathBuf],
+    settings: &'a OfflineSettings,
+    shutdown: &'a Shutdown,
+    format: &'a Formatter<'a>,
+    progress: Option<&'a Progress<'a>>,
+    /// The next file to take.
+    next: AtomicUsize,
+}
+
 /// Classify `files` with one thread per model in `models`, calling `deliver(index, message)`
-/// on the caller's thread with every file's messages in input order.
+/// on the caller's thread with every file's messages in input order; `progress`, if given,
+/// follows each file as it is classified.
 pub fn classify_files(
     files: &[PathBuf],
     models: Vec<Model>,
     settings: &OfflineSettings,
     shutdown: &Shutdown,
-    format: &Formatter,
+    (format, progress): (&Formatter, Option<&Progress>),
     deliver: &mut dyn FnMut(usize, JobMessage),
 ) {
-    let next = AtomicUsize::new(0);
+    let shared = Shared {
+        files,
+        settings,
+        shutdown,
+        format,
+        progress,
+        next: AtomicUsize::new(0),
+    };
     let (tx, rx) = mpsc::channel::<(usize, JobMessage)>();
     std::thread::scope(|scope| {
         for (n, model) in models.into_iter().enumerate() {
             let tx = tx.clone();
-            let next = &next;
+            let shared = &shared;
             std::thread::Builder::new()
                 .name(format!("hark-classify-{n}"))
-                .spawn_scoped(scope, move || {
-                    work(files, model, settings, shutdown, format, next, &tx)
-                })
+                .spawn_scoped(scope, move || work(shared, model, &tx))
                 .expect("start a classify thread");
         }
         drop(tx);
@@ -59,25 +83,26 @@ pub fn classify_files(
     });
 }
 
-/// One worker: take files until none is left.
-fn work(
-    files: &[PathBuf],
-    mut model: Model,
-    settings: &OfflineSettings,
-    shutdown: &Shutdown,
-    format: &Formatter,
-    next: &AtomicUsize,
-    tx: &mpsc::Sender<(usize, JobMessage)>,
-) {
+/// One worker: take files until none is left or a stop is asked for.
+fn work(shared: &Shared, mut model: Model, tx: &mpsc::Sender<(usize, JobMessage)>) {
     loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(path) = files.get(i) else { return };
-        if shutdown.is_triggered() {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(path) = shared.files.get(i) else {
+            return;
+        };
+        if shared.shutdown.is_triggered() {
             return;
         }
-        let mut fmt = format(path);
+        let mut fmt = (shared.format)(path);
+        let mut progress = shared
+            .progress
+            .map(|p| p(path, super::file::declared_seconds(path)));
+        let _ = tx.send((i, JobMessage::Started));
         let mut text = String::new();
         let mut found = |f: Found| {
+            if let (Some(p), Found::Window { end, .. }) = (&mut progress, &f) {
+                p(*end);
+            }
             if let Some(line) = fmt(f) {
                 text.push_str(&line);
                 if text.len() >= CHUNK_BYTES {
@@ -85,8 +110,10 @@ fn work(
                 }
             }
         };
-        let (back, result) = classify_file(model, settings, path, shutdown, &mut found);
+        let (back, result) =
+            classify_file(model, shared.settings, path, shared.shutdown, &mut found);
         model = back;
+        drop(progress);
         if !text.is_empty() {
             let _ = tx.send((i, JobMessage::Text(text)));
         }

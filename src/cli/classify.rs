@@ -14,6 +14,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::classify_format::{self, ClassifyFormat, FormatOptions};
+use super::classify_progress::Bars;
+use super::interrupt::Interrupts;
 use super::ModelArgs;
 use crate::classify::{self, JobMessage, OfflineSettings};
 use crate::config::{self, Sources};
@@ -46,8 +48,12 @@ pub struct ClassifyArgs {
     /// Files classified at once, each with its own model (default: the number of cores).
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
-    /// Accepted for compatibility and checked (1 to 256), but windows now stream through the
-    /// pipeline one at a time: the scores are the same (BENCHMARKS.md has what batching saved).
+    /// No progress bars (they are drawn on stderr only when it is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Windows per model call (1 to 256), grouped from the start of each file. Batching saves
+    /// CPU (BENCHMARKS.md); the scores agree with one window at a time (`--batch 1`, what
+    /// `hark run` computes) to about 1e-6, not bit for bit.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
     /// Audio files (WAV, FLAC, OGG, MP3; any rate and channel count), or folders to search
@@ -68,8 +74,12 @@ impl ClassifyArgs {
     /// The settings the pipeline runs with: `hark run`'s with --events, else the defaults
     /// (whose smoothing does not touch the raw scores printed per window).
     fn settings(&self, labels: &[String]) -> anyhow::Result<OfflineSettings> {
+        let batch = usize::from(self.batch);
         if !self.events {
-            return Ok(OfflineSettings::default());
+            return Ok(OfflineSettings {
+                batch,
+                ..OfflineSettings::default()
+            });
         }
         let loaded = config::load(&Sources {
             file: self.config.clone(),
@@ -84,6 +94,7 @@ impl ClassifyArgs {
         Ok(OfflineSettings {
             live: settings.live(),
             ring_seconds: settings.capture.ring_seconds,
+            batch,
         })
     }
 
@@ -97,8 +108,11 @@ impl ClassifyArgs {
 
 /// Classify each file, writing every window's best labels (or every event) and a summary per
 /// file. A file that cannot be read gets one error line and is skipped; the exit code is then
-/// a failure.
+/// a failure. Ctrl-C (or SIGTERM) stops at the next window, removes the label file being
+/// written and exits with 128 + the signal's number.
 pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::new();
+    let interrupts = Interrupts::watch(&shutdown).context("installing the signal handlers")?;
     let files = classify::audio_files(&args.files).context("listing the input folders")?;
     let models = args.models(files.len())?;
     let labels = models[0].labels().to_vec();
@@ -114,31 +128,57 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut writer = Writer::new(&opts, args.out.as_deref(), &files)?;
-    let shutdown = Shutdown::new();
+    let bars = Bars::new(!args.no_progress);
+    let mut writer = Writer::new(&opts, args.out.as_deref(), &files, &bars)?;
     let format = |file: &Path| classify_format::formatter(&opts, file);
+    let progress = |file: &Path, seconds: Option<f64>| -> Box<dyn FnMut(f64)> {
+        let bar = bars.file(file, seconds);
+        Box::new(move |at| bar.at(at))
+    };
+    let progress: Option<&classify::Progress> = bars.active().then_some(&progress);
     classify::classify_files(
         &files,
         models,
         &settings,
         &shutdown,
-        &format,
+        (&format, progress),
         &mut |i, msg| writer.deliver(i, msg),
     );
-    writer.finish()
+    let finished = writer.finish();
+    match interrupts.exit_code() {
+        Some(code) => {
+            let left = files.len() - finished.as_ref().map_or(0, |f| f.classified);
+            eprintln!(
+                "hark: interrupted; {left} of {} files not classified",
+                files.len()
+            );
+            Ok(code)
+        }
+        None => finished.map(|f| f.code),
+    }
 }
 
 /// Where the output goes, file by file, in input order.
 struct Writer<'a> {
     opts: &'a FormatOptions,
+    /// Progress bars, cleared while stdout and stderr are written.
+    bars: &'a Bars,
     out_dir: Option<&'a Path>,
     files: &'a [PathBuf],
     stdout: std::io::StdoutLock<'static>,
     /// The label file being written (per-input formats): its temporary and final paths.
     label_file: Option<(std::io::BufWriter<std::fs::File>, PathBuf, PathBuf)>,
     started: Option<usize>,
+    /// Files classified to their end.
+    classified: usize,
     failed: usize,
     error: Option<anyhow::Error>,
+}
+
+/// How the output went.
+struct Finished {
+    code: ExitCode,
+    classified: usize,
 }
 
 impl<'a> Writer<'a> {
@@ -146,6 +186,7 @@ impl<'a> Writer<'a> {
         opts: &'a FormatOptions,
         out_dir: Option<&'a Path>,
         files: &'a [PathBuf],
+        bars: &'a Bars,
     ) -> anyhow::Result<Writer<'a>> {
         let mut stdout = std::io::stdout().lock();
         if !opts.format.per_input() {
@@ -155,11 +196,13 @@ impl<'a> Writer<'a> {
         }
         Ok(Writer {
             opts,
+            bars,
             out_dir,
             files,
             stdout,
             label_file: None,
             started: None,
+            classified: 0,
             failed: 0,
             error: None,
         })
@@ -178,19 +221,21 @@ impl<'a> Writer<'a> {
             self.start_file(file)?;
         }
         match msg {
+            JobMessage::Started => {}
             JobMessage::Text(text) => match &mut self.label_file {
                 Some((w, ..)) => w.write_all(text.as_bytes())?,
-                None => self.stdout.write_all(text.as_bytes())?,
+                None => self.print(&text)?,
             },
             JobMessage::Done(Ok(report)) => {
                 if let Some(line) = classify_format::summary_line(self.opts, file, &report.heard) {
-                    writeln!(self.stdout, "{line}")?;
+                    self.print(&format!("{line}\n"))?;
                 }
                 self.end_label_file(true)?;
+                self.classified += 1;
             }
             JobMessage::Done(Err(e)) => {
                 self.failed += 1;
-                eprintln!("hark: {e}");
+                self.bars.suspend(|| eprintln!("hark: {e}"));
                 self.end_label_file(false)?;
             }
         }
@@ -200,7 +245,7 @@ impl<'a> Writer<'a> {
     /// The text format names each file first; a label file is opened under a temporary name.
     fn start_file(&mut self, file: &Path) -> anyhow::Result<()> {
         if self.opts.format == ClassifyFormat::Text {
-            writeln!(self.stdout, "{}", file.display())?;
+            self.print(&format!("{}\n", file.display()))?;
         }
         if self.opts.format.per_input() {
             let path = self.opts.format.output_path(file, self.out_dir);
@@ -237,15 +282,32 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<ExitCode> {
+    /// Write to stdout; with bars on a terminal, flushed while they are cleared.
+    fn print(&mut self, text: &str) -> std::io::Result<()> {
+        let stdout = &mut self.stdout;
+        if !self.bars.active() {
+            return stdout.write_all(text.as_bytes());
+        }
+        self.bars.suspend(|| {
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+        })
+    }
+
+    fn finish(mut self) -> anyhow::Result<Finished> {
         self.stdout.flush()?;
         if let Some(e) = self.error {
             return Err(e);
         }
-        Ok(if self.failed > 0 {
+        let code = if self.failed > 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
+        };
+        Ok(Finished {
+            code,
+            classified: self.classified,
         })
     }
 }

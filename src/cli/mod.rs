@@ -11,11 +11,13 @@
 pub mod check_config;
 pub mod classify;
 pub mod classify_format;
+pub mod classify_progress;
 pub mod clips;
 pub mod dataset_args;
 pub mod devices;
 pub mod eval;
 pub mod features;
+pub mod interrupt;
 pub mod model_args;
 pub mod model_info;
 pub mod run;

@@ -1,6 +1,7 @@
 //! Running a loaded model: the single-window input and output tensors allocated at load, and
-//! `predict` (one window), `predict_stream` (features written straight into the input) and
-//! `predict_batch` (many windows, batched where the model allows).
+//! `predict` (one window), `predict_stream` (features written straight into the input),
+//! `predict_batch` (many windows, batched where the model allows) and the streamed batch of
+//! `hark classify` (`batch_push`, `batch_push_stream`, `batch_run`, `batch_scores`).
 //!
 //! Architecture invariant: once a model has run once, `predict` and `predict_stream` allocate
 //! nothing (`tests/alloc.rs` counts): the input is written in place and ONNX Runtime writes
@@ -25,6 +26,11 @@ impl Model {
         }
         self.fill_input(window)?;
         self.run_session()
+    }
+
+    /// The scores of the last `predict` or `predict_stream`.
+    pub fn last_scores(&self) -> &[f32] {
+        &self.io.scores
     }
 
     /// Scores for the newest window of a stream's log-mel frames, written straight into the
@@ -99,6 +105,94 @@ impl Model {
             }
         }
         Ok(out)
+    }
+
+    /// Add one window to the batch being gathered, prepared as `predict` prepares it. A model
+    /// without a batch dimension scores it at once. [`batch_run`](Self::batch_run) scores the
+    /// batch; the next push after it starts a new one.
+    pub fn batch_push(&mut self, window: &[f32]) -> Result<()> {
+        self.io.batch.begin_row();
+        if self.batchable {
+            self.fill_input(window)?;
+            self.io.push_input_row();
+        } else {
+            self.predict(window)?;
+            self.io.push_scores_row();
+        }
+        Ok(())
+    }
+
+    /// Add the newest window of a stream's log-mel frames to the batch, as
+    /// [`predict_stream`](Self::predict_stream) would score it; false (nothing added) while the
+    /// stream holds fewer frames than a window.
+    pub fn batch_push_stream(&mut self, stream: &StreamingFrontend) -> Result<bool> {
+        self.io.batch.begin_row();
+        if !self.batchable {
+            let scored = self.predict_stream(stream)?.is_some();
+            if scored {
+                self.io.push_scores_row();
+            }
+            return Ok(scored);
+        }
+        let InputPlan::LogMel {
+            frontend, layout, ..
+        } = &self.plan
+        else {
+            return Err(ModelError::Inference(
+                "this model takes a waveform, not features".into(),
+            ));
+        };
+        let out = features_view(self.io.input.extract_tensor_mut().1, layout, frontend);
+        if !stream.window_into(out) {
+            return Ok(false);
+        }
+        self.io.push_input_row();
+        Ok(true)
+    }
+
+    /// Score the windows pushed since the last run in one ONNX Runtime call (models without a
+    /// batch dimension scored them as they came); [`batch_scores`](Self::batch_scores) then
+    /// has them. A batch row's scores may differ from `predict`'s for the same window in the
+    /// last bits (batched matrix kernels round differently); the same batch sizes give the
+    /// same scores.
+    pub fn batch_run(&mut self) -> Result<()> {
+        let labels = self.labels.len();
+        let batch = &mut self.io.batch;
+        if batch.done {
+            return Ok(());
+        }
+        batch.done = true;
+        if !self.batchable || batch.rows == 0 {
+            return Ok(());
+        }
+        let mut shape = self.io.input_dims.clone();
+        shape[0] = batch.rows as i64;
+        let tensor =
+            TensorRef::from_array_view((shape, batch.input.as_slice())).map_err(inference)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(inference)?;
+        let data = scores_in(&outputs, &self.output_name)?;
+        if data.len() != batch.rows * labels {
+            return Err(ModelError::Inference(format!(
+                "the model returned {} scores for {} windows of {labels} labels",
+                data.len(),
+                batch.rows,
+            )));
+        }
+        batch.scores.clear();
+        batch.scores.extend_from_slice(data);
+        for row in batch.scores.chunks_mut(labels) {
+            postprocess(self.manifest.output, row);
+        }
+        Ok(())
+    }
+
+    /// The scores of row `row` of the last batch run.
+    pub fn batch_scores(&self, row: usize) -> &[f32] {
+        let n = self.labels.len();
+        &self.io.batch.scores[row * n..(row + 1) * n]
     }
 
     /// Write one window into the single-window input tensor, as `predict` does, without running.
@@ -201,6 +295,31 @@ pub(super) struct Io {
     scratch: Option<FrameScratch>,
     /// A short window zero-padded to the model's length.
     padded: Vec<f32>,
+    /// The streamed batch being gathered (`batch_push`), grown to its size on first use.
+    batch: Batch,
+}
+
+/// Windows gathered for one batched call, and the scores of the last call.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The rows' inputs, one window's input after another.
+    input: Vec<f32>,
+    rows: usize,
+    /// `rows x labels` scores, after `postprocess`.
+    scores: Vec<f32>,
+    /// The scores are those of a finished batch: the next push starts a new one.
+    done: bool,
+}
+
+impl Batch {
+    fn begin_row(&mut self) {
+        if self.done {
+            self.input.clear();
+            self.scores.clear();
+            self.rows = 0;
+            self.done = false;
+        }
+    }
 }
 
 impl Io {
@@ -226,11 +345,26 @@ impl Io {
             scores: vec![0.0; labels],
             scratch: None,
             padded: Vec::new(),
+            batch: Batch::default(),
         })
     }
 
     fn input_mut(&mut self) -> &mut [f32] {
         self.input.extract_tensor_mut().1
+    }
+
+    /// The prepared input becomes the batch's newest row.
+    fn push_input_row(&mut self) {
+        self.batch
+            .input
+            .extend_from_slice(self.input.extract_tensor_mut().1);
+        self.batch.rows += 1;
+    }
+
+    /// The scores just computed become the batch's newest row (models without a batch axis).
+    fn push_scores_row(&mut self) {
+        self.batch.scores.extend_from_slice(&self.scores);
+        self.batch.rows += 1;
     }
 
     fn input_len(&self) -> usize {

@@ -108,6 +108,28 @@ impl SampleBuffer {
         })
     }
 
+    /// Up to `most` complete windows from the next one on, each as [`next_span`] would give it
+    /// once the ones before it were scored, into `out` (cleared first).
+    ///
+    /// [`next_span`]: Self::next_span
+    pub(crate) fn spans(&self, window: usize, hop: u64, most: usize, out: &mut Vec<WindowSpan>) {
+        out.clear();
+        let (mut next, mut fed) = (self.next, self.fed);
+        while out.len() < most && next + window as u64 <= self.end() {
+            let from = (next - self.start) as usize;
+            let to = from + window;
+            let fresh = (fed.max(self.start) - self.start) as usize;
+            out.push(WindowSpan {
+                start: next,
+                from,
+                to,
+                fresh: fresh.min(to),
+            });
+            fed = next + window as u64;
+            next = next_window(next, hop);
+        }
+    }
+
     /// The window at `span` was scored: step to the next one and let go of what no later
     /// window (nor the streaming front end) needs. The dead prefix is cut once it is at least
     /// as long as what stays, so each sample is moved about once instead of the whole backlog
@@ -142,6 +164,36 @@ mod tests {
         assert_eq!(b.next, 200);
         assert!(b.start <= b.next && b.end() == 250);
         assert_eq!(b.missing(100), 50);
+    }
+
+    #[test]
+    fn spans_ahead_are_the_spans_met_one_at_a_time() {
+        let mut a = SampleBuffer::at(0);
+        a.push(&[0.0; 480]);
+        let mut ahead = Vec::new();
+        a.spans(100, 50, 5, &mut ahead);
+        let mut b = SampleBuffer::at(0);
+        b.push(&[0.0; 480]);
+        let mut one_by_one = Vec::new();
+        while let Some(span) = b.next_span(100) {
+            // Spans index the buffer as it was before any advance.
+            let shift = (b.start - a.start) as usize;
+            one_by_one.push((
+                span.start,
+                span.from + shift,
+                span.to + shift,
+                span.fresh + shift,
+            ));
+            b.advance(span, 100, 50);
+        }
+        let ahead: Vec<_> = ahead
+            .iter()
+            .map(|s| (s.start, s.from, s.to, s.fresh))
+            .collect();
+        assert_eq!(ahead, one_by_one[..5]);
+        let mut all = Vec::new();
+        a.spans(100, 50, 100, &mut all);
+        assert_eq!(all.len(), 8);
     }
 
     #[test]

@@ -66,6 +66,22 @@ pub struct Consumer {
     /// Observers beyond the records (the web page), with the front end that draws its
     /// spectrogram; None when nobody taps (`hark classify`, tests).
     taps: Option<Tapping>,
+    /// Windows per model call when lossless (`hark classify --batch`); 1 scores each window
+    /// as it completes, as `hark run` does.
+    pub(crate) batch: usize,
+    /// Each window of the batch being scored: its level and where its scores are.
+    batch_plan: Vec<(f32, Scored)>,
+}
+
+/// Where a window's raw scores are.
+#[derive(Debug, Clone, Copy)]
+enum Scored {
+    /// Below the level gate: all zero, the model did not run.
+    Gated,
+    /// The model's last prediction.
+    Model,
+    /// A row of the model's last batch.
+    Batch(usize),
 }
 
 impl Consumer {
@@ -91,7 +107,16 @@ impl Consumer {
             stall_timeout: None,
             gated_scores: vec![0.0; labels.len()],
             taps: None,
+            batch: 1,
+            batch_plan: Vec::new(),
         }
+    }
+
+    /// Score up to `windows` windows per model call, for a lossless source only (offline:
+    /// `hark classify`). Windows are grouped from the start of the stream, `windows` at a
+    /// time, so a file gets the same groups, and the same scores, on every run.
+    pub fn set_batch(&mut self, windows: usize) {
+        self.batch = windows.max(1);
     }
 
     /// Share inference times and, while watched, spectrogram columns through `taps`.
@@ -190,6 +215,54 @@ impl Consumer {
         self.window(start, (&tail, &tail), None, supervisor, emit)
     }
 
+    /// Score the windows at `spans` (consecutive, all in the buffer) in one model call and emit
+    /// their records in order; `captured` holds each one's arrival time.
+    pub(crate) fn score_spans(
+        &mut self,
+        spans: &[WindowSpan],
+        captured: &[Option<u64>],
+        supervisor: &mut dyn Supervisor,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let buf = std::mem::take(&mut self.buffer.buf);
+        let scored = self.batch_of(&buf, spans, captured, supervisor, emit);
+        self.buffer.buf = buf;
+        scored
+    }
+
+    fn batch_of(
+        &mut self,
+        buf: &[f32],
+        spans: &[WindowSpan],
+        captured: &[Option<u64>],
+        supervisor: &mut dyn Supervisor,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let began = Instant::now();
+        self.batch_plan.clear();
+        let mut rows = 0;
+        for span in spans {
+            let samples = &buf[span.from..span.to];
+            let level = self.feed(samples, &buf[span.fresh..span.to]);
+            let scored = if self.gated(level) {
+                Scored::Gated
+            } else {
+                push_to_batch(&mut self.model, &mut self.streaming, samples)?;
+                rows += 1;
+                Scored::Batch(rows - 1)
+            };
+            self.batch_plan.push((level, scored));
+        }
+        self.model.batch_run()?;
+        self.counters.inference += began.elapsed();
+        for (i, span) in spans.iter().enumerate() {
+            let (level, scored) = self.batch_plan[i];
+            let at = captured.get(i).copied().flatten();
+            self.publish(span.start, level, scored, at, supervisor, emit);
+        }
+        Ok(())
+    }
+
     /// Score one window that starts at absolute sample `start` (model rate) and emit records.
     /// `samples` is the window (possibly shorter at the end of a stream); `fresh` holds the
     /// samples the streaming front end has not seen, up to the window's end.
@@ -201,28 +274,64 @@ impl Consumer {
         supervisor: &mut dyn Supervisor,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
-        let rate = self.model.sample_rate() as f64;
-        let t0 = start as f64 / rate;
-        let t1 = (start as usize + self.model.window_samples()) as f64 / rate;
+        let level = self.feed(samples, fresh);
+        let began = Instant::now();
+        let scored = if self.gated(level) {
+            Scored::Gated
+        } else {
+            infer(&mut self.model, &mut self.streaming, samples)?;
+            Scored::Model
+        };
+        let took = began.elapsed();
+        self.counters.inference += took;
+        if let Some(t) = &self.taps {
+            let t0 = start as f64 / self.model.sample_rate() as f64;
+            t.feed(
+                t0,
+                samples,
+                (!matches!(scored, Scored::Gated)).then_some(took),
+            );
+        }
+        self.publish(start, level, scored, captured_us, supervisor, emit);
+        Ok(())
+    }
+
+    /// A window's level (dBFS), noted; its fresh samples go to the streaming front end.
+    fn feed(&mut self, samples: &[f32], fresh: &[f32]) -> f32 {
         let level = level_dbfs(samples);
         self.last_level = level;
         if let Some(s) = &mut self.streaming {
             s.push(fresh);
         }
-        let gated = self.settings.pipeline.level_gate.is_some_and(|g| level < g);
-        let began = Instant::now();
-        let raw: &[f32] = if gated {
-            self.counters.gated_windows += 1;
-            &self.gated_scores
-        } else {
-            infer(&mut self.model, &mut self.streaming, samples)?
+        level
+    }
+
+    fn gated(&self, level: f32) -> bool {
+        self.settings.pipeline.level_gate.is_some_and(|g| level < g)
+    }
+
+    /// After the model: report the raw scores, smooth, decide, and emit the window's
+    /// prediction and events.
+    fn publish(
+        &mut self,
+        start: u64,
+        level: f32,
+        scored: Scored,
+        captured_us: Option<u64>,
+        supervisor: &mut dyn Supervisor,
+        emit: &mut dyn FnMut(Record),
+    ) {
+        let rate = self.model.sample_rate() as f64;
+        let t0 = start as f64 / rate;
+        let t1 = (start as usize + self.model.window_samples()) as f64 / rate;
+        let raw: &[f32] = match scored {
+            Scored::Gated => &self.gated_scores,
+            Scored::Model => self.model.last_scores(),
+            Scored::Batch(row) => self.model.batch_scores(row),
         };
-        let took = began.elapsed();
-        self.counters.inference += took;
+        let gated = matches!(scored, Scored::Gated);
+        self.counters.gated_windows += u64::from(gated);
         self.counters.windows += 1;
-        if let Some(t) = &self.taps {
-            t.feed(t0, samples, (!gated).then_some(took));
-        }
         supervisor.scored(t0, t1, raw);
         // The wall clock when the scores are known: what a subscriber's latency is measured from.
         let time = now_rfc3339();
@@ -245,7 +354,6 @@ impl Consumer {
         for e in events {
             emit(e);
         }
-        Ok(())
     }
 
     /// Close open events at stream position `at` seconds.
@@ -300,19 +408,37 @@ impl Tapping {
     }
 }
 
-/// The model's raw scores for one window: from the streaming front end's frames when it has
-/// enough, else from the window's samples.
-fn infer<'m>(
-    model: &'m mut Model,
+/// Run the model on one window (its scores are then the model's last): from the streaming
+/// front end's frames when it has enough, else from the window's samples.
+fn infer(
+    model: &mut Model,
     streaming: &mut Option<StreamingFrontend>,
     samples: &[f32],
-) -> Result<&'m [f32], PipelineError> {
+) -> Result<(), PipelineError> {
     match (streaming, model.frames()) {
         (Some(s), Some(n)) if s.frames_available() >= n => {
-            let scores = model.predict_stream(s)?.expect("enough frames");
+            model.predict_stream(s)?.expect("enough frames");
             s.discard_before(n);
-            Ok(scores)
         }
-        _ => Ok(model.predict(samples)?),
+        _ => {
+            model.predict(samples)?;
+        }
     }
+    Ok(())
+}
+
+/// Add one window to the model's batch, from the same input [`infer`] would use.
+fn push_to_batch(
+    model: &mut Model,
+    streaming: &mut Option<StreamingFrontend>,
+    samples: &[f32],
+) -> Result<(), PipelineError> {
+    match (streaming, model.frames()) {
+        (Some(s), Some(n)) if s.frames_available() >= n => {
+            assert!(model.batch_push_stream(s)?, "enough frames");
+            s.discard_before(n);
+        }
+        _ => model.batch_push(samples)?,
+    }
+    Ok(())
 }

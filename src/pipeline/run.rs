@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ringbuf::traits::{Consumer as _, Observer as _};
 
+use super::buffer::WindowSpan;
 use super::consumer::Consumer;
 use super::settings::LiveSettings;
 use super::watch::{Arrivals, SilenceWatch};
@@ -81,6 +82,9 @@ struct Piece {
     arrivals: Arrivals,
     silence: SilenceWatch,
     last_status: Instant,
+    /// The windows of the batch being scored (`Consumer::batch` > 1), and their arrival times.
+    spans: Vec<WindowSpan>,
+    captured: Vec<Option<u64>>,
 }
 
 impl Piece {
@@ -121,6 +125,8 @@ impl Piece {
             arrivals: Arrivals::default(),
             silence: SilenceWatch::new(consumer.settings.pipeline.silence_timeout),
             last_status: Instant::now(),
+            spans: Vec::new(),
+            captured: Vec::new(),
         })
     }
 
@@ -183,27 +189,71 @@ impl Piece {
     }
 
     /// Score every complete window, unless asked to stop: then only the one in flight finishes.
+    /// Batched (lossless sources only), windows go `batch` at a time, and a smaller batch only
+    /// `at_end`.
     fn score_windows(
         &mut self,
         consumer: &mut Consumer,
-        shutdown: &Shutdown,
+        (shutdown, at_end): (&Shutdown, bool),
         supervisor: &mut dyn Supervisor,
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), PipelineError> {
+        if consumer.batch > 1 && consumer.lossless {
+            return self.score_batches(consumer, (shutdown, at_end), supervisor, emit);
+        }
         let window = consumer.model.window_samples();
         let hop = consumer.model.hop_samples() as u64;
         while !shutdown.is_triggered() {
             let Some(span) = consumer.buffer.next_span(window) else {
                 break;
             };
-            // The capture sample that completed this window, and when it entered the ring.
-            let newest = self.to_capture((span.start + window as u64 - self.start) as f64);
-            let captured_us = self.arrivals.at(newest.ceil() as u64);
+            let captured_us = self.captured_at(&span, window);
             supervisor.before_window(consumer.counters.windows);
             consumer.score_span(span, captured_us, supervisor, emit)?;
             consumer.buffer.advance(span, window, hop);
         }
         Ok(())
+    }
+
+    /// [`score_windows`](Self::score_windows), `consumer.batch` windows per model call.
+    fn score_batches(
+        &mut self,
+        consumer: &mut Consumer,
+        (shutdown, at_end): (&Shutdown, bool),
+        supervisor: &mut dyn Supervisor,
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), PipelineError> {
+        let window = consumer.model.window_samples();
+        let hop = consumer.model.hop_samples() as u64;
+        while !shutdown.is_triggered() {
+            let mut spans = std::mem::take(&mut self.spans);
+            consumer
+                .buffer
+                .spans(window, hop, consumer.batch, &mut spans);
+            if spans.is_empty() || (spans.len() < consumer.batch && !at_end) {
+                self.spans = spans;
+                break;
+            }
+            self.captured.clear();
+            for span in &spans {
+                let at = self.captured_at(span, window);
+                self.captured.push(at);
+            }
+            supervisor.before_window(consumer.counters.windows);
+            let scored = consumer.score_spans(&spans, &self.captured, supervisor, emit);
+            for span in &spans {
+                consumer.buffer.advance(*span, window, hop);
+            }
+            self.spans = spans;
+            scored?;
+        }
+        Ok(())
+    }
+
+    /// When the capture sample that completed the window at `span` entered the ring.
+    fn captured_at(&mut self, span: &WindowSpan, window: usize) -> Option<u64> {
+        let newest = self.to_capture((span.start + window as u64 - self.start) as f64);
+        self.arrivals.at(newest.ceil() as u64)
     }
 
     fn to_capture(&self, model_samples: f64) -> f64 {
@@ -252,7 +302,7 @@ pub fn consume<R>(
         }
         note_overruns(consumer, capture);
         skip_when_behind(consumer);
-        piece.score_windows(consumer, shutdown, supervisor, emit)?;
+        piece.score_windows(consumer, (shutdown, at_end), supervisor, emit)?;
         if at_end || stopping {
             return end_stream(consumer, at_end, stopping, supervisor, emit);
         }

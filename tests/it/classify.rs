@@ -51,23 +51,14 @@ fn windows(lines: &[Value]) -> Vec<&Value> {
     lines.iter().filter(|v| v.get("top").is_some()).collect()
 }
 
-#[test]
-fn streaming_scores_equal_the_whole_file_path_and_hark_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = noise_wav(dir.path(), "noise.wav", 7);
-    let streamed = classify_ok(&["--json", "-k", "5", file.to_str().unwrap()]);
-    let streamed = windows(&streamed);
-    // What classify computed before it streamed: the whole file decoded, then every window.
-    let mut model = Model::load(
-        &manifest_dir().join("models/ced-tiny.toml"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    let samples = hark::audio::load_mono(&file, model.sample_rate()).unwrap();
-    let whole = hark::windowing::classify_samples(&mut model, &samples, 1).unwrap();
+/// Asserts that the streamed windows of `classify --json -k 5` are `whole`'s, bit for bit.
+fn assert_same_windows(
+    streamed: &[&Value],
+    whole: &[hark::windowing::WindowScores],
+    model: &Model,
+) {
     assert_eq!(streamed.len(), whole.len());
-    assert_eq!(streamed.len(), 13, "7 s, 1 s windows every 0.5 s");
-    for (s, w) in streamed.iter().zip(&whole) {
+    for (s, w) in streamed.iter().zip(whole) {
         assert_eq!(
             s["start"].as_f64().unwrap(),
             (w.start * 1000.0).round() / 1000.0
@@ -78,6 +69,29 @@ fn streaming_scores_equal_the_whole_file_path_and_hark_run() {
             assert_eq!(a["score"].as_f64().unwrap() as f32, b.score);
         }
     }
+}
+
+#[test]
+fn streaming_scores_equal_the_whole_file_path_and_hark_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = noise_wav(dir.path(), "noise.wav", 7);
+    let f = file.to_str().unwrap();
+    let one_lines = classify_ok(&["--json", "-k", "5", "--batch", "1", f]);
+    let streamed = windows(&one_lines);
+    assert_eq!(streamed.len(), 13, "7 s, 1 s windows every 0.5 s");
+    // What classify computed before it streamed: the whole file decoded, then every window,
+    // one at a time or 8 per model call (the default --batch, grouped from the start alike).
+    let mut model = Model::load(
+        &manifest_dir().join("models/ced-tiny.toml"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let samples = hark::audio::load_mono(&file, model.sample_rate()).unwrap();
+    let whole = hark::windowing::classify_samples(&mut model, &samples, 1).unwrap();
+    assert_same_windows(&streamed, &whole, &model);
+    let batched_lines = classify_ok(&["--json", "-k", "5", f]);
+    let whole8 = hark::windowing::classify_samples(&mut model, &samples, 8).unwrap();
+    assert_same_windows(&windows(&batched_lines), &whole8, &model);
     // `hark run` without smoothing publishes the same scores for the same windows.
     let config = write_config(dir.path(), "raw.toml", "[smoothing]\nmethod = \"none\"\n");
     let records = run_records(&file, &config);
@@ -188,16 +202,28 @@ fn events_equal_what_hark_run_publishes_for_the_shared_recordings() {
     ] {
         let file = recordings.join(name);
         let run = event_tuples(&run_records(&file, &config), Some("event_end"));
-        let lines = classify_ok(&[
-            "--events",
-            "--json",
-            "--config",
-            config.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ]);
-        let got = event_tuples(&lines, None);
+        let events = |batch: &str| {
+            let lines = classify_ok(&[
+                "--events",
+                "--json",
+                "--batch",
+                batch,
+                "--config",
+                config.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ]);
+            event_tuples(&lines, None)
+        };
+        let got = events("1");
         assert_eq!(got, run, "{name}");
         total += got.len();
+        // Batched (the default), the same events; peaks within the batched kernels' rounding.
+        let batched = events("8");
+        assert_eq!(batched.len(), run.len(), "{name}");
+        for (b, r) in batched.iter().zip(&run) {
+            assert_eq!((&b.0, &b.1, b.2, b.3), (&r.0, &r.1, r.2, r.3), "{name}");
+            assert!((b.4 - r.4).abs() < 1e-5, "{name}: peak {} vs {}", b.4, r.4);
+        }
     }
     assert!(total > 0, "no events at all: the comparison proved nothing");
 }

@@ -15,6 +15,7 @@ mod aarch64;
 mod audio_decode;
 mod capture_hosts;
 mod classify;
+mod classify_terminal;
 mod clips;
 mod config_layers;
 mod config_ranges;
