@@ -119,9 +119,20 @@ impl Recorder {
         }
         self.settings = tap.settings.borrow_and_update().clone();
         if !self.settings.enabled {
-            self.open.clear();
+            self.abandon_open();
         }
         self.resize();
+    }
+
+    /// Forget the clips being gathered (clips turned off, or the capture rate changed),
+    /// giving back the queue room reserved for them.
+    fn abandon_open(&mut self) {
+        for clip in self.open.drain(..) {
+            if let (true, Some(tap)) = (clip.reserved, &self.tap) {
+                tap.shared.release();
+                tap.health.add("dropped", 1);
+            }
+        }
     }
 
     /// Capture-rate mono samples `x`, the first at absolute index `first`.
@@ -132,7 +143,7 @@ impl Recorder {
         }
         if rate != self.rate {
             self.rate = rate;
-            self.open.clear();
+            self.abandon_open();
             self.resize();
         }
         self.ring.push(first, x);
@@ -331,4 +342,98 @@ impl Recorder {
 
 fn path_string(p: &std::path::Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::shutdown::Shutdown;
+    use crate::sinks::Fanout;
+
+    fn start(id: u64, at: f64) -> Record {
+        Record::EventStart {
+            id,
+            label: "Dog".into(),
+            group: None,
+            start: at,
+            time: "2026-11-27T03:12:00.123Z".into(),
+            score: 0.8,
+            clip: None,
+            image: None,
+        }
+    }
+
+    fn end(id: u64, from: f64, to: f64) -> Record {
+        Record::EventEnd {
+            id,
+            label: "Dog".into(),
+            group: None,
+            start: from,
+            end: to,
+            time: "2026-11-27T03:12:01.123Z".into(),
+            peak: 0.9,
+            clip: None,
+            image: None,
+        }
+    }
+
+    fn clip_of(r: &Record) -> Option<&String> {
+        match r {
+            Record::EventStart { clip, .. } | Record::EventEnd { clip, .. } => clip.as_ref(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_clip_spans_pre_roll_to_post_roll_and_a_full_queue_drops_the_next() {
+        let fanout = Fanout::new();
+        let records = fanout.subscribe("clips", super::super::COUNTERS, &Shutdown::new());
+        let settings = ClipsSettings {
+            enabled: true,
+            dir: "/clips".into(),
+            pre_roll: 1.0,
+            post_roll: 0.5,
+            queue: 1,
+            ..ClipsSettings::default()
+        };
+        let (jobs, rx) = mpsc::sync_channel(4);
+        let tap = ClipTap {
+            jobs,
+            health: records.health().clone(),
+            settings: watch::channel(settings).1,
+            shared: Default::default(),
+        };
+        let mut r = Recorder::new(Some(tap), 1.0);
+        let ramp: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+        r.captured(0, 1000, &ramp[..2000]);
+        let s1 = r.on_record(start(1, 1.5));
+        assert!(clip_of(&s1)
+            .unwrap()
+            .starts_with("/clips/20261127T031200.123Z-dog-1."));
+        let s2 = r.on_record(start(2, 1.6));
+        assert!(clip_of(&s2).is_some());
+        r.captured(2000, 1000, &ramp[2000..2400]);
+        let e1 = r.on_record(end(1, 1.5, 2.0));
+        assert_eq!(
+            clip_of(&e1),
+            clip_of(&s1),
+            "room reserved: event_end carries it"
+        );
+        assert!(rx.try_recv().is_err(), "it waits for its post-roll");
+        let e2 = r.on_record(end(2, 1.6, 2.1));
+        assert_eq!(clip_of(&e2), None, "the queue of 1 is full");
+        assert_eq!(records.health().get("dropped"), 1);
+        r.captured(2400, 1000, &ramp[2400..]);
+        let job = rx.try_recv().expect("complete at end + post_roll");
+        assert_eq!(
+            job.samples,
+            ramp[500..2500],
+            "pre_roll before the start to post_roll after the end"
+        );
+        assert_eq!(job.event, (1.0, 1.5));
+    }
 }
