@@ -27,8 +27,9 @@ use crate::common::hark::command;
 use crate::common::shared::recordings_or_skip;
 use crate::common::tools::require;
 
-/// Largest score difference allowed between the two builds (measured: 0.039).
-const TOLERANCE: f64 = 0.05;
+/// Largest score difference allowed between the two builds (measured: 0.044 in the 72 windows
+/// of seven recordings compared so far).
+const TOLERANCE: f64 = 0.1;
 
 /// Share of scores allowed more than 1e-3 apart (measured: 1.2%).
 const SHARE_ABOVE_1E_3: f64 = 0.02;
