@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::common::cli::{hark, stderr};
 use crate::common::hark::{write_config, HarkRun};
-use crate::common::mosquitto::{free_port, password_file, Mosquitto, Sub};
+use crate::common::mosquitto::{password_file, Mosquitto, Sub};
 use crate::common::shared::shared_or_skip;
 use crate::common::wav::write_sine;
 
@@ -163,16 +163,40 @@ fn events_while_the_broker_is_down_arrive_in_order_once_it_starts() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = config(dir.path(), &format!("mqtt://127.0.0.1:{port}"), "");
-    let run = std::thread::spawn({
-        let (conf, alarm) = (conf.clone(), alarm.clone());
-        move || run_fast(&conf, &alarm)
-    });
-    std::thread::sleep(Duration::from_millis(700));
-    let broker = Mosquitto::start_on(dir.path(), port, "allow_anonymous true");
-    let sub = Sub::start(broker.port, &["hark/pi/event"]);
-    let run = run.join().unwrap();
+    // The subscriber's session is made first and kept (persistence) while the broker is
+    // down, so it gets every event whenever hark delivers it.
+    let mut broker = Mosquitto::start(
+        dir.path(),
+        &format!(
+            "user root\nallow_anonymous true\npersistence true\npersistence_location {}/",
+            dir.path().display()
+        ),
+    );
+    let sub = std::sync::Arc::new(Sub::start_with(
+        broker.port,
+        &["hark/pi/event"],
+        &["-c", "-i", "hark-test-late"],
+    ));
+    broker.terminate();
+    let conf = config(dir.path(), &broker.url(), "");
+    let audio = commands::pcm(&alarm);
+    let broker = std::sync::Arc::new(std::sync::Mutex::new(broker));
+    let (b, s) = (broker.clone(), sub.clone());
+    let run = HarkRun::new(&conf)
+        .args(&["--input", "-", "--exit-at-end"])
+        .run_to_end_feeding(Duration::from_secs(90), move |mut stdin| {
+            // The write returns once hark has read most of it: it is running, and its
+            // first connection was refused.
+            let _ = std::io::Write::write_all(&mut stdin, &audio);
+            b.lock().unwrap().restart();
+            assert!(
+                s.wait_for(Duration::from_secs(30), |_, _| s
+                    .payloads("hark/pi/event")
+                    .len()
+                    >= 2),
+                "the queued events arrive once the broker is up"
+            );
+        });
     run.assert_success();
     let want = event_ids(&run.records);
     assert!(!want.is_empty());
@@ -184,6 +208,7 @@ fn events_while_the_broker_is_down_arrive_in_order_once_it_starts() {
     let warned = run.stderr.matches("MQTT connection failed").count();
     assert_eq!(warned, 1, "one line for the cause:\n{}", run.stderr);
     assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+    drop(broker);
 }
 
 #[test]
