@@ -125,12 +125,13 @@ impl Drop for Chromium {
 fn page_socket(port: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let mut s = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-        write!(s, "GET /json/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("[]");
-        let list: Value = serde_json::from_str(body).unwrap_or(json!([]));
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}/json/list"))
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        let list: Value = serde_json::from_str(&body).unwrap_or(json!([]));
         let page = list.as_array().and_then(|l| {
             l.iter()
                 .find(|t| t["type"] == "page")
@@ -222,7 +223,7 @@ fn decode_base64(text: &str) -> Vec<u8> {
     let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
     for chunk in bytes.chunks(4) {
-        let n = chunk.iter().fold(0u32, |acc, c| acc << 6 | value(*c)) << (6 * (4 - chunk.len()));
+        let n = chunk.iter().fold(0u32, |acc, c| (acc << 6) | value(*c)) << (6 * (4 - chunk.len()));
         let pad = chunk.iter().filter(|c| **c == b'=').count();
         let keep = chunk.len() - 1 - pad;
         out.extend_from_slice(&n.to_be_bytes()[1..1 + keep]);
