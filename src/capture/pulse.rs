@@ -54,7 +54,7 @@ pub(super) fn connect() -> Result<Client> {
     let client = rx
         .recv_timeout(CONNECT_TIMEOUT)
         .unwrap_or(Err(ClientError::ServerUnavailable));
-    client.map_err(|e| host_error(e))
+    client.map_err(host_error)
 }
 
 fn host_error(e: ClientError) -> CaptureError {
