@@ -34,7 +34,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
 args=(--log warn)
-[ -n "$config" ] && args+=(--config "$config")
+cfg=() # given after the subcommand: --config belongs to `run` and `model info`
+[ -n "$config" ] && cfg=(--config "$config")
 # Status records every 5 s, whatever the configuration says (HARK_<SECTION>__<KEY>).
 export HARK_PIPELINE__STATUS_INTERVAL=5
 
@@ -52,7 +53,7 @@ measure() { # name, seconds, then hark run arguments
     shift 2
     local start end ticks t0=$SECONDS
     start=$(date +%s.%N)
-    "$HARK" "${args[@]}" run --no-socket --print json "$@" > "$tmp/$name.jsonl" 2> "$tmp/$name.err" &
+    "$HARK" "${args[@]}" run "${cfg[@]}" --no-socket --print json "$@" > "$tmp/$name.jsonl" 2> "$tmp/$name.err" &
     local pid=$!
     ticks=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -104,7 +105,7 @@ echo "cpu: $(nproc) cores, governor $(cat /sys/devices/system/cpu/cpu0/cpufreq/s
 echo "before: $(thermal)"
 
 # --- 1. the model loads --------------------------------------------------------------------
-if "$HARK" "${args[@]}" model info > "$tmp/info.txt" 2>&1; then
+if "$HARK" "${args[@]}" model info "${cfg[@]}" > "$tmp/info.txt" 2>&1; then
     echo "model: $(grep -m1 -E '^(name|model)' "$tmp/info.txt" || head -n1 "$tmp/info.txt")"
 else
     failed=1

@@ -283,7 +283,7 @@ fn validation_errors_name_the_key_the_value_and_what_is_allowed() {
         ),
         (
             invalid(|s| s.hop_length = 0),
-            &["hop_length = 0", "positive"],
+            &["hop_length = 0", "from 1 to 65536"],
         ),
         (invalid(|s| s.n_mels = 0), &["n_mels = 0"]),
         (invalid(|s| s.n_fft = 0), &["n_fft = 0"]),

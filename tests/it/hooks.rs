@@ -102,6 +102,16 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     })
 }
 
+/// hark sweeps, at a hooks sink's stop, every process any hook run of this process left behind
+/// (one sink per daemon process). Tests here run several sinks in one process, so they take
+/// turns: one test's stop must not end another test's running hooks.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
@@ -235,14 +245,19 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The hook's `HARK_*` variables, sorted, without `HARK_HOOK_RUN` (a per-run token).
 fn env_lines(text: &str) -> Vec<&str> {
-    let mut lines: Vec<_> = text.lines().collect();
+    let mut lines: Vec<_> = text
+        .lines()
+        .filter(|l| !l.starts_with("HARK_HOOK_RUN="))
+        .collect();
     lines.sort();
     lines
 }
 
 #[test]
 fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -270,10 +285,12 @@ fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
     assert_eq!(
         env_lines(&env),
         [
+            "HARK_CLIP=",
             "HARK_END=",
             "HARK_EVENT=event_start",
             "HARK_GROUP=",
             "HARK_ID=7",
+            "HARK_IMAGE=",
             "HARK_LABEL=Knock",
             "HARK_SCORE=0.8",
             "HARK_START=1.5",
@@ -289,10 +306,12 @@ fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
     assert_eq!(
         env_lines(&env),
         [
+            "HARK_CLIP=",
             "HARK_END=3.25",
             "HARK_EVENT=event_end",
             "HARK_GROUP=",
             "HARK_ID=7",
+            "HARK_IMAGE=",
             "HARK_LABEL=Knock",
             "HARK_SCORE=0.9",
             "HARK_START=1.5",
@@ -304,6 +323,7 @@ fn the_event_reaches_the_hook_in_its_environment_and_on_stdin() {
 
 #[test]
 fn a_label_with_shell_metacharacters_is_never_interpreted() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("label");
@@ -348,6 +368,7 @@ fn a_label_with_shell_metacharacters_is_never_interpreted() {
 
 #[test]
 fn a_cooldown_suppresses_a_second_run_of_the_same_label_within_the_window() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
@@ -390,6 +411,7 @@ fn wait_until_gone(pid: u32, within: Duration) {
 
 #[test]
 fn a_timeout_kills_the_hooks_whole_process_group() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("grandchild.pid");
@@ -412,6 +434,7 @@ fn a_timeout_kills_the_hooks_whole_process_group() {
 
 #[test]
 fn missing_and_failing_programs_are_logged_and_other_hooks_still_run() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let done = dir.path().join("done");
@@ -454,6 +477,7 @@ fn missing_and_failing_programs_are_logged_and_other_hooks_still_run() {
 
 #[test]
 fn a_flood_of_events_never_blocks_handle() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
@@ -504,6 +528,7 @@ fn a_flood_of_events_never_blocks_handle() {
 
 #[test]
 fn reloaded_settings_take_effect() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("old"), dir.path().join("new"));
@@ -528,6 +553,7 @@ fn reloaded_settings_take_effect() {
 
 #[test]
 fn records_that_are_not_events_run_nothing() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -558,6 +584,7 @@ fn records_that_are_not_events_run_nothing() {
 
 #[test]
 fn shutdown_kills_hooks_that_do_not_finish() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
@@ -574,6 +601,7 @@ fn shutdown_kills_hooks_that_do_not_finish() {
 
 #[test]
 fn a_hook_on_a_group_runs_for_every_label_of_it_with_the_group_in_its_environment() {
+    let _one_at_a_time = serial();
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
