@@ -17,6 +17,7 @@
 
 use std::f64::consts::PI;
 
+use hark::audio::measure::tone_amplitude as amplitude;
 use rubato::{
     calculate_cutoff, FftFixedInOut, SincFixedIn, SincInterpolationParameters,
     SincInterpolationType, WindowFunction,
@@ -203,19 +204,6 @@ fn noise(rate: u32, secs: f64) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         })
         .collect()
-}
-
-/// Amplitude of the `freq` component of `y`, least squares.
-fn amplitude(y: &[f32], rate: u32, freq: f64) -> f64 {
-    let w = 2.0 * PI * freq / f64::from(rate);
-    let (mut cc, mut ss, mut cs, mut yc, mut ys) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (n, &v) in y.iter().enumerate() {
-        let (s, c) = (w * n as f64).sin_cos();
-        (cc, ss, cs) = (cc + c * c, ss + s * s, cs + c * s);
-        (yc, ys) = (yc + f64::from(v) * c, ys + f64::from(v) * s);
-    }
-    let det = cc * ss - cs * cs;
-    ((yc * ss - ys * cs) / det).hypot((ys * cc - yc * cs) / det)
 }
 
 fn middle(y: &[f32]) -> &[f32] {

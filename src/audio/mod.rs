@@ -17,6 +17,7 @@
 //! engine), `sinc` (the engine's filter), `raw` ([`RawFormat`]).
 
 mod decode;
+pub mod measure;
 mod raw;
 mod resample;
 mod sinc;

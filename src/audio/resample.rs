@@ -355,26 +355,8 @@ fn output_len(len: usize, from: u32, to: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::measure::tone_amplitude as amplitude;
     use crate::audio::{AudioError, MAX_SAMPLE_RATE};
-
-    /// The amplitude of the `freq` Hz component of `y` (sampled at `rate`), by least squares
-    /// over `y` (whole periods or many of them: the cross terms then vanish).
-    fn amplitude(y: &[f32], rate: u32, freq: f64) -> f64 {
-        let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
-        let (mut cc, mut ss, mut cs, mut yc, mut ys) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (n, &v) in y.iter().enumerate() {
-            let (s, c) = (w * n as f64).sin_cos();
-            cc += c * c;
-            ss += s * s;
-            cs += c * s;
-            yc += f64::from(v) * c;
-            ys += f64::from(v) * s;
-        }
-        let det = cc * ss - cs * cs;
-        let a = (yc * ss - ys * cs) / det;
-        let b = (ys * cc - yc * cs) / det;
-        a.hypot(b)
-    }
 
     fn sine(rate: u32, secs: f64, freq: f64) -> Vec<f32> {
         let n = (secs * f64::from(rate)) as usize;

@@ -45,16 +45,7 @@ impl Model {
                 None => Ok(None),
             };
         }
-        let InputPlan::LogMel {
-            frontend, layout, ..
-        } = &self.plan
-        else {
-            return Err(ModelError::Inference(
-                "this model takes a waveform, not features".into(),
-            ));
-        };
-        let out = features_view(self.io.input.extract_tensor_mut().1, layout, frontend);
-        if !stream.window_into(out) {
+        if !self.stream_window_into_input(stream)? {
             return Ok(None);
         }
         self.run_session().map(Some)
@@ -134,6 +125,16 @@ impl Model {
             }
             return Ok(scored);
         }
+        if !self.stream_window_into_input(stream)? {
+            return Ok(false);
+        }
+        self.io.push_input_row();
+        Ok(true)
+    }
+
+    /// Write the newest window of a stream's log-mel frames into the model's input; false while
+    /// the stream holds fewer frames than a window. An error for a waveform model.
+    fn stream_window_into_input(&mut self, stream: &StreamingFrontend) -> Result<bool> {
         let InputPlan::LogMel {
             frontend, layout, ..
         } = &self.plan
@@ -143,11 +144,7 @@ impl Model {
             ));
         };
         let out = features_view(self.io.input.extract_tensor_mut().1, layout, frontend);
-        if !stream.window_into(out) {
-            return Ok(false);
-        }
-        self.io.push_input_row();
-        Ok(true)
+        Ok(stream.window_into(out))
     }
 
     /// Score the windows pushed since the last run in one ONNX Runtime call (models without a

@@ -592,3 +592,65 @@ fn level_of(dom: &str) -> Option<f64> {
         .parse()
         .ok()
 }
+
+/// Waits up to 20 s until `url` answers (any HTTP status).
+fn wait_answering(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !curl_raw(&[url], 2).status.success() {
+        assert!(Instant::now() < deadline, "nothing answers at {url}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_reload_moves_the_server_and_keeps_it_when_the_new_address_is_taken() {
+    let Some(input) = knocks("http_reload.wav") else {
+        return;
+    };
+    let mut web = start(&input, "", &[]);
+    let config = web._dir.path().join("hark.toml");
+    let listen = |port: u16| format!("listen = \"127.0.0.1:{port}\"");
+    let old_port: u16 = web.base.rsplit(':').next().unwrap().parse().unwrap();
+    // SAFETY: kill(2) on the pid of our own running child.
+    let hup = |pid| assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+
+    // Moved: the new port answers, the old one is closed.
+    let moved = free_port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&listen(old_port), &listen(moved))).unwrap();
+    hup(web.daemon.pid());
+    let moved_url = format!("http://127.0.0.1:{moved}/healthz");
+    wait_answering(&moved_url);
+    let old = curl_raw(&[&web.url("/healthz")], 2);
+    assert_eq!(old.status.code(), Some(7), "the old port still answers");
+
+    // Taken: the reload fails, is counted, and the running server stays.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&listen(moved), &listen(taken_port))).unwrap();
+    hup(web.daemon.pid());
+    let failed = web.daemon.wait_for(Duration::from_secs(20), |r| match r {
+        Record::Status { sinks: Some(s), .. } => s
+            .get("http")
+            .and_then(|h| h.get("reload_failed"))
+            .is_some_and(|&n| n >= 1),
+        _ => false,
+    });
+    assert!(failed.is_some(), "no status counted the failed reload");
+    assert_eq!(
+        curl(&[&moved_url]).code,
+        200,
+        "the running server was not kept"
+    );
+    let finished = web.daemon.terminate(Duration::from_secs(15));
+    assert!(
+        finished
+            .stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{taken_port}")),
+        "{}",
+        finished.stderr
+    );
+    finished.assert_success();
+    drop(taken);
+}

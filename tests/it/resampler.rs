@@ -11,6 +11,7 @@
 use std::f64::consts::PI;
 use std::path::Path;
 
+use hark::audio::measure::tone_amplitude as amplitude;
 use hark::audio::{self, AudioReader, StreamResampler};
 use hark::model::{LoadOptions, Model};
 
@@ -108,24 +109,6 @@ fn streamed(x: &[f32], from: u32, to: u32) -> Vec<f32> {
     out.drain(..delay);
     out.truncate(target);
     out
-}
-
-/// Amplitude of the `freq` Hz component of `y` (sampled at `rate`), by least squares.
-fn amplitude(y: &[f32], rate: u32, freq: f64) -> f64 {
-    let w = 2.0 * PI * freq / f64::from(rate);
-    let (mut cc, mut ss, mut cs, mut yc, mut ys) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (n, &v) in y.iter().enumerate() {
-        let (s, c) = (w * n as f64).sin_cos();
-        cc += c * c;
-        ss += s * s;
-        cs += c * s;
-        yc += f64::from(v) * c;
-        ys += f64::from(v) * s;
-    }
-    let det = cc * ss - cs * cs;
-    let a = (yc * ss - ys * cs) / det;
-    let b = (ys * cc - yc * cs) / det;
-    a.hypot(b)
 }
 
 /// The middle of `y`: a tenth of it off each end, where the filter sees the signal start.

@@ -126,6 +126,13 @@ const KNOWN: &[(&str, &str, &str, bool, &str)] = &[
         "HTTP requests refused by http.max_clients.",
     ),
     (
+        "http",
+        "reload_failed",
+        "http_reload_failures",
+        true,
+        "Reloads whose new [http] server could not start (the running one was kept).",
+    ),
+    (
         "stdout",
         "written",
         "stdout_written_records",

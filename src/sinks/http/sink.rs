@@ -15,7 +15,7 @@ use crate::sinks::SinkContext;
 
 /// The counters this sink reports in `status`: requests being served (streams included),
 /// records stream clients lost, requests refused by `max_clients`.
-pub const COUNTERS: &[&str] = &["clients", "dropped", "refused"];
+pub const COUNTERS: &[&str] = &["clients", "dropped", "refused", "reload_failed"];
 
 /// Start the web sink. An enabled server that cannot start (address in use) stops hark with
 /// an error at start; after a reload it is logged and the running server is kept.
@@ -95,6 +95,7 @@ async fn reload(server: Option<Server>, new: &HttpSection, shared: &Arc<Shared>)
         }
         Err(e) => {
             tracing::error!(error = %e, "[http] reload: the new web server could not start");
+            shared.health.add("reload_failed", 1);
             server
         }
     }
