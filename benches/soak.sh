@@ -109,6 +109,14 @@ print(f"overruns {status['overruns']}, skipped windows {status['skipped_windows'
 print(f"RSS {int(rss0)/1024:.1f} -> {int(rss1)/1024:.1f} MB (last sample before the end), fds {fd0} -> {fd1}")
 print(f"events: {starts} (quiet offline run: {quiet}); hook runs {status['sinks']['hooks']['runs']}, "
       f"failed {status['sinks']['hooks']['failed']}, skipped {status['sinks']['hooks']['skipped']}")
+import csv
+offline = list(csv.DictReader(open(f"{work}/quiet.csv")))
+ends = [r for r in recs if r["type"] == "event_end"]
+same = sum(a["label"] == b["label"] and float(a["start"]) == b["start"] and float(a["end"]) == b["end"]
+           for a, b in zip(offline, ends))
+peak = max((abs(float(a["peak"]) - b["peak"]) for a, b in zip(offline, ends)), default=0.0)
+print(f"events equal to the offline run (label, start, end): {same} of {len(offline)} offline, "
+      f"{len(ends)} live; largest peak difference {peak:.2g}")
 print(f"socket: {subs['readers']} readers got {subs['lines_min']}-{subs['lines_max']} lines, "
       f"{subs['idle']} never read; counters {status['sinks']['socket']}")
 PY
