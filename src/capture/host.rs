@@ -99,12 +99,12 @@ pub struct OpenedHost {
     pub choice: HostChoice,
 }
 
-/// What capture opens a device through: a cpal host, or hark's own PulseAudio client (see
+/// What capture opens a device through: a cpal host, or hark's own libpulse connection (see
 /// `pulse`: cheaper than cpal's PulseAudio host).
 pub(super) enum CaptureHost {
     Cpal(OpenedHost),
     #[cfg(feature = "pulseaudio")]
-    Pulse(pulseaudio::Client),
+    Pulse(super::pulse::Connection),
 }
 
 /// Opens the host `choice` names for capture, in the same order as [`open_host`]; the
