@@ -310,7 +310,7 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
     )
 }
 
-/// The device period hark asks for (`capture.period`, 50 ms by default), in frames, within
+/// The device period hark asks for (`capture.period`, 20 ms by default), in frames, within
 /// what the device supports (None when it says nothing or no period is asked for: then its
 /// default stands; a device that refuses it gets its default too).
 /// Short default periods cost dearly for nothing a 1 s window needs: through ALSA's pulse

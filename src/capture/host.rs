@@ -22,7 +22,8 @@ pub enum HostChoice {
     Auto,
     /// ALSA: hardware devices, and the sound server through its ALSA plugin.
     Alsa,
-    /// The PulseAudio protocol (a pure-Rust client; PulseAudio or pipewire-pulse).
+    /// The PulseAudio protocol (PulseAudio or pipewire-pulse): capture through libpulse,
+    /// listing through cpal's pure-Rust client.
     Pulseaudio,
     /// PipeWire's own protocol (needs hark built with the `pipewire` feature).
     Pipewire,
@@ -108,7 +109,7 @@ pub(super) enum CaptureHost {
 }
 
 /// Opens the host `choice` names for capture, in the same order as [`open_host`]; the
-/// PulseAudio protocol goes through hark's own client.
+/// PulseAudio protocol goes through hark's own libpulse connection.
 pub(super) fn open_capture_host(choice: HostChoice) -> Result<CaptureHost> {
     #[cfg(feature = "pulseaudio")]
     {
