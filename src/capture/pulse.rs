@@ -201,7 +201,10 @@ struct Found {
 impl From<&SourceInfo<'_>> for Found {
     fn from(info: &SourceInfo<'_>) -> Found {
         let name = info.name.as_deref().unwrap_or_default().to_owned();
-        let description = info.description.as_deref().map_or(name.clone(), str::to_owned);
+        let description = info
+            .description
+            .as_deref()
+            .map_or(name.clone(), str::to_owned);
         Found {
             name,
             description,
@@ -299,8 +302,8 @@ pub(super) fn open(
         rate,
         channels: 1,
     };
-    let mut stream = Stream::new(&mut conn.context, "hark", &spec, None)
-        .ok_or_else(|| build(conn.errno()))?;
+    let mut stream =
+        Stream::new(&mut conn.context, "hark", &spec, None).ok_or_else(|| build(conn.errno()))?;
     let attr = BufferAttr {
         // The server's maximum: hark's ring, not the server, decides what is dropped.
         maxlength: u32::MAX,
@@ -468,6 +471,9 @@ mod tests {
             error_kind(Code::ConnectionRefused),
             cpal::ErrorKind::HostUnavailable
         );
-        assert_eq!(error_kind(Code::NoEntity), cpal::ErrorKind::DeviceNotAvailable);
+        assert_eq!(
+            error_kind(Code::NoEntity),
+            cpal::ErrorKind::DeviceNotAvailable
+        );
     }
 }
