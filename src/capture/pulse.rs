@@ -213,12 +213,15 @@ impl From<&SourceInfo<'_>> for Found {
     }
 }
 
+/// What a fragment's bytes are handed to (see [`decoder`]).
+type Push = Box<dyn FnMut(&[u8]) + Send>;
+
 /// A record stream hark reads; dropping it deletes the stream on the server and disconnects.
 pub(super) struct PulseStream {
     stream: Stream,
     conn: Connection,
     /// Converts a fragment's bytes and pushes them into the ring.
-    push: Box<dyn FnMut(&[u8]) + Send>,
+    push: Push,
     stats: Arc<CaptureStats>,
     /// Set once the stream or the connection has failed: then the thread only waits for stop.
     dead: bool,
