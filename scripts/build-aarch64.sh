@@ -2,7 +2,7 @@
 # Cross-build hark for a 64-bit Raspberry Pi (aarch64-unknown-linux-gnu) on Debian 12 x86_64,
 # idempotently:
 #   - apt: gcc-aarch64-linux-gnu and, through multiarch (dpkg --add-architecture arm64),
-#     libasound2-dev:arm64; the Rust target through rustup
+#     libasound2-dev:arm64 and libpulse-dev:arm64; the Rust target through rustup
 #   - the release binary, target/aarch64-unknown-linux-gnu/release/hark
 #   - with --tests, also the unit and integration test binaries, for scripts/test-aarch64.sh
 #   - the aarch64 ONNX Runtime, from the same PyPI wheel version as scripts/setup.sh's x86 one,
@@ -33,7 +33,7 @@ done
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
-# --- apt: the cross linker and the arm64 ALSA library ---------------------------------------
+# --- apt: the cross linker and the arm64 ALSA and PulseAudio libraries ----------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     say "adding the dpkg architecture arm64 (multiarch)"
@@ -41,7 +41,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     $SUDO apt-get update -qq
 fi
 missing=()
-for p in gcc-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64 pkg-config python3-pip; do
+for p in gcc-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64 libpulse-dev:arm64 pkg-config python3-pip; do
     installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

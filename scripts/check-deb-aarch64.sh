@@ -49,7 +49,7 @@ arch-test arm64 >/dev/null || fail "arm64 executables do not run here (arch-test
 if [ ! -s "$TARBALL" ]; then
     say "making the arm64 Debian 12 root with mmdebstrap ($MIRROR)"
     mmdebstrap --arch=arm64 --variant=minbase \
-        --include=adduser,python3,python3-pip,libasound2,ca-certificates,file \
+        --include=adduser,python3,python3-pip,libasound2,libpulse0,ca-certificates,file \
         bookworm "$TARBALL" "$MIRROR"
 fi
 umount "$CHROOT/sys" 2>/dev/null || true

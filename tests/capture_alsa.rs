@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use common::alsa::{self, AlsaFileDevice};
 use cpal::traits::{DeviceTrait, HostTrait};
 use hark::capture::{list_devices, CaptureError, DeviceSource, HostChoice, Source};
+use hark::config::CaptureSettings;
 use ringbuf::traits::{Consumer, Observer};
 
 const NAME: &str = "harkfiledev";
@@ -122,7 +123,7 @@ fn device_matched_by_substring_captures_the_file_content() {
         host: HostChoice::Alsa,
         device: Some("FileDev".to_owned()),
         // What the daemon asks for by default (capture.period).
-        period: Some(0.05),
+        period: Some(CaptureSettings::default().period),
     };
     assert!(source.describe().contains("FileDev"));
     let mut capture = Box::new(source).start(1.0).unwrap();
@@ -160,7 +161,7 @@ fn file_device_keeps_delivering_after_the_end_of_its_file() {
         host: HostChoice::Alsa,
         device: Some(NAME.to_owned()),
         // What the daemon asks for by default (capture.period).
-        period: Some(0.05),
+        period: Some(CaptureSettings::default().period),
     };
     let mut capture = Box::new(source).start(3.0).unwrap();
     let total = 3 * RATE as usize;
@@ -205,7 +206,7 @@ fn overruns_are_counted_when_nobody_drains_the_ring() {
         host: HostChoice::Alsa,
         device: Some(NAME.to_owned()),
         // What the daemon asks for by default (capture.period).
-        period: Some(0.05),
+        period: Some(CaptureSettings::default().period),
     };
     // 10 ms of ring against a device that delivers as fast as it is read.
     let capture = Box::new(source).start(0.01).unwrap();

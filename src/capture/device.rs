@@ -94,7 +94,7 @@ fn hold_stream(
     opened_tx: &mpsc::SyncSender<Result<Opened>>,
     stop: &StopSignal,
 ) {
-    let stream = match open_stream(host, query, ring_capacity_seconds, period) {
+    let mut stream = match open_stream(host, query, ring_capacity_seconds, period) {
         Ok((stream, opened)) => {
             // The receiver waits for this message, so the send cannot fail.
             let _ = opened_tx.send(Ok(opened));
@@ -121,16 +121,13 @@ enum Live {
 }
 
 impl Live {
-    /// Waits until unparked (a stop); a PulseAudio stream is also checked once a second, since
-    /// nothing else reports a dead server or a removed source.
-    fn hold(&self) {
+    /// A cpal stream: waits until unparked (a stop). A PulseAudio stream is read on this
+    /// thread: one turn of its main loop (at most 100 ms, so a stop is seen that soon).
+    fn hold(&mut self) {
         match self {
             Live::Cpal(_) => thread::park(),
             #[cfg(feature = "pulseaudio")]
-            Live::Pulse(stream) => {
-                thread::park_timeout(std::time::Duration::from_secs(1));
-                stream.check();
-            }
+            Live::Pulse(stream) => stream.pump(),
         }
     }
 }
@@ -313,7 +310,7 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
     )
 }
 
-/// The device period hark asks for (`capture.period`, 50 ms by default), in frames, within
+/// The device period hark asks for (`capture.period`, 20 ms by default), in frames, within
 /// what the device supports (None when it says nothing or no period is asked for: then its
 /// default stands; a device that refuses it gets its default too).
 /// Short default periods cost dearly for nothing a 1 s window needs: through ALSA's pulse

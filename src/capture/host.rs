@@ -22,7 +22,8 @@ pub enum HostChoice {
     Auto,
     /// ALSA: hardware devices, and the sound server through its ALSA plugin.
     Alsa,
-    /// The PulseAudio protocol (a pure-Rust client; PulseAudio or pipewire-pulse).
+    /// The PulseAudio protocol (PulseAudio or pipewire-pulse): capture through libpulse,
+    /// listing through cpal's pure-Rust client.
     Pulseaudio,
     /// PipeWire's own protocol (needs hark built with the `pipewire` feature).
     Pipewire,
@@ -99,16 +100,16 @@ pub struct OpenedHost {
     pub choice: HostChoice,
 }
 
-/// What capture opens a device through: a cpal host, or hark's own PulseAudio client (see
+/// What capture opens a device through: a cpal host, or hark's own libpulse connection (see
 /// `pulse`: cheaper than cpal's PulseAudio host).
 pub(super) enum CaptureHost {
     Cpal(OpenedHost),
     #[cfg(feature = "pulseaudio")]
-    Pulse(pulseaudio::Client),
+    Pulse(super::pulse::Connection),
 }
 
 /// Opens the host `choice` names for capture, in the same order as [`open_host`]; the
-/// PulseAudio protocol goes through hark's own client.
+/// PulseAudio protocol goes through hark's own libpulse connection.
 pub(super) fn open_capture_host(choice: HostChoice) -> Result<CaptureHost> {
     #[cfg(feature = "pulseaudio")]
     {

@@ -1,25 +1,40 @@
 //! Capture through the PulseAudio protocol (PulseAudio, or PipeWire's pipewire-pulse), with a
-//! record stream hark opens and reads itself through the `pulseaudio` crate (the pure-Rust
-//! client cpal's own PulseAudio host is built on).
+//! record stream hark opens and reads itself through libpulse (the C client library every
+//! PulseAudio program uses, through `libpulse-binding`), the way `parecord` does: a standard
+//! libpulse main loop turned by hark's own capture thread, one wake-up per fragment.
 //!
-//! Why not cpal's PulseAudio host: it asks the server for the stream's latency after every
-//! callback, on a thread of its own, and the client's reactor zero-fills a 1 MiB read buffer at
-//! each wake-up; through it hark's capture threads took 1.2-1.4% of a core at 240 wake-ups a
-//! second (BENCHMARKS.md, section 3b). Here the server delivers mono f32 at the source's own
-//! rate (it downmixes, as `mix_to_mono` would), one fragment per `capture.period`, and the only
-//! other traffic is one latency query a second from hark's capture thread, which is how a dead
-//! server or a removed source is noticed (the client drops the server's "stream killed"
-//! message).
+//! Why not the pure-Rust `pulseaudio` crate (hark's stream before, and cpal's PulseAudio host):
+//! its reactor thread zero-fills a 1 MiB read buffer at each wake-up (`Reactor::recv`), so short
+//! fragments, which the latency target needs, cost a measurable share of a core. Why not
+//! libpulse's simple API (`pa_simple_read`): its read blocks until a whole fragment has arrived
+//! and nothing can interrupt it, while a source can deliver nothing at all for a long time (a
+//! null sink's monitor while nothing plays), so a stop or a reopen would have to leave the
+//! thread behind. Here the main loop's poll is capped at [`POLL_CAP`], so the thread notices a
+//! stop within that time even when no data comes (BENCHMARKS.md, section 3b).
 //!
-//! Architecture invariant: the callback only converts into a preallocated scratch buffer,
-//! pushes into the ring and bumps atomics — it never allocates, locks, blocks or logs.
+//! The server delivers mono f32 at the source's own rate (it downmixes, as `mix_to_mono`
+//! would), one fragment per `capture.period`. A dead server (the connection closes) or a removed
+//! source (the server kills the stream) shows up as a failed context or stream right after the
+//! poll that saw it, and is recorded like a cpal stream error, so the consumer reopens the
+//! device with its backoff.
+//!
+//! Architecture invariant: reading a fragment only converts into a preallocated scratch buffer,
+//! pushes into the ring and bumps atomics — it never allocates, locks or logs.
 
-use std::ffi::CString;
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use futures::executor::block_on;
-use pulseaudio::{protocol, Client, ClientError, RecordStream};
+use libpulse_binding as pa;
+use pa::context::introspect::SourceInfo;
+use pa::context::{self as pa_context, Context};
+use pa::def::BufferAttr;
+use pa::error::{Code, PAErr};
+use pa::mainloop::standard::Mainloop;
+use pa::operation::{Operation, State as OpState};
+use pa::stream::{self as pa_stream, PeekResult, Stream};
+use pa::time::MicroSeconds;
 
 use super::device::Opened;
 use super::device::{describe_pair, pick_device};
@@ -27,105 +42,301 @@ use super::host::HostChoice;
 use super::ring::{ring_capacity, RingSink};
 use super::{CaptureError, CaptureStats, Result};
 
-/// How long the server may take to accept a connection (cpal's limit too).
+/// How long the server may take to accept a connection, answer a query or start the stream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest the capture thread's poll waits: how soon it sees a stop while no data comes.
+/// While data flows each fragment ends the poll first, so this adds no wake-ups then.
+const POLL_CAP: Duration = Duration::from_millis(100);
 
 /// Bytes per sample of the stream hark asks for (mono f32).
 const BYTES: usize = 4;
 
-/// Samples converted per piece in the callback.
+/// Samples converted per piece when a fragment is read.
 const SCRATCH: usize = 4096;
 
-/// Connects to the server the environment names (`PULSE_SERVER`, else the user's runtime
-/// directory). The handshake blocks without a timeout, so it runs on a thread of its own that
-/// is left behind if the server never answers.
-pub(super) fn connect() -> Result<Client> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("hark-capture".into())
-        .spawn(move || {
-            let name = CString::new(format!("hark-{}", std::process::id())).expect("no NUL");
-            let _ = tx.send(Client::from_env(&name));
-        })
-        .map_err(|source| CaptureError::Spawn {
-            what: "the PulseAudio connection".into(),
-            source,
-        })?;
-    let client = rx
-        .recv_timeout(CONNECT_TIMEOUT)
-        .unwrap_or(Err(ClientError::ServerUnavailable));
-    client.map_err(host_error)
+/// The server's name for its default source.
+const DEFAULT_SOURCE: &str = "@DEFAULT_SOURCE@";
+
+/// A connection to the server: libpulse's main loop and context, owned by the capture thread
+/// (neither may leave it).
+pub(super) struct Connection {
+    // Field order is drop order: the context before its main loop.
+    context: Context,
+    mainloop: Mainloop,
 }
 
-fn host_error(e: ClientError) -> CaptureError {
-    CaptureError::Host {
-        host: HostChoice::Pulseaudio,
-        source: cpal::Error::from(e),
+/// Connects to the server the environment names (`PULSE_SERVER`, else the user's runtime
+/// directory), within [`CONNECT_TIMEOUT`]. Never starts a server (no autospawn).
+pub(super) fn connect() -> Result<Connection> {
+    let unavailable = |what: &str| host_error(Code::ConnectionRefused, what);
+    let mainloop = Mainloop::new().ok_or_else(|| unavailable("no libpulse main loop"))?;
+    let name = format!("hark-{}", std::process::id());
+    let mut context =
+        Context::new(&mainloop, &name).ok_or_else(|| unavailable("no libpulse context"))?;
+    context
+        .connect(None, pa_context::FlagSet::NOAUTOSPAWN, None)
+        .map_err(|e| host_error(code_of(e), "cannot connect"))?;
+    let mut conn = Connection { context, mainloop };
+    conn.turn_until(|c| match c.context.get_state() {
+        pa_context::State::Ready => Some(Ok(())),
+        pa_context::State::Failed | pa_context::State::Terminated => Some(Err(c.errno())),
+        _ => None,
+    })
+    .map_err(|code| host_error(code, "cannot connect"))?;
+    Ok(conn)
+}
+
+impl Connection {
+    /// The code of the context's last error.
+    fn errno(&self) -> Code {
+        code_of(self.context.errno())
+    }
+
+    /// Turns the main loop until `done` says something, at most [`CONNECT_TIMEOUT`].
+    fn turn_until<T>(
+        &mut self,
+        mut done: impl FnMut(&mut Connection) -> Option<std::result::Result<T, Code>>,
+    ) -> std::result::Result<T, Code> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            if let Some(result) = done(self) {
+                return result;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Code::Timeout);
+            }
+            turn(&mut self.mainloop, left.min(POLL_CAP)).map_err(code_of)?;
+        }
+    }
+
+    /// Waits for `op` to finish; the context's error if it failed.
+    fn finish<F: ?Sized>(&mut self, op: &Operation<F>) -> std::result::Result<(), Code> {
+        self.turn_until(|c| match op.get_state() {
+            OpState::Running => None,
+            OpState::Done => Some(Ok(())),
+            OpState::Cancelled => Some(Err(c.errno())),
+        })
+    }
+
+    /// The sources the server has (`name` None), or the one it calls `name`.
+    fn sources(&mut self, name: Option<&str>) -> std::result::Result<Vec<Found>, Code> {
+        let found = Rc::new(RefCell::new(Vec::new()));
+        let failed = Rc::new(RefCell::new(false));
+        let (f, e) = (Rc::clone(&found), Rc::clone(&failed));
+        let collect = move |item: pa::callbacks::ListResult<&SourceInfo>| match item {
+            pa::callbacks::ListResult::Item(info) => f.borrow_mut().push(Found::from(info)),
+            pa::callbacks::ListResult::End => {}
+            pa::callbacks::ListResult::Error => *e.borrow_mut() = true,
+        };
+        let introspect = self.context.introspect();
+        let op = match name {
+            Some(name) => introspect.get_source_info_by_name(name, collect),
+            None => introspect.get_source_info_list(collect),
+        };
+        self.finish(&op)?;
+        if *failed.borrow() {
+            return Err(self.errno());
+        }
+        let list = found.borrow_mut().split_off(0);
+        Ok(list)
     }
 }
 
-/// A record stream hark reads; dropping it deletes the stream on the server.
+/// One turn of the main loop: poll for at most `cap`, then run what became ready.
+fn turn(mainloop: &mut Mainloop, cap: Duration) -> std::result::Result<(), PAErr> {
+    let micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
+    mainloop.prepare(Some(MicroSeconds(micros)))?;
+    mainloop.poll()?;
+    mainloop.dispatch()?;
+    Ok(())
+}
+
+/// libpulse reports errors as a positive code (`pa_context_errno`) or a negative one (return
+/// values); either way, its [`Code`].
+fn code_of(e: PAErr) -> Code {
+    Code::try_from(PAErr(-e.0.abs())).unwrap_or(Code::Unknown)
+}
+
+/// What cpal would call a libpulse error (the mapping cpal's own PulseAudio host uses).
+fn error_kind(code: Code) -> cpal::ErrorKind {
+    use cpal::ErrorKind as K;
+    match code {
+        Code::Access | Code::AuthKey => K::PermissionDenied,
+        Code::ConnectionRefused | Code::InvalidServer | Code::ModInitFailed => K::HostUnavailable,
+        Code::NoEntity => K::DeviceNotAvailable,
+        Code::Timeout | Code::Busy => K::DeviceBusy,
+        Code::NotSupported | Code::Obsolete | Code::NotImplemented | Code::Version => {
+            K::UnsupportedOperation
+        }
+        Code::Invalid | Code::Command | Code::TooLarge | Code::Exist | Code::Forked => {
+            K::InvalidInput
+        }
+        Code::ConnectionTerminated | Code::Killed | Code::Protocol | Code::BadState => {
+            K::StreamInvalidated
+        }
+        _ => K::BackendError,
+    }
+}
+
+fn cpal_error(code: Code, what: &str) -> cpal::Error {
+    cpal::Error::with_message(error_kind(code), format!("PulseAudio: {what}: {code}"))
+}
+
+fn host_error(code: Code, what: &str) -> CaptureError {
+    CaptureError::Host {
+        host: HostChoice::Pulseaudio,
+        source: cpal_error(code, what),
+    }
+}
+
+/// What hark needs of a source.
+struct Found {
+    name: String,
+    description: String,
+    rate: u32,
+}
+
+impl From<&SourceInfo<'_>> for Found {
+    fn from(info: &SourceInfo<'_>) -> Found {
+        let name = info.name.as_deref().unwrap_or_default().to_owned();
+        let description = info
+            .description
+            .as_deref()
+            .map_or(name.clone(), str::to_owned);
+        Found {
+            name,
+            description,
+            rate: info.sample_spec.rate,
+        }
+    }
+}
+
+/// What a fragment's bytes are handed to (see [`decoder`]).
+type Push = Box<dyn FnMut(&[u8]) + Send>;
+
+/// A record stream hark reads; dropping it deletes the stream on the server and disconnects.
 pub(super) struct PulseStream {
-    stream: RecordStream,
+    stream: Stream,
+    conn: Connection,
+    /// Converts a fragment's bytes and pushes them into the ring.
+    push: Push,
     stats: Arc<CaptureStats>,
-    /// Keeps the connection open as long as the stream.
-    _client: Client,
+    /// Set once the stream or the connection has failed: then the thread only waits for stop.
+    dead: bool,
 }
 
 impl PulseStream {
-    /// One round trip to the server. A dead server (the connection is gone) or a killed stream
-    /// (its source was removed) answers with an error, recorded like a cpal stream error so
-    /// the consumer sees the device as lost.
-    pub(super) fn check(&self) {
-        if let Err(e) = block_on(self.stream.timing_info()) {
-            self.stats.record_stream_error(cpal::Error::from(e).kind());
+    /// One turn of the capture thread: wait for the next fragment (at most [`POLL_CAP`]), push
+    /// what arrived into the ring, and notice a dead server or a killed stream.
+    pub(super) fn pump(&mut self) {
+        if self.dead {
+            std::thread::park_timeout(Duration::from_secs(1));
+            return;
         }
+        let turned = turn(&mut self.conn.mainloop, POLL_CAP);
+        self.drain();
+        let failed = match (turned, self.stream.get_state()) {
+            (Err(e), _) => Some(code_of(e)),
+            (Ok(()), pa_stream::State::Failed | pa_stream::State::Terminated) => {
+                Some(self.conn.errno())
+            }
+            _ => match self.conn.context.get_state() {
+                pa_context::State::Failed | pa_context::State::Terminated => {
+                    Some(self.conn.errno())
+                }
+                _ => None,
+            },
+        };
+        if let Some(code) = failed {
+            self.dead = true;
+            // Whatever the code, the stream delivers nothing more: it is lost, not glitching.
+            let kind = match error_kind(code) {
+                k @ (cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::BackendError) => k,
+                _ => cpal::ErrorKind::StreamInvalidated,
+            };
+            tracing::debug!(error = %code, "PulseAudio record stream failed");
+            self.stats.record_stream_error(kind);
+        }
+    }
+
+    /// Pushes every fragment libpulse holds into the ring.
+    fn drain(&mut self) {
+        loop {
+            match self.stream.peek() {
+                Ok(PeekResult::Data(bytes)) => (self.push)(bytes),
+                // A gap in the stream (nothing to push), and its end.
+                Ok(PeekResult::Hole(_)) => {}
+                Ok(PeekResult::Empty) | Err(_) => return,
+            }
+            if self.stream.discard().is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for PulseStream {
+    fn drop(&mut self) {
+        if !self.dead {
+            let _ = self.stream.disconnect();
+        }
+        self.conn.context.disconnect();
     }
 }
 
 /// Finds the source (`query`; None: the server's default), opens a record stream on it with
 /// fragments of `period` seconds (None: the server's choice) and starts it.
 pub(super) fn open(
-    client: Client,
+    mut conn: Connection,
     query: Option<&str>,
     ring_capacity_seconds: f32,
     period: Option<f64>,
 ) -> Result<(PulseStream, Opened)> {
-    let info = select_source(&client, query)?;
-    let name = info.name.to_string_lossy().into_owned();
-    let rate = info.sample_spec.sample_rate;
+    let found = select_source(&mut conn, query)?;
+    let (name, rate) = (found.name, found.rate);
     let (sink, consumer, arrivals) = RingSink::new(ring_capacity(ring_capacity_seconds, rate)?);
     let stats = Arc::clone(sink.stats());
     let fragment = period.map(|p| ((p * f64::from(rate)).round().max(1.0) as u32) * BYTES as u32);
-    let params = protocol::RecordStreamParams {
-        sample_spec: protocol::SampleSpec {
-            format: protocol::SampleFormat::Float32Le,
-            sample_rate: rate,
-            channels: 1,
-        },
-        channel_map: protocol::ChannelMap::new([protocol::ChannelPosition::Mono]),
-        source_index: Some(info.index),
-        buffer_attr: protocol::stream::BufferAttr {
-            // The server's maximum: hark's ring, not the server, decides what is dropped.
-            max_length: u32::MAX,
-            fragment_size: fragment.unwrap_or(u32::MAX),
-            ..Default::default()
-        },
-        flags: protocol::stream::StreamFlags {
-            // Make the source's own latency match the fragment, so it is delivered whole.
-            adjust_latency: fragment.is_some(),
-            ..Default::default()
-        },
-        ..Default::default()
+    let build = |code: Code| build_error(&name, period, code);
+    let spec = pa::sample::Spec {
+        format: pa::sample::Format::F32le,
+        rate,
+        channels: 1,
     };
-    let stream = block_on(client.create_record_stream(params, callback(sink)))
-        .map_err(|source| build_error(&name, period, source))?;
-    let fragment_frames = stream.buffer_attr().fragment_size as usize / BYTES;
+    let mut stream =
+        Stream::new(&mut conn.context, "hark", &spec, None).ok_or_else(|| build(conn.errno()))?;
+    let attr = BufferAttr {
+        // The server's maximum: hark's ring, not the server, decides what is dropped.
+        maxlength: u32::MAX,
+        tlength: u32::MAX,
+        prebuf: u32::MAX,
+        minreq: u32::MAX,
+        fragsize: fragment.unwrap_or(u32::MAX),
+    };
+    // Make the source's own latency match the fragment, so that it is delivered whole.
+    let flags = match fragment {
+        Some(_) => pa_stream::FlagSet::ADJUST_LATENCY,
+        None => pa_stream::FlagSet::NOFLAGS,
+    };
+    stream
+        .connect_record(Some(&name), Some(&attr), flags)
+        .map_err(|e| build(code_of(e)))?;
+    conn.turn_until(|c| match stream.get_state() {
+        pa_stream::State::Ready => Some(Ok(())),
+        pa_stream::State::Failed | pa_stream::State::Terminated => Some(Err(c.errno())),
+        _ => None,
+    })
+    .map_err(build)?;
+    let fragment_frames = stream
+        .get_buffer_attr()
+        .map(|a| a.fragsize as usize / BYTES);
     tracing::info!(
         host = %HostChoice::Pulseaudio,
         device = %name,
         config = %format!("1 ch, {rate} Hz, f32"),
-        period_frames = ?Some(fragment_frames),
+        period_frames = ?fragment_frames,
         "capture stream started"
     );
     let opened = Opened {
@@ -135,28 +346,28 @@ pub(super) fn open(
         sample_rate: rate,
         name,
     };
-    Ok((
-        PulseStream {
-            stream,
-            stats,
-            _client: client,
-        },
-        opened,
-    ))
+    let stream = PulseStream {
+        stream,
+        conn,
+        push: Box::new(decoder(sink)),
+        stats,
+        dead: false,
+    };
+    Ok((stream, opened))
 }
 
-fn build_error(name: &str, period: Option<f64>, source: ClientError) -> CaptureError {
+fn build_error(name: &str, period: Option<f64>, code: Code) -> CaptureError {
     CaptureError::BuildStream {
         device: name.to_owned(),
         config: format!("1 ch f32, fragments of {period:?} s"),
-        source: cpal::Error::from(source),
+        source: cpal_error(code, "record stream"),
     }
 }
 
-/// The record callback: little-endian f32 bytes → the ring. A sample split across two
-/// deliveries is carried over in a fixed 4-byte buffer.
-fn callback(mut sink: RingSink) -> impl FnMut(&[u8]) + Send + 'static {
-    // Allocated here, before the stream starts, so the callback never has to.
+/// Little-endian f32 bytes → the ring. A sample split across two fragments is carried over in
+/// a fixed 4-byte buffer (libpulse hands out whole frames, but nothing promises it).
+fn decoder(mut sink: RingSink) -> impl FnMut(&[u8]) + Send + 'static {
+    // Allocated here, before the stream starts, so reading never has to.
     let mut scratch = vec![0.0f32; SCRATCH];
     let mut carry = [0u8; BYTES];
     let mut carried = 0usize;
@@ -194,25 +405,20 @@ fn decode_f32le(bytes: &[u8], out: &mut [f32]) -> usize {
 }
 
 /// The source `query` names (the same matching as for cpal devices), or the default source.
-fn select_source(client: &Client, query: Option<&str>) -> Result<protocol::SourceInfo> {
+fn select_source(conn: &mut Connection, query: Option<&str>) -> Result<Found> {
     let Some(query) = query else {
-        let default = protocol::DEFAULT_SOURCE.to_owned();
-        return block_on(client.source_info_by_name(default)).map_err(|e| match e {
-            ClientError::ServerError(protocol::PulseError::NoEntity) => CaptureError::NoDevice,
-            e => host_error(e),
-        });
+        return match conn.sources(Some(DEFAULT_SOURCE)) {
+            Ok(mut found) if !found.is_empty() => Ok(found.swap_remove(0)),
+            Ok(_) | Err(Code::NoEntity) => Err(CaptureError::NoDevice),
+            Err(code) => Err(host_error(code, "cannot find the default source")),
+        };
     };
-    let sources = block_on(client.list_sources()).map_err(CaptureError::from_pulse_list)?;
+    let sources = conn
+        .sources(None)
+        .map_err(|code| CaptureError::Enumerate(cpal_error(code, "cannot list sources")))?;
     let named: Vec<(String, String)> = sources
         .iter()
-        .map(|s| {
-            let id = s.name.to_string_lossy().into_owned();
-            let desc = s
-                .description
-                .as_ref()
-                .map_or(id.clone(), |d| d.to_string_lossy().into_owned());
-            (id, desc)
-        })
+        .map(|s| (s.name.clone(), s.description.clone()))
         .collect();
     match pick_device(&named, query) {
         Some(index) => Ok(sources
@@ -234,12 +440,6 @@ fn select_source(client: &Client, query: Option<&str>) -> Result<protocol::Sourc
     }
 }
 
-impl CaptureError {
-    fn from_pulse_list(e: ClientError) -> CaptureError {
-        CaptureError::Enumerate(cpal::Error::from(e))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,12 +452,31 @@ mod tests {
         assert_eq!(decode_f32le(&bytes, &mut out), 3);
         assert_eq!(&out[..3], &samples);
         let (sink, mut consumer, _arrivals) = RingSink::new(16);
-        let mut cb = callback(sink);
-        cb(&bytes[..6]);
-        cb(&bytes[6..]);
+        let mut push = decoder(sink);
+        push(&bytes[..6]);
+        push(&bytes[6..]);
         let mut got = [0.0f32; 3];
         use ringbuf::traits::Consumer;
         assert_eq!(consumer.pop_slice(&mut got), 3);
         assert_eq!(got, samples);
+    }
+
+    #[test]
+    fn libpulse_codes_of_either_sign_map_to_the_kinds_device_loss_needs() {
+        let killed = Code::Killed as i32;
+        assert_eq!(code_of(PAErr(killed)), Code::Killed);
+        assert_eq!(code_of(PAErr(-killed)), Code::Killed);
+        assert_eq!(
+            error_kind(Code::ConnectionTerminated),
+            cpal::ErrorKind::StreamInvalidated
+        );
+        assert_eq!(
+            error_kind(Code::ConnectionRefused),
+            cpal::ErrorKind::HostUnavailable
+        );
+        assert_eq!(
+            error_kind(Code::NoEntity),
+            cpal::ErrorKind::DeviceNotAvailable
+        );
     }
 }

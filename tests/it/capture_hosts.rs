@@ -10,8 +10,9 @@
 //! far from both the healthy figures and the spinning ones measured there, so load from other
 //! processes cannot move a run across them.
 //!
-//! Capture threads: cpal's ALSA worker (`cpal_alsa_in`) and the threads started on hark's
-//! capture thread, which inherit its name `hark-capture` (the PulseAudio client's reactor).
+//! Capture threads: cpal's ALSA worker (`cpal_alsa_in`) and the threads named `hark-capture`:
+//! hark's capture thread, which reads the PulseAudio stream itself by turning libpulse's main
+//! loop, and any thread started from it (they inherit its name).
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -65,13 +66,15 @@ impl Server {
 }
 
 /// Voluntary context switches per second of all capture threads together. At the default
-/// 50 ms period a reader wakes 20 times a second; hark's PulseAudio stream measured 29-34,
-/// cpal's ALSA reader (when not spinning) 28-38; cpal's own PulseAudio host, which queries the
-/// latency after every callback, 240-250, and fails here.
+/// 20 ms period a reader wakes 50 times a second: hark's libpulse stream measured 56-67 here
+/// (on a loaded machine). At 50 ms periods it measured 21-23, the pure-Rust `pulseaudio`
+/// client it replaced 29-34, cpal's ALSA reader (when not spinning) 28-38, and cpal's own
+/// PulseAudio host, which queries the latency after every callback, 240-250 (which fails here).
+/// A spinning loop shows as on-CPU time rather than wake-ups: [`MAX_CPU_FRACTION`] catches it.
 const MAX_WAKEUPS_PER_S: f64 = 150.0;
 
-/// On-CPU time of the capture threads as a fraction of the wall time. Measured: 0.5-0.8% for
-/// hark's PulseAudio stream, up to 39% when cpal's ALSA reader spins.
+/// On-CPU time of the capture threads as a fraction of the wall time. Measured: 0.27-0.46% for
+/// hark's libpulse stream at the default period, up to 39% when cpal's ALSA reader spins.
 const MAX_CPU_FRACTION: f64 = 0.10;
 
 /// Summed over the capture threads of `pid`: (voluntary switches, on-CPU ns).
