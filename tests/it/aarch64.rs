@@ -120,7 +120,7 @@ fn compare(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> (usize, 
         "{args:?}: top labels differ (file, start ms, label)"
     );
     let mut worst = (0.0f64, String::new());
-    let (mut above, mut total) = (0usize, 0usize);
+    let mut all = Vec::new();
     for (key, scores) in &here {
         let other = there
             .get(key)
@@ -128,19 +128,22 @@ fn compare(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> (usize, 
         assert_eq!(scores.len(), other.len(), "{key:?}: label counts differ");
         for (label, score) in scores {
             let d = (score - other[label]).abs();
-            total += 1;
-            above += usize::from(d > 1e-3);
+            all.push(d);
             if d > worst.0 {
                 worst = (d, format!("{} at {} ms, {label}", key.0, key.1));
             }
         }
     }
-    let share = above as f64 / total as f64;
+    let total = all.len();
+    let share = all.iter().filter(|&&d| d > 1e-3).count() as f64 / total as f64;
+    all.sort_by(f64::total_cmp);
     eprintln!(
-        "aarch64 vs x86_64 {args:?}: {} windows, top labels equal, largest score difference {:.3e} ({}), {:.2}% of {total} scores more than 1e-3 apart",
+        "aarch64 vs x86_64 {args:?}: {} windows, top labels equal, score differences: largest {:.3e} ({}), median {:.1e}, mean {:.1e}, {:.2}% of {total} more than 1e-3",
         here.len(),
         worst.0,
         worst.1,
+        all[total / 2],
+        all.iter().sum::<f64>() / total as f64,
         100.0 * share
     );
     assert!(
