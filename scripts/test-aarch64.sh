@@ -9,8 +9,7 @@
 #      `hark model info`), and one `hark run` daemon publishing on a Unix socket to subscribers
 #   3. on this machine's build: `hark classify` of every real recording by the aarch64 binary
 #      (CED-tiny and YAMNet) against the x86_64 one: the same top label in every window but
-#      near-ties, scores
-#      close (tests/it/aarch64.rs prints the largest difference; why not within 1e-3: its doc)
+#      near-ties, scores close (tests/it/aarch64.rs prints the differences; why not 1e-3: its doc)
 # The emulated CPU is a Cortex-A72 (Raspberry Pi 4; QEMU_CPU=cortex-a76 for a Pi 5), shown to
 # ONNX Runtime as such in /proc/cpuinfo (see `sysroot` below).
 # Usage: scripts/test-aarch64.sh [--no-build]
