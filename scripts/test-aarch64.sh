@@ -28,7 +28,7 @@ build=1
 case "${1:-}" in
     --no-build) build=0 ;;
     "") ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) say "unknown argument $1 (see --help)"; exit 1 ;;
 esac
 
