@@ -3,7 +3,8 @@
 //! with sox, and a running daemon whose stdout (`--print json`) and stderr are collected.
 //!
 //! Unlike [`crate::common::hark`], which runs hark with `--no-socket` and parses records into
-//! the library's types, this keeps records as JSON values, as a socket client sees them.
+//! the library's types, this keeps records as JSON values, as a socket client sees them. Every
+//! deadline here is multiplied by `HARK_TEST_SLOW` ([`super::slow`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::slow::scaled;
 
 // ---------------------------------------------------------------------------------------------
 // The input
@@ -107,6 +110,8 @@ pub struct Daemon {
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    /// When the child was started.
+    spawned: Instant,
 }
 
 impl Daemon {
@@ -120,6 +125,7 @@ impl Daemon {
     /// Spawns `command`, collecting its stdout (every line must be JSON) and stderr, without
     /// waiting for anything.
     pub fn spawn(mut command: Command, socket: &Path) -> Daemon {
+        let spawned = Instant::now();
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -158,6 +164,7 @@ impl Daemon {
             stderr,
             readers: vec![r1, r2],
             status: None,
+            spawned,
         }
     }
 
@@ -170,14 +177,22 @@ impl Daemon {
     }
 
     /// Waits until a connection to the socket gets a hello (a stale file refuses connections,
-    /// so this also waits for hark to replace one).
+    /// so this also waits for hark to replace one), at most 20 s ([`scaled`]). Says in the test
+    /// log how long it took from the spawn.
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let limit = scaled(Duration::from_secs(20));
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(s) = UnixStream::connect(&self.socket) {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.set_read_timeout(Some(scaled(Duration::from_secs(5))))
+                    .unwrap();
                 let mut line = String::new();
                 if BufReader::new(s).read_line(&mut line).is_ok() && line.contains("\"hello\"") {
+                    eprintln!(
+                        "hark served {} {:.1} s after its spawn",
+                        self.socket.display(),
+                        self.spawned.elapsed().as_secs_f64()
+                    );
                     return;
                 }
             }
@@ -191,7 +206,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "hark did not serve {} within 20 s; stderr:\n{}",
+                "hark did not serve {} within {limit:?}; stderr:\n{}",
                 self.socket.display(),
                 self.stderr()
             );
@@ -204,8 +219,10 @@ impl Daemon {
         strip_ansi(&self.stderr.lock().unwrap())
     }
 
-    /// Waits up to `timeout` for a log line containing all of `parts`, and returns it.
+    /// Waits up to `timeout` ([`scaled`]) for a log line containing all of `parts`, and returns
+    /// it.
     pub fn wait_for_log(&self, timeout: Duration, parts: &[&str]) -> String {
+        let timeout = scaled(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.stderr();
@@ -248,8 +265,9 @@ impl Daemon {
             .collect()
     }
 
-    /// Waits up to `timeout` for a printed record that `wanted` accepts.
+    /// Waits up to `timeout` ([`scaled`]) for a printed record that `wanted` accepts.
     pub fn wait_for(&self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> bool {
+        let timeout = scaled(timeout);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.records().iter().any(&wanted) {
@@ -266,13 +284,15 @@ impl Daemon {
             self.wait_for(Duration::from_secs(30), |v| {
                 kind(v) == "status" && v["message"] == "end of input"
             }),
-            "no end-of-input status within 30 s; stderr:\n{}",
+            "no end-of-input status within 30 s (times HARK_TEST_SLOW); stderr:\n{}",
             self.stderr()
         );
     }
 
-    /// Waits for the exit (killing the child after `timeout`) and for its output to close.
+    /// Waits for the exit (killing the child after `timeout`, [`scaled`]) and for its output to
+    /// close.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let timeout = scaled(timeout);
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(s) = self.status.or_else(|| self.child.try_wait().unwrap()) {

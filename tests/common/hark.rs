@@ -6,7 +6,8 @@
 //! shell does not change what a test sees. [`HarkRun`] adds `--log warn --config FILE
 //! --no-socket --print json`, with a config file the test writes (or an empty one), so that
 //! `/etc/hark/hark.toml` does not either. Records are parsed into the library's own [`Record`]
-//! type: a line that does not parse fails the test.
+//! type: a line that does not parse fails the test. Every deadline here is multiplied by
+//! `HARK_TEST_SLOW` ([`super::slow`]) when the child runs under an emulator.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -18,6 +19,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use hark::record::Record;
+
+use super::slow::scaled;
 
 /// The crate's root: the child's working directory, so `models/` and `third_party/` resolve.
 pub fn manifest_dir() -> PathBuf {
@@ -330,14 +333,14 @@ impl Daemon {
         }
     }
 
-    /// Waits up to `timeout` for a record for which `wanted` is true and returns a copy of it;
-    /// `None` if the time runs out or the daemon's stdout closes first.
+    /// Waits up to `timeout` ([`scaled`]) for a record for which `wanted` is true and returns a
+    /// copy of it; `None` if the time runs out or the daemon's stdout closes first.
     pub fn wait_for(
         &mut self,
         timeout: Duration,
         mut wanted: impl FnMut(&Record) -> bool,
     ) -> Option<Record> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + scaled(timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -383,9 +386,9 @@ impl Daemon {
         self.finish(status, elapsed)
     }
 
-    /// Waits for the child to exit, polling so that a hang becomes a timeout.
+    /// Waits for the child to exit, polling so that a hang becomes a timeout ([`scaled`]).
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + scaled(timeout);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for hark") {
                 self.exited = true;

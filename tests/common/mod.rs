@@ -16,5 +16,6 @@ pub mod mosquitto;
 pub mod pipewire;
 pub mod pulse;
 pub mod shared;
+pub mod slow;
 pub mod tools;
 pub mod wav;

@@ -1,16 +1,18 @@
 //! The aarch64 build against this one: the cross-built `hark` (with the aarch64 wheel's ONNX
 //! Runtime) runs under `qemu-aarch64-static` and classifies every real recording with CED-tiny
 //! (waveform in, its front end inside the ONNX graph) and with the YAMNet backbone (hark's own
-//! log-mel front end); every window's top label must be this build's, and every one of the
-//! labels' scores close to it. ONNX Runtime's kernels differ between x86 and NEON, so the
-//! scores are not bit-equal; the test prints the largest difference and the share above 1e-3.
+//! log-mel front end); every window's top label must be this build's (but for a near-tie of the
+//! top two, [`TIE`]), and every one of the labels' scores close to it. ONNX Runtime's kernels
+//! differ between x86 and NEON, so the scores are not bit-equal; the test prints the largest,
+//! median and mean difference and the share above 1e-3.
 //!
 //! The issue asked for 1e-3; measured, that is not met and cannot be: on this x86 machine alone
 //! CED-tiny's scores move by up to 0.0127 between ONNX Runtime's unoptimized graph and the
 //! optimized one hark uses (fusions of its int8-weight MatMuls), and the aarch64 build's
 //! optimized graph is another such variant (docs/raspberry-pi.md, section 7). So the test holds
-//! what was measured with margin: every top label equal, every score within [`TOLERANCE`], at
-//! most [`SHARE_ABOVE_1E_3`] of them more than 1e-3 apart.
+//! what was measured with margin: every top label equal but near-ties (at most
+//! [`SHARE_FLIPPED`] of the windows), every score within [`TOLERANCE`], at most
+//! [`SHARE_ABOVE_1E_3`] of them more than 1e-3 apart.
 //!
 //! `scripts/test-aarch64.sh` builds the aarch64 side and sets `HARK_TEST_AARCH64_HARK` (the
 //! binary), `HARK_TEST_AARCH64_ORT` (its libonnxruntime.so) and `QEMU_LD_PREFIX` /
@@ -27,12 +29,21 @@ use crate::common::hark::command;
 use crate::common::shared::recordings_or_skip;
 use crate::common::tools::require;
 
-/// Largest score difference allowed between the two builds (measured: 0.044 in the 121 windows
-/// of eight recordings compared so far).
+/// Largest score difference allowed between the two builds (measured on the ten recordings,
+/// Cortex-A72: CED-tiny 0.0441 in 244 windows, median 6e-8; YAMNet 0.0058 in 254, median 0).
 const TOLERANCE: f64 = 0.1;
 
-/// Share of scores allowed more than 1e-3 apart (measured: 1.2%).
+/// Share of scores allowed more than 1e-3 apart (measured: CED-tiny 0.98%, YAMNet 0.08%).
 const SHARE_ABOVE_1E_3: f64 = 0.02;
+
+/// How close (on x86_64) the two top scores of a window must be for the builds to disagree on
+/// the top label. Measured: one window of 244 with CED-tiny, unlabeled_New_Recording_61.wav at
+/// 1 s: Tick-tock 0.1982 and Music 0.1948 on x86_64, Music 0.1981 and Tick-tock 0.1960 on
+/// aarch64 (a gap of 0.0033 that the kernels' differences, up to 0.044 elsewhere, can flip).
+const TIE: f64 = 0.01;
+
+/// Share of the windows allowed such a near-tie flip (measured: 1 of 244).
+const SHARE_FLIPPED: f64 = 0.01;
 
 /// Every label of the larger model (CED-tiny 527, YAMNet 521), so each window lists them all.
 const ALL_LABELS: &str = "527";
@@ -72,6 +83,46 @@ fn classify_aarch64(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) ->
         .args(args)
         .args(files);
     qemu.output().expect("run qemu-aarch64-static")
+}
+
+/// Every window has the same top label on both builds, except a near-tie: there the aarch64
+/// build's top label must score within [`TIE`] of the top one on this build, and at most
+/// [`SHARE_FLIPPED`] of the windows may be such. Returns how many were.
+fn top_labels_agree(
+    args: &[&str],
+    here: &Windows,
+    here_tops: &[(String, u64, String)],
+    there_tops: &[(String, u64, String)],
+) -> usize {
+    assert_eq!(here_tops.len(), there_tops.len(), "{args:?}: window counts");
+    let mut flipped = 0;
+    for (x86, arm) in here_tops.iter().zip(there_tops) {
+        assert_eq!((&x86.0, x86.1), (&arm.0, arm.1), "{args:?}: windows differ");
+        if x86.2 == arm.2 {
+            continue;
+        }
+        let scores = &here[&(x86.0.clone(), x86.1)];
+        let gap = scores[&x86.2] - scores[&arm.2];
+        eprintln!(
+            "{args:?}: {} at {} ms: top label {} on x86_64, {} on aarch64, {gap:.4} apart on x86_64",
+            x86.0, x86.1, x86.2, arm.2
+        );
+        assert!(
+            gap <= TIE,
+            "{args:?}: {} at {} ms: top label {} on x86_64 but {} on aarch64, {gap} below it",
+            x86.0,
+            x86.1,
+            x86.2,
+            arm.2
+        );
+        flipped += 1;
+    }
+    assert!(
+        flipped as f64 <= SHARE_FLIPPED * here_tops.len() as f64,
+        "{args:?}: {flipped} of {} windows have another top label",
+        here_tops.len()
+    );
+    flipped
 }
 
 /// (file, start) → that window's scores by label.
@@ -115,12 +166,9 @@ fn compare(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> (usize, 
         "aarch64 classify under qemu",
     );
     assert_eq!(here.len(), there.len(), "{args:?}: window counts differ");
-    assert_eq!(
-        here_tops, there_tops,
-        "{args:?}: top labels differ (file, start ms, label)"
-    );
+    let flipped = top_labels_agree(args, &here, &here_tops, &there_tops);
     let mut worst = (0.0f64, String::new());
-    let (mut above, mut total) = (0usize, 0usize);
+    let mut all = Vec::new();
     for (key, scores) in &here {
         let other = there
             .get(key)
@@ -128,19 +176,22 @@ fn compare(bin: &Path, ort: &Path, args: &[&str], files: &[PathBuf]) -> (usize, 
         assert_eq!(scores.len(), other.len(), "{key:?}: label counts differ");
         for (label, score) in scores {
             let d = (score - other[label]).abs();
-            total += 1;
-            above += usize::from(d > 1e-3);
+            all.push(d);
             if d > worst.0 {
                 worst = (d, format!("{} at {} ms, {label}", key.0, key.1));
             }
         }
     }
-    let share = above as f64 / total as f64;
+    let total = all.len();
+    let share = all.iter().filter(|&&d| d > 1e-3).count() as f64 / total as f64;
+    all.sort_by(f64::total_cmp);
     eprintln!(
-        "aarch64 vs x86_64 {args:?}: {} windows, top labels equal, largest score difference {:.3e} ({}), {:.2}% of {total} scores more than 1e-3 apart",
+        "aarch64 vs x86_64 {args:?}: {} windows, {flipped} with the top two swapped in a near-tie, the rest with the same top label; score differences: largest {:.3e} ({}), median {:.1e}, mean {:.1e}, {:.2}% of {total} more than 1e-3",
         here.len(),
         worst.0,
         worst.1,
+        all[total / 2],
+        all.iter().sum::<f64>() / total as f64,
         100.0 * share
     );
     assert!(
