@@ -88,3 +88,34 @@ fn fuzz_request_inputs_end_in_ok_or_err() {
         hark::front_door::request_line(&line, &labels) | hark::front_door::request_line(&line, &[])
     });
 }
+
+fn labels() -> Vec<String> {
+    vec![
+        "Knock".to_owned(),
+        "Speech".to_owned(),
+        "Sine wave".to_owned(),
+    ]
+}
+
+#[test]
+fn fuzz_mqtt_command_inputs_end_in_ok_or_err() {
+    let labels = labels();
+    replay("mqtt_command", |p| {
+        hark::front_door::mqtt_command(&std::fs::read(p).unwrap(), &labels)
+    });
+}
+
+#[test]
+fn fuzz_http_query_inputs_end_in_a_status() {
+    // As the target does: once without a token, once with one. A target that is a URI gets
+    // an answer from the router; only one that is not may get none.
+    let labels = labels();
+    replay("http_query", |p| {
+        let target = std::fs::read(p).unwrap();
+        let open = hark::front_door::http_target(&target, None, &labels);
+        let guarded = hark::front_door::http_target(&target, Some("fuzz-token"), &labels);
+        eprintln!("http_query: {} -> {open:?} {guarded:?}", p.display());
+        assert_eq!(open.is_some(), guarded.is_some(), "{}", p.display());
+        open.is_some_and(|s| s < 400)
+    });
+}
