@@ -119,3 +119,34 @@ fn fuzz_http_query_inputs_end_in_a_status() {
         open.is_some_and(|s| s < 400)
     });
 }
+
+#[test]
+fn http_query_hostile_targets_get_these_answers_from_the_router() {
+    // The answer each hand-made hostile target gets from the router, without a token and from
+    // a server that wants one (only `?token=fuzz-token` passes that guard).
+    let labels = labels();
+    let expected: &[(&str, Option<u16>, Option<u16>)] = &[
+        ("hostile-limit-2-pow-64", Some(400), Some(401)),
+        ("hostile-limit-negative-and-nan", Some(400), Some(401)),
+        ("hostile-since-year-9999999999", Some(400), Some(401)),
+        ("hostile-percent-invalid-utf8", Some(400), Some(401)),
+        ("hostile-stream-unknown-key", Some(400), Some(401)),
+        ("hostile-clip-dot-dot", Some(404), Some(401)),
+        ("hostile-clip-nul", Some(404), Some(401)),
+        ("hostile-10000-ampersands", Some(200), Some(401)),
+        ("hostile-token-query", Some(200), Some(200)),
+        // Not a URI (raw bytes above 0x7f; longer than `http::Uri` takes): the HTTP layer
+        // refuses it before the router.
+        ("hostile-raw-invalid-utf8", None, None),
+        ("hostile-100000-byte-label", None, None),
+    ];
+    let dir = manifest_dir().join("tests/fixtures/fuzz/http_query");
+    for (name, open, guarded) in expected {
+        let target = std::fs::read(dir.join(name)).unwrap();
+        let got = (
+            hark::front_door::http_target(&target, None, &labels),
+            hark::front_door::http_target(&target, Some("fuzz-token"), &labels),
+        );
+        assert_eq!(got, (*open, *guarded), "{name}");
+    }
+}
