@@ -64,3 +64,27 @@ pub fn config_file(path: &Path) -> anyhow::Result<()> {
 pub fn request_line(line: &[u8], labels: &[String]) -> bool {
     crate::sinks::socket::request_accepted(line, labels)
 }
+
+/// An MQTT command payload (`<topic_prefix>/<node>/set`) as the MQTT sink parses it and,
+/// when it is a change, as the daemon applies it: on the default settings, checked against
+/// `labels`; then the `set/result` answer. Whether the change was accepted.
+pub fn mqtt_command(payload: &[u8], labels: &[String]) -> bool {
+    let (id, change) = crate::sinks::mqtt::parse_command(payload);
+    let result = change.and_then(|c| {
+        crate::daemon::overrides::Overrides::default()
+            .with(&c)
+            .apply(&crate::config::Settings::default(), labels)
+            .map(|_| ())
+    });
+    let _ = crate::sinks::mqtt::result_payload(id.as_ref(), &result);
+    result.is_ok()
+}
+
+/// A request target of the web sink (`/api/events?since=...&limit=...`, `/clips/<name>`,
+/// any path), answered by its router, guards and handlers as a `GET` without a socket, by a
+/// server that wants `token` when given one and whose clips folder does not exist. The
+/// status code; None when the target is not a URI.
+pub fn http_target(target: &[u8], token: Option<&str>, labels: &[String]) -> Option<u16> {
+    let no_clips = std::env::temp_dir().join("hark-front-door-no-clips");
+    crate::sinks::http::answer_offline(target, token, Some(&no_clips), labels)
+}

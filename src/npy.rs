@@ -322,9 +322,15 @@ impl Dtype {
 
 /// Reorders values stored first-axis-fastest (Fortran) into last-axis-fastest (C) order.
 fn fortran_to_c(shape: &[usize], values: &[f32]) -> Vec<f32> {
-    let mut c_strides = vec![1; shape.len()];
+    // A zero axis: no values, while the other axes' product may overflow (found by fuzz/npy).
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let mut c_strides = vec![1usize; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
-        c_strides[axis] = c_strides[axis + 1] * shape[axis + 1];
+        c_strides[axis] = c_strides[axis + 1]
+            .checked_mul(shape[axis + 1])
+            .expect("a stride is at most the number of values, checked against MAX_DATA_BYTES");
     }
     let mut out = vec![0.0; values.len()];
     let mut index = vec![0; shape.len()];
@@ -570,6 +576,14 @@ mod tests {
         // C element [i, j, k] (at 12i + 4j + k) is Fortran element i + 2j + 6k.
         let (i, j, k) = (1, 2, 3);
         assert_eq!(d[12 * i + 4 * j + k], (i + 2 * j + 6 * k) as f32);
+    }
+
+    /// fuzz/npy: a Fortran-order zero axis, and the C strides of the others overflowed.
+    #[test]
+    fn fortran_zero_axis_is_empty_without_stride_overflow() {
+        let shape = "(0, 4294967296, 4294967296, 7)";
+        let (s, d) = parse_f32(&npy_bytes(">f4", true, shape, &[]), Path::new("t")).unwrap();
+        assert!(s == vec![0, 1 << 32, 1 << 32, 7] && d.is_empty());
     }
 
     #[test]

@@ -30,9 +30,17 @@ use super::{
 ///
 /// This holds the whole file in memory; [`AudioReader`], which it drains, streams one instead.
 pub fn decode_file(path: &Path) -> Result<Decoded> {
+    decode_file_within(path, MAX_WHOLE_FILE_SAMPLES)
+}
+
+/// [`decode_file`] with the cap on interleaved samples as a parameter (its tests use a small
+/// one; everything else passes [`MAX_WHOLE_FILE_SAMPLES`]).
+fn decode_file_within(path: &Path, max_samples: usize) -> Result<Decoded> {
     let mut reader = AudioReader::open(path)?;
-    let mut samples = Vec::with_capacity(reader.reserve_hint());
-    read_whole(&mut reader, |r, cap| r.read_interleaved(&mut samples, cap))?;
+    let mut samples = Vec::with_capacity(reader.reserve_hint().min(max_samples));
+    read_whole(&mut reader, max_samples, |r, cap| {
+        r.read_interleaved(&mut samples, cap)
+    })?;
     Ok(Decoded {
         sample_rate: reader.sample_rate(),
         channels: reader.channels(),
@@ -252,17 +260,20 @@ pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
     let mut reader = AudioReader::open(path)?;
     let channels = usize::from(reader.channels());
     let mut mono = Vec::with_capacity(reader.reserve_hint() / channels);
-    read_whole(&mut reader, |r, cap| r.read_mono(&mut mono, cap))?;
+    read_whole(&mut reader, MAX_WHOLE_FILE_SAMPLES, |r, cap| {
+        r.read_mono(&mut mono, cap)
+    })?;
     resample(&mono, reader.sample_rate(), rate)
 }
 
 /// Drain `reader` through `read` (which reads up to the frame count it is given), refusing a
-/// file of more than [`MAX_WHOLE_FILE_SAMPLES`] interleaved samples.
+/// file of more than `max_samples` interleaved samples ([`MAX_WHOLE_FILE_SAMPLES`]).
 fn read_whole(
     reader: &mut AudioReader,
+    max_samples: usize,
     mut read: impl FnMut(&mut AudioReader, usize) -> Result<usize>,
 ) -> Result<()> {
-    let cap = MAX_WHOLE_FILE_SAMPLES / usize::from(reader.channels());
+    let cap = max_samples / usize::from(reader.channels());
     let mut frames = 0usize;
     loop {
         // One frame past the cap tells a file of exactly the cap from a longer one.
@@ -425,6 +436,48 @@ mod tests {
         let six = [0.6f32; 12];
         for s in downmix(&six, 6) {
             assert!((s - 0.6).abs() < 1e-6);
+        }
+    }
+
+    /// A 16-bit WAV of `frames` frames of `channels` channels at 16 kHz.
+    fn wav(dir: &Path, frames: usize, channels: u16) -> PathBuf {
+        let path = dir.join(format!("{frames}x{channels}.wav"));
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..frames * usize::from(channels) {
+            w.write_sample((i % 1000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        path
+    }
+
+    /// Issue 19: reading a file whole is bounded by a hard cap (2^28 samples, the cap
+    /// `decode_file` passes), here made small: a file of exactly the cap decodes, one frame
+    /// more is refused with [`AudioError::TooLong`] naming the file, on every block size.
+    #[test]
+    fn whole_file_decode_cap_refuses_one_frame_past_it() {
+        assert_eq!(MAX_WHOLE_FILE_SAMPLES, 1 << 28);
+        let dir = tempfile::tempdir().unwrap();
+        for (frames, channels) in [(10_000, 1), (10_000, 2), (4096, 2), (1, 1)] {
+            let path = wav(dir.path(), frames, channels);
+            let cap = frames * usize::from(channels);
+            let whole = decode_file_within(&path, cap).unwrap();
+            assert_eq!(whole.samples.len(), cap);
+            assert_eq!(whole.samples, decode_file(&path).unwrap().samples);
+            // A cap one sample short of the file: a frame too few fit.
+            match decode_file_within(&path, cap - 1) {
+                Err(e @ AudioError::TooLong { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&path.display().to_string()), "{text}");
+                    assert!(text.contains("268435456 samples"), "{text}");
+                }
+                other => panic!("{frames}x{channels} under cap {}: {other:?}", cap - 1),
+            }
         }
     }
 

@@ -1,9 +1,11 @@
 //! Every container other than plain WAV (FLAC, Ogg Vorbis, MP3, AAC, AIFF, CAF, MP4, MKV, and
 //! the WAV encodings hound refuses) through symphonia: first audio track only.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::Once;
 
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer, SignalSpec};
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
@@ -45,10 +47,36 @@ pub(super) fn open_symphonia(path: &Path, file: File) -> Result<Stream> {
     guarded(path, || probe(path, file))
 }
 
+thread_local! {
+    /// How many [`guarded`] calls this thread is inside: a panic here is caught and becomes an
+    /// error for the file, so the panic hook stays silent about it.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Once per process, put a hook in front of the panic hook in place (Rust's default, unless the
+/// program set its own before): silent on a thread inside [`guarded`], the previous hook
+/// everywhere else, so a panic anywhere else prints (and ends the daemon) as before. A hook set
+/// after this one replaces it, and caught panics print again.
+fn quiet_while_catching() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.try_with(Cell::get).unwrap_or(0) == 0 {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Run `f`, turning a panic inside it (that is, inside symphonia) into an error naming `path`.
-/// The panic message is still printed by the panic hook; the program goes on.
+/// The panic hook stays silent about it: the error is the one message the user gets.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+    quiet_while_catching();
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    caught.unwrap_or_else(|payload| {
         let detail = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())

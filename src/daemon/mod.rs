@@ -13,7 +13,7 @@
 
 mod consumer;
 mod input;
-mod overrides;
+pub(crate) mod overrides;
 mod signals;
 mod sinks;
 pub mod systemd;

@@ -88,7 +88,7 @@ pub struct SinkHealth {
 }
 
 impl SinkHealth {
-    fn new(name: &str, counters: &[&'static str]) -> SinkHealth {
+    pub(crate) fn new(name: &str, counters: &[&'static str]) -> SinkHealth {
         let mut all = vec![("lagged", AtomicU64::new(0))];
         all.extend(counters.iter().map(|c| (*c, AtomicU64::new(0))));
         SinkHealth {

@@ -88,3 +88,65 @@ fn fuzz_request_inputs_end_in_ok_or_err() {
         hark::front_door::request_line(&line, &labels) | hark::front_door::request_line(&line, &[])
     });
 }
+
+fn labels() -> Vec<String> {
+    vec![
+        "Knock".to_owned(),
+        "Speech".to_owned(),
+        "Sine wave".to_owned(),
+    ]
+}
+
+#[test]
+fn fuzz_mqtt_command_inputs_end_in_ok_or_err() {
+    let labels = labels();
+    replay("mqtt_command", |p| {
+        hark::front_door::mqtt_command(&std::fs::read(p).unwrap(), &labels)
+    });
+}
+
+#[test]
+fn fuzz_http_query_inputs_end_in_a_status() {
+    // As the target does: once without a token, once with one. A target that is a URI gets
+    // an answer from the router; only one that is not may get none.
+    let labels = labels();
+    replay("http_query", |p| {
+        let target = std::fs::read(p).unwrap();
+        let open = hark::front_door::http_target(&target, None, &labels);
+        let guarded = hark::front_door::http_target(&target, Some("fuzz-token"), &labels);
+        eprintln!("http_query: {} -> {open:?} {guarded:?}", p.display());
+        assert_eq!(open.is_some(), guarded.is_some(), "{}", p.display());
+        open.is_some_and(|s| s < 400)
+    });
+}
+
+#[test]
+fn http_query_hostile_targets_get_these_answers_from_the_router() {
+    // The answer each hand-made hostile target gets from the router, without a token and from
+    // a server that wants one (only `?token=fuzz-token` passes that guard).
+    let labels = labels();
+    let expected: &[(&str, Option<u16>, Option<u16>)] = &[
+        ("hostile-limit-2-pow-64", Some(400), Some(401)),
+        ("hostile-limit-negative-and-nan", Some(400), Some(401)),
+        ("hostile-since-year-9999999999", Some(400), Some(401)),
+        ("hostile-percent-invalid-utf8", Some(400), Some(401)),
+        ("hostile-stream-unknown-key", Some(400), Some(401)),
+        ("hostile-clip-dot-dot", Some(404), Some(401)),
+        ("hostile-clip-nul", Some(404), Some(401)),
+        ("hostile-10000-ampersands", Some(200), Some(401)),
+        ("hostile-token-query", Some(200), Some(200)),
+        // Not a URI (raw bytes above 0x7f; longer than `http::Uri` takes): the HTTP layer
+        // refuses it before the router.
+        ("hostile-raw-invalid-utf8", None, None),
+        ("hostile-100000-byte-label", None, None),
+    ];
+    let dir = manifest_dir().join("tests/fixtures/fuzz/http_query");
+    for (name, open, guarded) in expected {
+        let target = std::fs::read(dir.join(name)).unwrap();
+        let got = (
+            hark::front_door::http_target(&target, None, &labels),
+            hark::front_door::http_target(&target, Some("fuzz-token"), &labels),
+        );
+        assert_eq!(got, (*open, *guarded), "{name}");
+    }
+}

@@ -231,10 +231,15 @@ fn hook_output_control_characters_are_escaped_in_the_log() {
 
 /// Runs hark on the tone with `HARK_FAULT_PANIC=part` and asserts the issue's contract: a
 /// non-zero exit, a log line naming the part, and no socket file left behind.
-fn panic_in(part: &str) {
+fn panic_in(part: &str) -> String {
+    panic_in_reading(part, tone())
+}
+
+/// [`panic_in`], reading `input`; returns hark's stderr.
+fn panic_in_reading(part: &str, input: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("hark.sock");
-    let mut command = hark_run(TONE_ONLY, tone(), &socket, false);
+    let mut command = hark_run(TONE_ONLY, input, &socket, false);
     command.env("HARK_FAULT_PANIC", part);
     let mut daemon = Daemon::spawn(command, &socket);
     let status = daemon.wait_exit(Duration::from_secs(30));
@@ -255,6 +260,7 @@ fn panic_in(part: &str) {
     });
     assert!(named, "{part}: no error line naming it:\n{stderr}");
     assert!(!socket.exists(), "{part}: the socket file was left behind");
+    stderr
 }
 
 #[test]
@@ -280,4 +286,18 @@ fn panic_in_mqtt_sink_exits_non_zero_naming_it_and_removes_the_socket() {
 #[test]
 fn panic_in_consumer_exits_non_zero_naming_it_and_removes_the_socket() {
     panic_in("consumer");
+}
+
+/// Issue 19: panics symphonia raises are caught quietly (the panic hook stays silent while
+/// hark decodes through symphonia); a panic anywhere else still reaches the hook and prints.
+/// The input is FLAC, so hark opened it through the quiet path before the consumer panics.
+#[test]
+fn quiet_caught_decoder_panics_leave_other_panics_printed_by_the_hook() {
+    let flac = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability-tone.flac");
+    sox(&[tone().to_str().unwrap(), flac.to_str().unwrap()]);
+    let stderr = panic_in_reading("consumer", &flac);
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("injected panic in the consumer"),
+        "the consumer's panic was not printed by the panic hook:\n{stderr}"
+    );
 }

@@ -354,3 +354,23 @@ fn model_name_pointing_at_a_text_file_does_not_echo_its_contents() {
     assert!(!o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("SECRET-FIRST-LINE"), "{}", stderr(&o));
 }
+
+/// Issue 19: a panic symphonia raises on a file is caught quietly: `hark classify` on the
+/// fuzz input that makes symphonia's ADTS probe panic prints exactly one line, the error naming
+/// the file, and no Rust panic message.
+#[test]
+fn quiet_caught_decoder_panic_gives_one_error_line_and_no_panicked_at() {
+    let input = crate::common::hark::manifest_dir()
+        .join("tests/fixtures/fuzz/audio/fuzz-adts-step-by-zero-panic-in-symphonia-probe");
+    let out = classify(&input);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("panicked at"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line:\n{err}");
+    assert!(
+        lines[0].contains("the decoder failed on")
+            && lines[0].contains("fuzz-adts-step-by-zero-panic-in-symphonia-probe"),
+        "{err}"
+    );
+}

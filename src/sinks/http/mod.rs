@@ -10,6 +10,8 @@
 //!   socket filters) and `/api/spectrogram` (log-mel columns while a page watches).
 //! - `metrics`: `/metrics`, Prometheus' text format.
 //! - `clips`: `/clips/<name>`, only plain files hark wrote, by exact name.
+//! - `offline`: one request target through the router without a socket (the fuzz target's
+//!   front door).
 //!
 //! Must not: hold up the consumer (a slow client loses records, counted in `dropped`), change
 //! any setting (no endpoint writes), accept request bodies, or make the consumer compute
@@ -20,6 +22,7 @@ mod board;
 mod clips;
 mod guard;
 mod metrics;
+mod offline;
 mod page;
 mod server;
 mod sink;
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{count_in, seconds_in, Checked, Invalid, Problems};
 
+pub use offline::answer as answer_offline;
 pub use sink::{start, COUNTERS};
 
 /// `[http]`: the dashboard and API. Off unless enabled.

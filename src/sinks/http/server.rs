@@ -40,7 +40,7 @@ pub(super) struct App {
 }
 
 /// Every route; everything passes [`guard::guard`].
-fn router(app: Arc<App>) -> Router {
+pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(api::page))
         .route("/app.js", get(api::script))
