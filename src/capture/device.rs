@@ -425,21 +425,24 @@ fn select_device(host: &cpal::Host, query: Option<&str>) -> Result<cpal::Device>
                 .nth(index)
                 .expect("index came from the same list"))
         }
-        None => {
-            let available = if named.is_empty() {
-                "none".to_owned()
-            } else {
-                named
-                    .iter()
-                    .map(|(id, name)| describe_pair(id, name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            Err(CaptureError::DeviceNotFound {
-                query: query.to_owned(),
-                available,
-            })
-        }
+        None => Err(not_found(query, &named)),
+    }
+}
+
+/// `DeviceNotFound` for `query`, listing the `(id, name)` pairs that were there.
+pub(super) fn not_found(query: &str, named: &[(String, String)]) -> CaptureError {
+    let available = if named.is_empty() {
+        "none".to_owned()
+    } else {
+        named
+            .iter()
+            .map(|(id, name)| describe_pair(id, name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    CaptureError::DeviceNotFound {
+        query: query.to_owned(),
+        available,
     }
 }
 

@@ -37,7 +37,7 @@ use pa::stream::{self as pa_stream, PeekResult, Stream};
 use pa::time::MicroSeconds;
 
 use super::device::Opened;
-use super::device::{describe_pair, pick_device};
+use super::device::{not_found, pick_device};
 use super::host::HostChoice;
 use super::ring::{ring_capacity, RingSink};
 use super::{CaptureError, CaptureStats, Result};
@@ -425,18 +425,7 @@ fn select_source(conn: &mut Connection, query: Option<&str>) -> Result<Found> {
             .into_iter()
             .nth(index)
             .expect("index from this list")),
-        None => Err(CaptureError::DeviceNotFound {
-            query: query.to_owned(),
-            available: if named.is_empty() {
-                "none".to_owned()
-            } else {
-                named
-                    .iter()
-                    .map(|(id, name)| describe_pair(id, name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        }),
+        None => Err(not_found(query, &named)),
     }
 }
 
