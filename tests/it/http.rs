@@ -113,15 +113,7 @@ impl Web {
     }
 
     fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let out = curl_raw(&[&self.url("/healthz")], 2);
-            if out.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the web server did not come up at {}", self.base);
+        wait_answering(&self.url("/healthz"));
     }
 
     /// Waits for the first event of the recording; returns its name.
@@ -379,11 +371,7 @@ fn start_with_token(input: &Path, token: &Path) -> Web {
         _dir: dir,
     };
     // Up means answering, here with 401.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while curl_raw(&[&web.url("/healthz")], 2).stdout.is_empty() {
-        assert!(Instant::now() < deadline, "the web server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    web.wait_until_up();
     web
 }
 
@@ -593,7 +581,8 @@ fn level_of(dom: &str) -> Option<f64> {
         .ok()
 }
 
-/// Waits up to 20 s until `url` answers (any HTTP status).
+/// Waits up to 20 s until `url` answers with any HTTP status (curl without `--fail` exits 0
+/// on a 401 or a 503 too).
 fn wait_answering(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !curl_raw(&[url], 2).status.success() {
