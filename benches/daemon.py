@@ -48,12 +48,16 @@ Runs (--runs, comma-separated, each NAME or NAME:SECONDS):
 name the whole-process CPU (min / median / worst) and its ratio to the first file run of the
 same round (the goal of issue 15: worst ratio <= 1.3), and the CPU of the capture threads
 (cpal_alsa_in and the threads named hark-capture), the consumer and hark-io.
+--paired runs a round's runs at the same time instead, every daemon on --cpu, all measured
+over the same seconds (one shared start): the host's speed, which varies between consecutive
+runs on a shared virtual machine, then cancels out of the ratio. Two daemons on one core can
+delay each other's inference, so latency is better read from runs without --paired.
 
 Prints a markdown table (plus machine, date, load and each command as run); --json FILE writes
 everything, including each prediction's latencies. Standard library only.
 
 Usage: benches/daemon.py [--long /tmp/hark-bench/long.wav] [--runs 44k,16k,48k2] [--pulse]
-           [--hosts pulseaudio,alsa] [--repeat 1] [--seconds 120] [--warmup 10] [--cpu 1] [--client-cpu 0] [--json FILE]
+           [--hosts pulseaudio,alsa] [--repeat 1] [--paired] [--seconds 120] [--warmup 10] [--cpu 1] [--client-cpu 0] [--json FILE]
 (benches/daemon.sh builds hark and the recordings first, then calls this.)
 """
 import argparse
@@ -71,6 +75,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +88,7 @@ STATUS_INTERVAL = "2"
 TARGET_RSS_MB = 60.0
 TARGET_LATENCY_SLACK_MS = 20.0
 PULSE_SINK = "hark_null"
+PAIRED_SETUP_S = 5  # --paired: time for the sound servers and daemons to start
 
 
 def die(msg):
@@ -408,7 +414,9 @@ def expected_wait_ms(kind, rate, log):
     return delay_ms + block_ms / 2
 
 
-def one_run(name, seconds, args, files, workdir):
+def one_run(name, seconds, args, files, workdir, start_at=None):
+    """One daemon, measured for `seconds` after the warm-up (or from `start_at`, a time.time()
+    shared by the runs of a --paired round, so that they measure the same seconds)."""
     kind = "pulse" if name.startswith("pulse") else "file"
     env_extra = {"HARK_PIPELINE__STATUS_INTERVAL": STATUS_INTERVAL}
     if name.startswith("pulse-"):
@@ -459,7 +467,7 @@ def one_run(name, seconds, args, files, workdir):
 
         last_status = None
         warm_predictions = 0
-        t_start = t_launch + args.warmup
+        t_start = start_at if start_at is not None else t_launch + args.warmup
         for _, rec in sub.lines(t_start):
             if rec.get("type") == "status":
                 last_status = rec
@@ -608,6 +616,7 @@ def report(meta, runs):
     out.append(f"Machine: {m['cpu_model']}, {m['cores']} cores, Linux {m['kernel']}; "
                f"hark {meta['git']}; daemon pinned to core {meta['cpu']}, subscriber on core "
                f"{meta['client_cpu']}; warm-up {meta['warmup']} s discarded; "
+               f"{'runs of a round at the same time (--paired); ' if meta.get('paired') else ''}"
                f"status every {STATUS_INTERVAL} s.\n")
     out.append("| input | s | preds | CPU % of 1 core | VmHWM MB | VmRSS MB | inference ms "
                "| to socket p50 / p90 / p99 / max ms | time to scores p50 / p99 ms "
@@ -665,6 +674,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="run the whole list N times")
     ap.add_argument("--pulse-device", default=None,
                     help="--device for the pulse run (default: the default device)")
+    ap.add_argument("--paired", action="store_true",
+                    help="run a round's runs at the same time, on the same core")
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--cpu", type=int, default=1)
@@ -706,18 +717,16 @@ def main():
             "machine": machine(), "git": git_head(), "cpu": args.cpu,
             "client_cpu": args.client_cpu, "warmup": args.warmup,
             "loadavg_before": loadavg(), "argv": sys.argv}
+    meta["paired"] = args.paired
     runs = []
     for round_ in range(args.repeat):
-        for name, secs in specs:
-            print(f"round {round_ + 1}/{args.repeat}, run {name}: {args.warmup:g} s warm-up + "
-                  f"{secs:g} s (load {loadavg()})", file=sys.stderr, flush=True)
-            try:
-                r = one_run(name, secs, args, files, args.workdir)
-            except Exception as e:  # report the others anyway
-                r = {"name": name, "error": f"{type(e).__name__}: {e}"}
+        if args.paired:
+            rs = paired_round(specs, args, files, round_)
+        else:
+            rs = [guarded_run(name, secs, args, files, round_) for name, secs in specs]
+        for r in rs:
             r["round"] = round_ + 1
             runs.append(r)
-            report_progress(r)
     meta["loadavg_after"] = loadavg()
     text = report(meta, runs)
     if args.repeat > 1:
@@ -726,6 +735,35 @@ def main():
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
     return 1 if any("error" in r for r in runs) else 0
+
+
+def guarded_run(name, secs, args, files, round_, start_at=None):
+    print(f"round {round_ + 1}/{args.repeat}, run {name}: {args.warmup:g} s warm-up + "
+          f"{secs:g} s (load {loadavg()})", file=sys.stderr, flush=True)
+    try:
+        r = one_run(name, secs, args, files, args.workdir, start_at)
+    except BaseException as e:  # report the others anyway (die() in a thread raises SystemExit)
+        r = {"name": name, "error": f"{type(e).__name__}: {e}"}
+    report_progress(r)
+    return r
+
+
+def paired_round(specs, args, files, round_):
+    """All runs of the round at once, on the same core, measured over the same seconds: the
+    host's speed (which here varied 3x between consecutive runs, BENCHMARKS 3b) is then the same
+    for the file run and the capture runs, and their ratio measures capture alone."""
+    start_at = time.time() + PAIRED_SETUP_S + args.warmup
+    results = [None] * len(specs)
+
+    def go(i, name, secs):
+        results[i] = guarded_run(name, secs, args, files, round_, start_at)
+
+    threads = [threading.Thread(target=go, args=(i, n, s)) for i, (n, s) in enumerate(specs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def report_progress(r):

@@ -102,8 +102,9 @@ pub struct CaptureSettings {
     /// reopened (a sound server that died, a stuck driver); 0 disables.
     pub stall_timeout: f64,
     /// Device period to ask for, in seconds; 0 = the device's default. Longer periods wake the
-    /// capture thread less often (less CPU) and hand audio over later (more latency): 20 ms is
-    /// the longest that meets the latency target through a sound server (BENCHMARKS.md 3b).
+    /// capture thread less often (less CPU) and hand audio over later (more latency): 10 ms,
+    /// the file reader's block, met the latency and CPU targets through a sound server where
+    /// 20 ms missed the latency one (BENCHMARKS.md 3b).
     pub period: f64,
 }
 
@@ -114,7 +115,7 @@ impl Default for CaptureSettings {
             device: None,
             ring_seconds: 4.0,
             stall_timeout: 5.0,
-            period: 0.02,
+            period: 0.01,
         }
     }
 }

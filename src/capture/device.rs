@@ -310,13 +310,13 @@ fn means_absent(kind: cpal::ErrorKind) -> bool {
     )
 }
 
-/// The device period hark asks for (`capture.period`, 20 ms by default), in frames, within
+/// The device period hark asks for (`capture.period`, 10 ms by default), in frames, within
 /// what the device supports (None when it says nothing or no period is asked for: then its
 /// default stands; a device that refuses it gets its default too).
-/// Short default periods cost dearly for nothing a 1 s window needs: through ALSA's pulse
-/// plugin the default 512-frame period kept hark at 45% of a core, the plugin's largest, 1,600
-/// frames, at 15% (BENCHMARKS.md). A period adds at most its length to the time a sound takes
-/// to reach the ring.
+/// A period adds at most its length to the time a sound takes to reach the ring. Through ALSA's
+/// pulse plugin short periods cost dearly (cpal's reader spins: 512 frames kept hark at 45% of
+/// a core, 1,600 frames at 15%; BENCHMARKS.md 3b), which is why `auto` reads a sound server
+/// through its own protocol.
 fn preferred_period(
     buffer: &SupportedBufferSize,
     sample_rate: u32,
