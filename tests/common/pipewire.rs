@@ -78,16 +78,15 @@ impl PipeWireServer {
     fn start_server(&mut self) {
         // A killed server leaves its socket; wait for the new one, not the stale one.
         let _ = std::fs::remove_file(self.dir.path().join("pipewire-0"));
-        for (program, log) in [
-            ("pipewire", "pipewire.log"),
-            ("wireplumber", "wireplumber.log"),
-            ("pipewire-pulse", "pipewire-pulse.log"),
+        let pipewire = self.spawn(Command::new("pipewire"), "pipewire.log");
+        self.server.push(pipewire);
+        self.wait_for_file("pipewire-0");
+        for (command, log) in [
+            (Command::new("wireplumber"), "wireplumber.log"),
+            (Command::new("pipewire-pulse"), "pipewire-pulse.log"),
         ] {
-            let child = self.spawn(Command::new(program), log);
+            let child = self.spawn(command, log);
             self.server.push(child);
-            if program == "pipewire" {
-                self.wait_for_file("pipewire-0");
-            }
         }
         self.wait_for_pactl();
         self.add_sink();
@@ -123,6 +122,33 @@ impl PipeWireServer {
         while let Some(mut child) = self.server.pop() {
             kill_and_reap(&mut child);
         }
+    }
+
+    /// Kills pipewire-pulse alone (it was started last), as on a system without it: PipeWire
+    /// stays, the null sink (created through pipewire-pulse) goes with it, and the stale
+    /// `pulse/native` socket stays behind.
+    pub fn kill_pulse(&mut self) {
+        assert_eq!(self.server.len(), 3, "the server is not running");
+        let mut pulse = self.server.pop().expect("three processes");
+        kill_and_reap(&mut pulse);
+    }
+
+    /// Creates the null sink through PipeWire itself (`pw-cli`, lingering after it exits), for
+    /// when pipewire-pulse is gone: cpal's PipeWire host calls a graph without any audio node
+    /// unavailable.
+    pub fn add_sink_without_pulse(&self) {
+        let mut c = Command::new("pw-cli");
+        self.apply_env(&mut c);
+        let props = format!(
+            "{{ factory.name=support.null-audio-sink node.name={SINK} media.class=Audio/Sink \
+             object.linger=true audio.position=[FL FR] }}"
+        );
+        let out = c
+            .args(["create-node", "adapter", &props])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run pw-cli (apt-get install pipewire-bin): {e}"));
+        assert!(out.status.success(), "pw-cli create-node failed: {out:?}");
     }
 
     /// Starts the server again in the same runtime directory, so clients find it at the same

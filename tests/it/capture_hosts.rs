@@ -340,3 +340,34 @@ fn hark_devices_lists_the_pipewire_hosts_nodes() {
         );
     }
 }
+
+/// With both protocols built in and pipewire-pulse gone (killed, its socket left behind), `auto`
+/// finds no PulseAudio server that answers and captures through cpal's PipeWire host.
+#[cfg(all(feature = "pipewire", feature = "pulseaudio"))]
+#[test]
+fn auto_host_uses_pipewire_when_no_pulseaudio_server_answers() {
+    crate::common::pipewire::PipeWireServer::require();
+    crate::common::tools::require("pw-cli");
+    let mut server = crate::common::pipewire::PipeWireServer::start();
+    server.kill_pulse();
+    server.add_sink_without_pulse();
+    let server = Server::PipeWire(server);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hark.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = hark_command(&config, &dir.path().join("hark.sock"));
+    server.apply_env(&mut command);
+    let log = dir.path().join("hark.log");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut hark = command.spawn().expect("start hark");
+    let started = wait_started(&mut hark, &log, &server);
+    let _ = hark.kill();
+    let _ = hark.wait();
+    assert!(
+        started.contains("host=pipewire") && started.contains("device=input_default"),
+        "{started}"
+    );
+}
