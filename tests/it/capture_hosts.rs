@@ -41,9 +41,10 @@ const MAX_WAKEUPS_PER_S: f64 = 230.0;
 
 /// The same through cpal's PipeWire host, which wakes 4 times a period: its two `pw_in` threads
 /// each twice (cpal runs the stream's process callback on its main loop, so each period the
-/// data thread hands it over and the main loop hands the buffer back). Measured at 10 ms 380
-/// wake-ups/s (0.39% of a core), at 20 ms 190 (0.31%), at 50 ms (clamped to PipeWire's largest
-/// quantum, 2048 frames) 47 (0.18%). This bound catches a fifth wake-up per period or more.
+/// data thread hands it over and the main loop hands the buffer back). Measured here at the
+/// default 10 ms: 375 wake-ups/s in every run (0.36-0.52% of a core); by hand at 20 ms 190, at
+/// 50 ms (clamped to PipeWire's largest quantum, 2048 frames) 47 (BENCHMARKS.md 3b). This bound
+/// catches a fifth wake-up per period or more.
 const PIPEWIRE_MAX_WAKEUPS_PER_S: f64 = 460.0;
 
 /// The wake-up bound for capture through `host` (None: the default host).
