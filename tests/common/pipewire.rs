@@ -6,7 +6,8 @@
 //! monitor, the default source.
 //!
 //! Requires the packages `pipewire`, `wireplumber`, `pipewire-pulse`, `dbus` and
-//! `pulseaudio-utils`; see [`PipeWireServer::require`].
+//! `pulseaudio-utils`; see [`PipeWireServer::require`] (and `pipewire-bin` for
+//! [`PipeWireServer::add_sink_without_pulse`]).
 //!
 //! Like [`super::pulse::PulseServer`], a test can make the source vanish and come back
 //! ([`PipeWireServer::remove_sink`] / [`PipeWireServer::add_sink`]) or kill the server and
