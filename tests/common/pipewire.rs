@@ -6,7 +6,13 @@
 //! monitor, the default source.
 //!
 //! Requires the packages `pipewire`, `wireplumber`, `pipewire-pulse`, `dbus` and
-//! `pulseaudio-utils`; see [`PipeWireServer::require`].
+//! `pulseaudio-utils`; see [`PipeWireServer::require`] (and `pipewire-bin` for
+//! [`PipeWireServer::add_sink_without_pulse`]).
+//!
+//! Like [`super::pulse::PulseServer`], a test can make the source vanish and come back
+//! ([`PipeWireServer::remove_sink`] / [`PipeWireServer::add_sink`]) or kill the server and
+//! start it again ([`PipeWireServer::kill`] / [`PipeWireServer::restart`]: `pipewire`,
+//! `wireplumber` and `pipewire-pulse` die, the bus stays).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -17,11 +23,14 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::pulse::{Player, SINK, SOURCE};
+use super::pulse::{kill_and_reap, Player, SINK, SOURCE};
 
 /// A PipeWire server of the test's own. Dropping it kills its processes (by their pids).
 pub struct PipeWireServer {
-    children: Vec<Child>,
+    /// The D-Bus session bus, which outlives a [`PipeWireServer::restart`].
+    bus: Option<Child>,
+    /// `pipewire`, `wireplumber` and `pipewire-pulse`, in the order they were started.
+    server: Vec<Child>,
     dir: TempDir,
 }
 
@@ -49,7 +58,8 @@ impl PipeWireServer {
             .expect("create a directory for the PipeWire server");
         std::fs::create_dir(dir.path().join("home")).unwrap();
         let mut server = PipeWireServer {
-            children: Vec::new(),
+            bus: None,
+            server: Vec::new(),
             dir,
         };
         let bus = format!(
@@ -58,41 +68,110 @@ impl PipeWireServer {
         );
         let mut c = Command::new("dbus-daemon");
         c.args(["--session", "--nofork", "--nopidfile", &bus]);
-        server.spawn(c, "dbus.log");
+        server.bus = Some(server.spawn(c, "dbus.log"));
         server.wait_for_file("bus");
-        server.spawn(Command::new("pipewire"), "pipewire.log");
-        server.wait_for_file("pipewire-0");
-        server.spawn(Command::new("wireplumber"), "wireplumber.log");
-        server.spawn(Command::new("pipewire-pulse"), "pipewire-pulse.log");
-        server.wait_for_pactl();
-        server.pactl(&[
+        server.start_server();
+        server
+    }
+
+    /// Starts the server, its session manager and its PulseAudio server, loads the null sink
+    /// and makes its monitor the default source.
+    fn start_server(&mut self) {
+        // A killed server leaves its socket; wait for the new one, not the stale one.
+        let _ = std::fs::remove_file(self.dir.path().join("pipewire-0"));
+        let pipewire = self.spawn(Command::new("pipewire"), "pipewire.log");
+        self.server.push(pipewire);
+        self.wait_for_file("pipewire-0");
+        for (command, log) in [
+            (Command::new("wireplumber"), "wireplumber.log"),
+            (Command::new("pipewire-pulse"), "pipewire-pulse.log"),
+        ] {
+            let child = self.spawn(command, log);
+            self.server.push(child);
+        }
+        self.wait_for_pactl();
+        self.add_sink();
+        // The monitor appears once WirePlumber has seen the sink; until then this fails.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = self.try_pactl(&["set-default-source", SOURCE]) {
+            assert!(
+                Instant::now() < deadline,
+                "pactl set-default-source {SOURCE} kept failing: {e}\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Unloads the null sink: its monitor, the source hark records from, vanishes (a USB
+    /// microphone unplugged).
+    pub fn remove_sink(&self) {
+        self.pactl(&["unload-module", "module-null-sink"]);
+    }
+
+    /// Loads the null sink (again: the microphone plugged back in).
+    pub fn add_sink(&self) {
+        self.pactl(&[
             "load-module",
             "module-null-sink",
             &format!("sink_name={SINK}"),
         ]);
-        // The monitor appears once WirePlumber has seen the sink; until then this fails.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while let Err(e) = server.try_pactl(&["set-default-source", SOURCE]) {
-            assert!(
-                Instant::now() < deadline,
-                "pactl set-default-source {SOURCE} kept failing: {e}\n{}",
-                server.logs()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        server
     }
 
-    fn spawn(&mut self, mut c: Command, log: &str) {
+    /// Kills the server's processes (SIGKILL, as a crash would) and reaps them; the bus stays.
+    pub fn kill(&mut self) {
+        while let Some(mut child) = self.server.pop() {
+            kill_and_reap(&mut child);
+        }
+    }
+
+    /// Kills pipewire-pulse alone (it was started last), as on a system without it: PipeWire
+    /// stays, the null sink (created through pipewire-pulse) goes with it, and the stale
+    /// `pulse/native` socket stays behind.
+    pub fn kill_pulse(&mut self) {
+        assert_eq!(self.server.len(), 3, "the server is not running");
+        let mut pulse = self.server.pop().expect("three processes");
+        kill_and_reap(&mut pulse);
+    }
+
+    /// Creates the null sink through PipeWire itself (`pw-cli`, lingering after it exits), for
+    /// when pipewire-pulse is gone: cpal's PipeWire host calls a graph without any audio node
+    /// unavailable.
+    pub fn add_sink_without_pulse(&self) {
+        let mut c = Command::new("pw-cli");
         self.apply_env(&mut c);
-        let log = File::create(self.dir.path().join(log)).unwrap();
+        let props = format!(
+            "{{ factory.name=support.null-audio-sink node.name={SINK} media.class=Audio/Sink \
+             object.linger=true audio.position=[FL FR] }}"
+        );
+        let out = c
+            .args(["create-node", "adapter", &props])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run pw-cli (apt-get install pipewire-bin): {e}"));
+        assert!(out.status.success(), "pw-cli create-node failed: {out:?}");
+    }
+
+    /// Starts the server again in the same runtime directory, so clients find it at the same
+    /// sockets, with the null sink loaded again.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_server();
+    }
+
+    fn spawn(&self, mut c: Command, log: &str) -> Child {
+        self.apply_env(&mut c);
+        // Appended to, so that the log of a server killed by a test is kept.
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(log))
+            .unwrap();
         c.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let child = c
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {c:?} (apt-get install pipewire): {e}"));
-        self.children.push(child);
+        c.spawn()
+            .unwrap_or_else(|e| panic!("start {c:?} (apt-get install pipewire): {e}"))
     }
 
     fn wait_for_file(&self, name: &str) {
@@ -193,11 +272,9 @@ impl PipeWireServer {
 impl Drop for PipeWireServer {
     fn drop(&mut self) {
         // The clients of the bus and the server first, the bus last.
-        while let Some(mut child) = self.children.pop() {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
+        self.kill();
+        if let Some(mut bus) = self.bus.take() {
+            kill_and_reap(&mut bus);
         }
     }
 }

@@ -47,16 +47,6 @@ pub const SOURCE: &str = "hark_null.monitor";
 /// The ALSA PCM (from libasound2-plugins) that records from PulseAudio: `--device pulse`.
 pub const ALSA_DEVICE: &str = "pulse";
 
-/// What `--device` names to record [`SOURCE`] through `host`: ALSA's `pulse` PCM (which
-/// records from `PULSE_SOURCE`), or the source itself for a sound-server protocol (so that a
-/// reopen while the sink is gone fails instead of falling back to another source).
-pub fn device_for(host: hark::capture::HostChoice) -> &'static str {
-    match host {
-        hark::capture::HostChoice::Alsa => ALSA_DEVICE,
-        _ => SOURCE,
-    }
-}
-
 /// A PulseAudio server of the test's own. Dropping it kills the server (by its pid).
 pub struct PulseServer {
     child: Option<Child>,
@@ -275,7 +265,8 @@ impl Drop for Player {
     }
 }
 
-fn kill_and_reap(child: &mut Child) {
+/// Kills `child` (SIGKILL to its pid only) unless it has exited, and reaps it.
+pub fn kill_and_reap(child: &mut Child) {
     if let Ok(None) = child.try_wait() {
         // Child::kill sends SIGKILL to this child's pid only.
         let _ = child.kill();

@@ -7,7 +7,9 @@
 //! The input is a recording of door knocks repeated with pauses between them (Knock events at
 //! about 0, 5.5, 11 and 16 s of stream time), played at real time. It comes from
 //! `../shared/data/recordings`; without it the tests say `SKIPPED:` and pass. The device-loss
-//! tests run a private PulseAudio server (see `common::pulse`); without its programs they fail, naming the package.
+//! tests run a private sound server (see `common::sound_server`): PulseAudio for the `alsa` and
+//! `pulseaudio` hosts, PipeWire for the `pipewire` one; without its programs they fail, naming
+//! the package.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -23,7 +25,7 @@ use hark::capture::HostChoice;
 use serde_json::Value;
 
 use crate::common::daemon::{self, hark_command, kind};
-use crate::common::pulse::{self, PulseServer};
+use crate::common::sound_server::SoundServer;
 use crate::common::tools::{self, median};
 
 /// Knock events only, with a threshold well under the recording's smoothed Knock score at each
@@ -826,21 +828,21 @@ enum Loss {
     ServerKilled,
 }
 
-/// hark records from a PulseAudio source through `host` (ALSA: the `pulse` PCM; PulseAudio:
-/// the server's own protocol) while knocks play into it; the device goes away (`loss`), hark
-/// must say so with a `status` and keep running; the device comes back, hark must reopen it by
-/// itself and say so, and Knock events must resume when the knocks play again.
+/// hark records from a sound server's source through `host` (ALSA: PulseAudio's `pulse` PCM;
+/// PulseAudio: its own protocol; PipeWire: cpal's PipeWire host on a PipeWire server) while
+/// knocks play into it; the device goes away (`loss`), hark must say so with a `status` and
+/// keep running; the device comes back, hark must reopen it by itself and say so, and Knock
+/// events must resume when the knocks play again.
 fn device_loss(loss: Loss, host: HostChoice) {
-    PulseServer::require();
     let Some(input) = knocks() else { return };
-    let mut server = PulseServer::start();
+    let mut server = SoundServer::start_for(host);
     // A dead sound server can leave the stream silent without an error: hark notices by the
     // absence of samples (capture.stall_timeout), shortened here to keep the test quick.
     let scratch = Scratch::new(&format!(
         "{KNOCKS}[capture]\nstall_timeout = 2.0\nhost = \"{host}\"\n"
     ));
     let mut command = hark_command(&scratch.config(), &scratch.socket());
-    command.args(["--device", pulse::device_for(host)]);
+    command.args(["--device", SoundServer::device_for(host)]);
     server.apply_env(&mut command);
     let mut hark = Hark::start(command, &scratch.socket());
     let mut sub = Subscriber::connect(&scratch.socket());
@@ -850,7 +852,7 @@ fn device_loss(loss: Loss, host: HostChoice) {
         .wait_for(Duration::from_secs(15), is_knock_start)
         .unwrap_or_else(|| {
             panic!(
-                "no Knock event from the PulseAudio source; hark:\n{}\npulseaudio:\n{}",
+                "no Knock event from the sound server's source; hark:\n{}\nserver:\n{}",
                 hark.stderr.text(),
                 server.log()
             )
@@ -921,4 +923,16 @@ fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume_pul
 #[test]
 fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume_pulseaudio() {
     device_loss(Loss::ServerKilled, HostChoice::Pulseaudio);
+}
+
+#[cfg(feature = "pipewire")]
+#[test]
+fn capture_source_that_vanishes_and_comes_back_is_reopened_and_events_resume_pipewire() {
+    device_loss(Loss::SourceRemoved, HostChoice::Pipewire);
+}
+
+#[cfg(feature = "pipewire")]
+#[test]
+fn sound_server_that_dies_and_restarts_is_reopened_and_events_resume_pipewire() {
+    device_loss(Loss::ServerKilled, HostChoice::Pipewire);
 }
