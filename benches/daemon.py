@@ -19,6 +19,8 @@ the other core (its own affinity is set to --client-cpu, default 0), throws away
              entered the capture ring); time to scores = `time` - `captured` (`time` has
              millisecond precision and is truncated, so this is up to 1 ms low); publish =
              receive - `time`.
+  server     for runs through a sound server, the server process's on-CPU time over the same
+             period (/proc/PID/task/*/schedstat): what serving hark's stream costs it.
   load       /proc/loadavg at start and end, and how busy the daemon's core was in all
              (/proc/stat cpuN), so that load from other processes on that core is visible.
 
@@ -480,6 +482,7 @@ def one_run(name, seconds, args, files, workdir, start_at=None):
         w0 = time.time()
         c0 = proc_cpu_ticks(pid)
         s0 = proc_schedstat_ns(pid)
+        srv0 = proc_schedstat_ns(pulse.pid) if pulse else None
         th0 = proc_threads(pid)
         b0, tot0 = core_ticks(args.cpu)
         load0 = loadavg()
@@ -513,6 +516,7 @@ def one_run(name, seconds, args, files, workdir, start_at=None):
         w1 = time.time()
         c1 = proc_cpu_ticks(pid)
         s1 = proc_schedstat_ns(pid)
+        srv1 = proc_schedstat_ns(pulse.pid) if pulse else None
         th1 = proc_threads(pid)
         b1, tot1 = core_ticks(args.cpu)
         mem = proc_status(pid)
@@ -531,6 +535,9 @@ def one_run(name, seconds, args, files, workdir, start_at=None):
             "no_captured": no_captured,
             "cpu_pct": 100 * (c1 - c0) / CLK_TCK / wall,
             "cpu_pct_schedstat": 100 * (s1 - s0) / 1e9 / wall,
+            # The sound server's own cost of serving hark's stream (its fragment length sets
+            # how often the server wakes too).
+            "server_cpu_pct": 100 * (srv1 - srv0) / 1e9 / wall if pulse else None,
             "threads_cpu_pct": thread_split(th0, th1, wall),
             "core_busy_pct": 100 * (b1 - b0) / (tot1 - tot0) if tot1 and tot1 > tot0 else None,
             "vmhwm_mb": mem["VmHWM"] * PAGE_MB,
@@ -792,8 +799,8 @@ def repeat_summary(runs):
     names = list(dict.fromkeys(r["name"] for r in runs))
     out = ["| run | rounds | CPU % min / median / worst | ratio to file: median / worst "
            "| capture threads CPU % median / worst | consumer median | hark-io median "
-           "| p99 − inference ms worst |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| p99 − inference ms worst | sound server CPU % median |",
+           "|---|---|---|---|---|---|---|---|---|"]
 
     def mid(xs):
         xs = sorted(xs)
@@ -817,7 +824,8 @@ def repeat_summary(runs):
             f"| {fmt(min(cpu))} / {fmt(mid(cpu))} / {fmt(max(cpu))} "
             f"| {fmt(mid(ratio), 2)} / {fmt(max(ratio) if ratio else None, 2)} "
             f"| {fmt(mid(cap))} / {fmt(max(cap))} | {fmt(mid(cons))} | {fmt(mid(io))} "
-            f"| {fmt(max(lat) if lat else None)} |")
+            f"| {fmt(max(lat) if lat else None)} "
+            f"| {fmt(mid([r['server_cpu_pct'] for r in rs if r.get('server_cpu_pct') is not None]))} |")
     return "\n".join(out)
 
 
