@@ -134,6 +134,8 @@ fn open_session(onnx_path: &Path, opts: &LoadOptions) -> Result<Session> {
         .and_then(|mut b| b.commit_from_file(onnx_path))
         .map_err(|e| onnx_error(onnx_path, format!("ONNX Runtime cannot load it: {e}")))?;
     runtime::release_free_heap();
+    // And the code that built the session (graph optimisers, kernel registry) runs once too.
+    crate::memory::page_out_file_pages();
     Ok(session)
 }
 
