@@ -109,8 +109,6 @@ fn load(explicit: Option<&Path>) -> Result<(Environment, PathBuf), RuntimeError>
             reason: e.to_string(),
         })?;
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
-    // Starting the environment registered every ONNX operator schema: code that runs once.
-    crate::memory::page_out_file_pages();
     Ok((env, path.clone()))
 }
 
