@@ -1,12 +1,15 @@
 //! Giving the system back the pages that starting up touched once and the steady state does not
 //! need: the clean pages of the process's own files (program code and read-only data).
 //!
-//! Creating ONNX Runtime's environment registers every ONNX operator schema, and building a
-//! session runs the graph optimisers and the kernel registry: code that runs once, about
-//! 11 MB of `libonnxruntime.so` (and start-up code of hark's own binary) that the kernel keeps
-//! mapped, and counts in the resident set, long after (BENCHMARKS.md, section 3b). After each
-//! of those steps [`page_out_file_pages`] asks the kernel (`madvise(MADV_PAGEOUT)`, Linux 5.4)
-//! to reclaim them; what inference uses comes back on first use, read from the file again.
+//! Starting ONNX Runtime's environment registers every ONNX operator schema, and building a
+//! session runs the graph optimisers and fills the kernel registry: code that runs once, yet
+//! the kernel keeps it mapped and counts it in the resident set for the life of the process.
+//! In `hark run` on a file, 16.3 MB of `libonnxruntime.so`'s 22.3 MB of code stayed resident;
+//! with [`page_out_file_pages`] after each of those steps (`madvise(MADV_PAGEOUT)`, Linux 5.4),
+//! 8.5-8.8 MB is, what inference reads back on its first windows (BENCHMARKS.md, section 3b).
+//! The price is paid once: those pages are read from the file again (35-45 major faults instead
+//! of 5-7 in the first seconds), which made the first window 5-25 ms later on the machine
+//! measured. `model` calls this when `LoadOptions::page_out_after_load` asks (the daemon).
 //!
 //! Must not: touch a page that holds data the file does not: a mapping is paged out only if it
 //! is private, not writable and holds no anonymous (copy-on-write) page, so it can always be
