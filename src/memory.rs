@@ -55,9 +55,10 @@ pub fn page_out_file_pages() -> PagedOut {
     };
     let mut done = PagedOut::default();
     for m in parse_smaps(&smaps).iter().filter(|m| m.clean_file_pages()) {
-        // SAFETY: the range is a whole mapping of this process, read from smaps just now; the
-        // advice only drops clean pages that the kernel reads back from the file on the next
-        // access, so no live memory changes (and a range unmapped meanwhile gives ENOMEM).
+        // SAFETY: the range is a whole mapping of this process, read from smaps just now. The
+        // advice changes no memory's contents: it drops clean file pages, which the next
+        // access reads back from the file. Were the range remapped meanwhile, the kernel would
+        // write dirty pages to swap or their file first, never discard them; unmapped, ENOMEM.
         let r = unsafe {
             libc::madvise(
                 m.start as *mut libc::c_void,
