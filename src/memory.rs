@@ -5,11 +5,12 @@
 //! session runs the graph optimisers and fills the kernel registry: code that runs once, yet
 //! the kernel keeps it mapped and counts it in the resident set for the life of the process.
 //! In `hark run` on a file, 16.3 MB of `libonnxruntime.so`'s 22.3 MB of code stayed resident;
-//! with [`page_out_file_pages`] after each of those steps (`madvise(MADV_PAGEOUT)`, Linux 5.4),
-//! 8.5-8.8 MB is, what inference reads back on its first windows (BENCHMARKS.md, section 3b).
-//! The price is paid once: those pages are read from the file again (35-45 major faults instead
-//! of 5-7 in the first seconds), which made the first window 5-25 ms later on the machine
-//! measured. `model` calls this when `LoadOptions::page_out_after_load` asks (the daemon).
+//! with [`page_out_file_pages`] after each of those steps (`madvise(MADV_PAGEOUT)`, Linux 5.4)
+//! 8.5-8.8 MB does: what inference reads back on its first windows (BENCHMARKS.md, section 3b).
+//! The price is paid once: those pages are read from the file again (35-45 major faults in the
+//! first 6 s instead of 5-7), which made the first window 4-26 ms later in three runs on the
+//! machine measured. `model` calls this when `LoadOptions::page_out_after_load` asks (the
+//! daemon does).
 //!
 //! Must not: touch a page that holds data the file does not: a mapping is paged out only if it
 //! is private, not writable and holds no anonymous (copy-on-write) page, so it can always be
