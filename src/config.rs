@@ -83,6 +83,7 @@ impl ModelSettings {
             threads: self.threads,
             window: self.window,
             hop: self.hop,
+            ..Default::default()
         }
     }
 }

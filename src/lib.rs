@@ -18,6 +18,7 @@ pub mod front_door;
 pub mod frontend;
 pub mod learn;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod npy;
 pub mod pipeline;

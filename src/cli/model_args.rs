@@ -36,6 +36,7 @@ impl ModelArgs {
             threads: self.threads,
             window: self.window,
             hop: self.hop,
+            ..LoadOptions::default()
         };
         Ok(Model::load(&path, &opts)?)
     }

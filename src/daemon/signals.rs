@@ -210,7 +210,12 @@ fn reload(
 /// Load the configured model and fit the settings to its labels.
 pub(super) fn load_model(loaded: &config::Loaded) -> anyhow::Result<(Model, Settings)> {
     let path = crate::model::resolve(&loaded.settings.model.name)?;
-    let model = Model::load(&path, &loaded.settings.model.load_options())?;
+    let opts = crate::model::LoadOptions {
+        // A long-running process: its resident set should be what inference uses.
+        page_out_after_load: true,
+        ..loaded.settings.model.load_options()
+    };
+    let model = Model::load(&path, &opts)?;
     let settings = loaded.for_labels(model.labels())?;
     Ok((model, settings))
 }

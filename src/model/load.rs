@@ -129,11 +129,20 @@ fn open_session(onnx_path: &Path, opts: &LoadOptions) -> Result<Session> {
             "file not found; run scripts/setup.sh to fetch the default model, or fix `model` in the manifest".into(),
         ));
     }
+    let first = runtime::loaded_path().is_none();
     let env = runtime::environment(opts.onnxruntime.as_deref())?;
+    if opts.page_out_after_load && first {
+        // Starting the environment registered every ONNX operator schema: code that runs once.
+        crate::memory::page_out_file_pages();
+    }
     let session = runtime::session_builder(&env, opts.threads)
         .and_then(|mut b| b.commit_from_file(onnx_path))
         .map_err(|e| onnx_error(onnx_path, format!("ONNX Runtime cannot load it: {e}")))?;
     runtime::release_free_heap();
+    if opts.page_out_after_load {
+        // So does the code that built the session (graph optimisers, kernel registry).
+        crate::memory::page_out_file_pages();
+    }
     Ok(session)
 }
 

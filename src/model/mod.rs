@@ -79,6 +79,11 @@ pub struct LoadOptions {
     pub window: Option<f64>,
     /// Hop in seconds instead of the manifest's.
     pub hop: Option<f64>,
+    /// After starting ONNX Runtime and after building the session, page out the clean file
+    /// pages that did so (`crate::memory`): code that runs once, about 10 MB of ONNX Runtime's.
+    /// For the daemon, which then holds what inference uses; a one-shot command would only read
+    /// them back (`hark classify` of ten files took 0.2-0.3 s longer with it, BENCHMARKS.md 3b).
+    pub page_out_after_load: bool,
 }
 
 impl Default for LoadOptions {
@@ -88,6 +93,7 @@ impl Default for LoadOptions {
             threads: 1,
             window: None,
             hop: None,
+            page_out_after_load: false,
         }
     }
 }
