@@ -136,10 +136,31 @@ fn mapped_kib(pid: libc::pid_t, name: &str) -> (u64, u64) {
     (rss, size)
 }
 
-/// Starts `hark run` in real time on a minute of noise with `config`, and waits for `windows`
-/// predictions.
+/// A copy of the ONNX Runtime library hark would load, in `dir`. The kernel does not page out
+/// pages that other processes map too, and the other tests of this binary run `hark` at the
+/// same time from the same library file; a private copy is mapped by this daemon alone.
+fn private_onnx_runtime(dir: &Path) -> std::path::PathBuf {
+    let found = hark::model::runtime::candidates(None)
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("an ONNX Runtime library (scripts/setup.sh fetches it)");
+    let copy = dir.join("libonnxruntime.so");
+    std::fs::copy(&found, &copy)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", found.display(), copy.display()));
+    copy
+}
+
+/// Starts `hark run` in real time on a minute of noise with `config`, on its own copy of ONNX
+/// Runtime, and waits for `windows` predictions.
 fn scoring_daemon(config: &Path, input: &Path, windows: usize) -> Daemon {
-    let mut daemon = HarkRun::new(config).arg("--input").arg(input).spawn();
+    let dir = config
+        .parent()
+        .expect("the config is in the test's directory");
+    let mut daemon = HarkRun::new(config)
+        .env("ORT_DYLIB_PATH", private_onnx_runtime(dir))
+        .arg("--input")
+        .arg(input)
+        .spawn();
     // Windows scored in real time: inference has read back the code it runs.
     for _ in 0..windows {
         daemon
