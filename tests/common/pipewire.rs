@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::pulse::{kill_and_reap, Player, SINK, SOURCE};
+use super::pulse::{kill_and_reap, load_sink, Player, SINK, SOURCE, UNLOAD_SINK};
 
 /// A PipeWire server of the test's own. Dropping it kills its processes (by their pids).
 pub struct PipeWireServer {
@@ -106,16 +106,12 @@ impl PipeWireServer {
     /// Unloads the null sink: its monitor, the source hark records from, vanishes (a USB
     /// microphone unplugged).
     pub fn remove_sink(&self) {
-        self.pactl(&["unload-module", "module-null-sink"]);
+        self.pactl(&UNLOAD_SINK);
     }
 
     /// Loads the null sink (again: the microphone plugged back in).
     pub fn add_sink(&self) {
-        self.pactl(&[
-            "load-module",
-            "module-null-sink",
-            &format!("sink_name={SINK}"),
-        ]);
+        self.pactl(&load_sink().each_ref().map(String::as_str));
     }
 
     /// Kills the server's processes (SIGKILL, as a crash would) and reaps them; the bus stays.

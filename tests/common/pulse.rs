@@ -42,6 +42,18 @@ use tempfile::TempDir;
 
 /// The null sink every server is started with; its monitor is the source hark captures.
 pub const SINK: &str = "hark_null";
+
+/// `pactl` arguments that unload the null sink (PulseAudio's and pipewire-pulse's alike).
+pub const UNLOAD_SINK: [&str; 2] = ["unload-module", "module-null-sink"];
+
+/// `pactl` arguments that load the null sink [`SINK`].
+pub fn load_sink() -> [String; 3] {
+    [
+        "load-module".into(),
+        "module-null-sink".into(),
+        format!("sink_name={SINK}"),
+    ]
+}
 /// The source hark records from.
 pub const SOURCE: &str = "hark_null.monitor";
 /// The ALSA PCM (from libasound2-plugins) that records from PulseAudio: `--device pulse`.
@@ -198,16 +210,12 @@ impl PulseServer {
     /// Unloads the null sink: its monitor, the source hark records from, vanishes (a USB
     /// microphone unplugged). Streams on it are killed.
     pub fn remove_sink(&self) {
-        self.pactl(&["unload-module", "module-null-sink"]);
+        self.pactl(&UNLOAD_SINK);
     }
 
     /// Loads the null sink again (the microphone plugged back in).
     pub fn add_sink(&self) {
-        self.pactl(&[
-            "load-module",
-            "module-null-sink",
-            &format!("sink_name={SINK}"),
-        ]);
+        self.pactl(&load_sink().each_ref().map(String::as_str));
     }
 
     /// Plays `file` into the null sink at real time; the returned player is killed on drop.

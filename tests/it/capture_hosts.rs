@@ -110,6 +110,28 @@ fn wait_started(hark: &mut Child, log: &Path, server: &Server) -> String {
     }
 }
 
+/// Starts `hark run` (an empty config, then `args`) against `server`, waits until its capture
+/// stream started and stops it; returns the log line that names the host and device.
+#[allow(dead_code)] // used by tests behind the pulseaudio / pipewire features
+fn start_line(server: &Server, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hark.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = hark_command(&config, &dir.path().join("hark.sock"));
+    command.args(args);
+    server.apply_env(&mut command);
+    let log = dir.path().join("hark.log");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut hark = command.spawn().expect("start hark");
+    let started = wait_started(&mut hark, &log, server);
+    let _ = hark.kill();
+    let _ = hark.wait();
+    started
+}
+
 /// Runs `hark run` on `server`'s source through `host` (None: the default settings) and
 /// checks the bounds; returns the log line that names the host and period.
 fn capture_stays_cheap(server: Server, host: Option<HostChoice>) -> String {
@@ -261,21 +283,7 @@ fn knocks_played_into_pipewire_are_heard(host: Option<HostChoice>) {
 #[test]
 fn auto_host_finds_an_alsa_device_name_the_server_does_not_have() {
     let server = Server::start_pulse();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hark.toml");
-    std::fs::write(&config, "").unwrap();
-    let mut command = hark_command(&config, &dir.path().join("hark.sock"));
-    command.args(["--device", pulse::ALSA_DEVICE]);
-    server.apply_env(&mut command);
-    let log = dir.path().join("hark.log");
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut hark = command.spawn().expect("start hark");
-    let started = wait_started(&mut hark, &log, &server);
-    let _ = hark.kill();
-    let _ = hark.wait();
+    let started = start_line(&server, &["--device", pulse::ALSA_DEVICE]);
     assert!(
         started.contains("host=alsa") && started.contains("device=pulse"),
         "{started}"
@@ -353,20 +361,7 @@ fn auto_host_uses_pipewire_when_no_pulseaudio_server_answers() {
     server.kill_pulse();
     server.add_sink_without_pulse();
     let server = Server::PipeWire(server);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hark.toml");
-    std::fs::write(&config, "").unwrap();
-    let mut command = hark_command(&config, &dir.path().join("hark.sock"));
-    server.apply_env(&mut command);
-    let log = dir.path().join("hark.log");
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut hark = command.spawn().expect("start hark");
-    let started = wait_started(&mut hark, &log, &server);
-    let _ = hark.kill();
-    let _ = hark.wait();
+    let started = start_line(&server, &[]);
     assert!(
         started.contains("host=pipewire") && started.contains("device=input_default"),
         "{started}"
