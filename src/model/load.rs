@@ -133,6 +133,8 @@ fn open_session(onnx_path: &Path, opts: &LoadOptions) -> Result<Session> {
     let env = runtime::environment(opts.onnxruntime.as_deref())?;
     if opts.page_out_after_load && first {
         // Starting the environment registered every ONNX operator schema: code that runs once.
+        // Paged out now, not only after the session below, so that it is not resident while
+        // the session is built, which is when the process's resident set peaks.
         crate::memory::page_out_file_pages();
     }
     let session = runtime::session_builder(&env, opts.threads)

@@ -86,12 +86,17 @@ fn peak_rss_kib(config: &Path, input: &Path, log: &Path) -> i64 {
     usage.ru_maxrss
 }
 
-#[test]
-fn file_input_peak_memory_does_not_grow_with_the_file_length() {
-    let dir = tempfile::Builder::new()
+/// A temporary directory for one test's config, input and logs.
+fn test_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
         .prefix("hark-memory-")
         .tempdir()
-        .expect("create a temporary directory");
+        .expect("create a temporary directory")
+}
+
+#[test]
+fn file_input_peak_memory_does_not_grow_with_the_file_length() {
+    let dir = test_dir();
     let config = write_config(dir.path(), "defaults.toml", "");
     let short = noise_wav(dir.path(), "ten_seconds.wav", 10);
     let long = noise_wav(dir.path(), "ten_minutes.wav", 600);
@@ -190,10 +195,7 @@ fn assert_ort_mostly_paged_out(daemon: &Daemon, when: &str) {
 
 #[test]
 fn onnx_runtime_code_that_only_loading_needs_is_not_resident_while_the_daemon_scores() {
-    let dir = tempfile::Builder::new()
-        .prefix("hark-memory-")
-        .tempdir()
-        .expect("create a temporary directory");
+    let dir = test_dir();
     let config = write_config(dir.path(), "defaults.toml", "");
     let input = noise_wav(dir.path(), "one_minute.wav", 60);
     let daemon = scoring_daemon(&config, &input, 4);
@@ -203,10 +205,7 @@ fn onnx_runtime_code_that_only_loading_needs_is_not_resident_while_the_daemon_sc
 
 #[test]
 fn a_reload_that_rebuilds_the_model_pages_out_again_and_scoring_goes_on_at_the_new_hop() {
-    let dir = tempfile::Builder::new()
-        .prefix("hark-memory-")
-        .tempdir()
-        .expect("create a temporary directory");
+    let dir = test_dir();
     let config = write_config(dir.path(), "hark.toml", "[model]\nhop = 0.5\n");
     let input = noise_wav(dir.path(), "one_minute.wav", 60);
     let mut daemon = scoring_daemon(&config, &input, 3);
